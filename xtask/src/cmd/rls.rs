@@ -1,0 +1,119 @@
+//! `cargo xtask rls`: the RLS contract alone. On `local`: a fresh throwaway cluster, every
+//! migration applied in version order (step 4), `supabase/seed.sql`, then the contract (step 6),
+//! with the logs in a new rehearsal dir and the result read from them.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::Ctx;
+use crate::artifacts::{write_atomic, RehearsalDir};
+use crate::clock::Utc;
+use crate::exit::{self, Exit};
+use crate::local::{binaries, LocalCluster};
+use crate::redact::Redactor;
+use crate::steps::{apply, rls, Db};
+use crate::summary::{MigrationRow, Summary, Target};
+use crate::tree::{self, Tree, CONTRACT, SEED, TESTS};
+use crate::{findings, process::Cmd, progress};
+
+pub const APPLY_LOG: &str = "migration_apply.log";
+pub const RLS_LOG: &str = "rls_contract.log";
+
+pub fn run(ctx: &Ctx) -> Result<Exit> {
+    let started = Utc::now();
+    progress!("target: local (a throwaway PostgreSQL cluster with the Supabase surface; `rls` runs on local only)");
+    let contract = tree::contract_files(&ctx.workdir)?;
+    if contract.is_empty() {
+        let message = format!(
+            "halted: no RLS contract ({CONTRACT}) and no {TESTS}/ under {}: escalate to the manager (runbook §6: \
+             if the contract file is missing, halt)",
+            ctx.workdir.display()
+        );
+        if ctx.json {
+            println!("{}", json!({"schema_version": 1, "outcome": "halted", "blockers": [message]}));
+        }
+        return Err(exit::halt(message));
+    }
+    let tree = Tree::load(&ctx.workdir)?;
+    let server = binaries::ensure_server_with_pgtap()?;
+    let psql = binaries::find_client("psql")?;
+    let rehearsal = RehearsalDir::create(&ctx.workdir, &started)?;
+
+    let clock = Instant::now();
+    let cluster = LocalCluster::start(&server)?;
+    progress!("cluster: PostgreSQL {} on 127.0.0.1:{} up in {} ms", server.major, cluster.port(), clock.elapsed().as_millis());
+    let db = Db { psql, dsn: cluster.dsn(), redactor: Redactor::new(), workdir: ctx.workdir.clone() };
+
+    let apply_log = rehearsal.rel_file(APPLY_LOG);
+    let mut log = rehearsal.log(APPLY_LOG)?;
+    let mut rows = Vec::new();
+    for migration in &tree.migrations {
+        let applied = apply::apply(&db, migration, &mut log, &apply_log)?;
+        progress!(
+            "apply {}_{} .. {}{} ({} ms)",
+            migration.version,
+            migration.name,
+            if applied.ok { "ok" } else { "FAILED" },
+            if applied.atomic { "" } else { ", not atomic" },
+            applied.duration_ms
+        );
+        rows.push(MigrationRow { migration: migration.clone(), apply: Some(applied) });
+    }
+
+    let mut findings = Vec::new();
+    if ctx.workdir.join(SEED).is_file() {
+        // As `supabase db reset` does: the seed after the migrations, before the tests.
+        use std::io::Write;
+        writeln!(log, "==> {SEED}")?;
+        let out = Cmd::new(&db.psql)
+            .arg(&db.dsn)
+            .args(["-X", "-v", "ON_ERROR_STOP=1", "-f", SEED])
+            .current_dir(&db.workdir)
+            .run(&db.redactor, Some(&mut log))?;
+        if !out.success() {
+            writeln!(log, "!! failure: {SEED}")?;
+            findings.extend(findings::scan(&out.text, Some(&apply_log)));
+        }
+        writeln!(log)?;
+        progress!("seed {SEED} .. {}", if out.success() { "ok" } else { "FAILED" });
+    }
+
+    let rls_log = rehearsal.rel_file(RLS_LOG);
+    let result = rls::run(&db, &contract, &mut rehearsal.log(RLS_LOG)?, &rls_log)?;
+    for f in &result.files {
+        progress!("rls {} .. {} of {} passed", f.file, f.report.passed, f.report.planned.unwrap_or(f.report.ran));
+    }
+    drop(cluster);
+
+    let failed = rows.iter().filter(|r| r.apply.as_ref().is_some_and(|a| !a.ok)).count();
+    let mut next_actions = Vec::new();
+    if failed > 0 {
+        next_actions.push(format!("fix the {failed} failed migration(s) named above, then re-run `cargo xtask rls`"));
+    }
+    if !result.is_clean() {
+        next_actions.push(format!("read {rls_log}: every RLS test must pass before the rehearsal on staging"));
+    }
+    let summary = Summary {
+        target: Target { kind: "local", host: "127.0.0.1".into(), database: "postgres".into() },
+        started_at: started.rfc3339(),
+        finished_at: Utc::now().rfc3339(),
+        rehearsal_dir: rehearsal.rel.clone(),
+        migrations: rows,
+        rls: Some(result),
+        findings,
+        blockers: Vec::new(),
+        next_actions,
+        warnings: tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")).collect(),
+        logs: vec![apply_log, rls_log],
+    };
+    let json = serde_json::to_string_pretty(&summary.to_json())?;
+    write_atomic(&rehearsal.file("summary.json"), format!("{json}\n").as_bytes())?;
+    if ctx.json {
+        println!("{json}");
+    } else {
+        print!("{}", summary.render());
+    }
+    Ok(summary.outcome().exit())
+}

@@ -1,0 +1,271 @@
+//! The failure classifier (SPEC §9): psql and Supabase CLI output in, one [`Finding`] per error out,
+//! each with the runbook's troubleshooting advice (§9) made concrete.
+//!
+//! Only errors make findings. NOTICE and WARNING lines do not (a `NOTICE: 42P07 ... skipping` is an
+//! `IF NOT EXISTS` doing its job), nor does `25P02 current transaction is aborted`, which only
+//! repeats an earlier error.
+
+use serde_json::{json, Value};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub class: &'static str,
+    pub sqlstate: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub message: String,
+    pub hint: String,
+    pub log: Option<String>,
+}
+
+impl Finding {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "class": self.class, "sqlstate": self.sqlstate, "file": self.file, "line": self.line,
+            "message": self.message, "hint": self.hint, "log": self.log,
+        })
+    }
+
+    /// `file:line` when psql named them.
+    pub fn location(&self) -> Option<String> {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => Some(format!("{file}:{line}")),
+            (Some(file), None) => Some(file.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Every error in `text`, in order. `log` is recorded on each finding.
+pub fn scan(text: &str, log: Option<&str>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(mut finding) = parse_error_line(line) else { continue };
+        // Verbose output puts the SQLSTATE on the ERROR line; the lines that follow (DETAIL,
+        // HINT, LOCATION) add nothing the classifier needs.
+        while let Some(next) = lines.peek() {
+            let next = next.trim_start();
+            if ["DETAIL:", "HINT:", "LOCATION:", "CONTEXT:", "LINE ", "QUERY:"].iter().any(|p| next.starts_with(p))
+                || next.starts_with('^')
+            {
+                lines.next();
+            } else {
+                break;
+            }
+        }
+        if finding.sqlstate.as_deref() == Some("25P02") {
+            continue;
+        }
+        finding.log = log.map(str::to_string);
+        findings.push(finding);
+    }
+    findings
+}
+
+/// One error line: `psql:FILE:LINE: ERROR:  [SQLSTATE: ]message`, a bare `ERROR:  message`, or a
+/// connection failure `psql: error: ...`.
+fn parse_error_line(line: &str) -> Option<Finding> {
+    let line = line.trim_end();
+    if let Some(rest) = line.strip_prefix("psql: error: ") {
+        return Some(connection_finding(rest));
+    }
+    let (file, line_no, rest) = match line.strip_prefix("psql:") {
+        Some(located) => {
+            let (file, rest) = located.split_once(':')?;
+            let (number, rest) = rest.split_once(':')?;
+            (Some(file.to_string()), number.parse::<u32>().ok(), rest.trim_start())
+        }
+        None => (None, None, line.trim_start()),
+    };
+    let message = ["ERROR:", "FATAL:", "PANIC:"].iter().find_map(|p| rest.strip_prefix(p))?.trim_start();
+    let (sqlstate, message) = split_sqlstate(message);
+    if message.starts_with("could not connect") || message.starts_with("connection to server") {
+        return Some(connection_finding(message));
+    }
+    let (class, derived) = classify(sqlstate.as_deref(), message);
+    let sqlstate = sqlstate.or(derived.map(str::to_string));
+    let hint = hint(class, file.as_deref(), line_no, message);
+    Some(Finding { class, sqlstate, file, line: line_no, message: message.to_string(), hint, log: None })
+}
+
+/// `42P07: relation "x" already exists` (VERBOSITY verbose) into its code and message.
+fn split_sqlstate(message: &str) -> (Option<String>, &str) {
+    match message.split_once(": ") {
+        Some((code, rest)) if code.len() == 5 && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) => {
+            (Some(code.to_string()), rest)
+        }
+        _ => (None, message),
+    }
+}
+
+/// Class and, when psql did not print it, the SQLSTATE the message implies.
+fn classify(sqlstate: Option<&str>, message: &str) -> (&'static str, Option<&'static str>) {
+    if let Some(code) = sqlstate {
+        let class = match code {
+            "42P07" | "42710" | "42P06" | "42723" | "42701" | "42P04" | "42712" => "duplicate_object",
+            "42P01" | "42703" | "42883" | "42704" | "3F000" | "42P02" | "58P01" => "undefined_object",
+            "2BP01" => "dependent_objects",
+            "42501" => "permission_denied",
+            "55P03" => "lock_timeout",
+            "57014" if message.contains("lock timeout") => "lock_timeout",
+            "57014" => "statement_timeout",
+            "42601" => "syntax_error",
+            "25001" => "not_in_transaction",
+            c if c.starts_with("08") || c.starts_with("28") || c == "3D000" => "connection",
+            _ => "other",
+        };
+        return (class, None);
+    }
+    let m = message;
+    let rules: &[(&str, &str, &str)] = &[
+        ("cannot run inside a transaction block", "not_in_transaction", "25001"),
+        ("cannot be executed inside a transaction block", "not_in_transaction", "25001"),
+        ("canceling statement due to lock timeout", "lock_timeout", "55P03"),
+        ("could not obtain lock", "lock_timeout", "55P03"),
+        ("canceling statement due to statement timeout", "statement_timeout", "57014"),
+        ("because other objects depend on it", "dependent_objects", "2BP01"),
+        ("permission denied", "permission_denied", "42501"),
+        ("must be owner of", "permission_denied", "42501"),
+        ("violates row-level security policy", "permission_denied", "42501"),
+        ("syntax error at", "syntax_error", "42601"),
+        ("syntax error at end of input", "syntax_error", "42601"),
+    ];
+    if let Some((_, class, code)) = rules.iter().find(|(needle, _, _)| m.contains(needle)) {
+        return (class, Some(code));
+    }
+    if m.ends_with("already exists") || m.contains("\" already exists") {
+        let code = if m.starts_with("relation ") {
+            "42P07"
+        } else if m.starts_with("schema ") {
+            "42P06"
+        } else if m.starts_with("function ") {
+            "42723"
+        } else if m.starts_with("column ") {
+            "42701"
+        } else {
+            "42710"
+        };
+        return ("duplicate_object", Some(code));
+    }
+    if m.contains("does not exist") {
+        let code = if m.starts_with("relation ") {
+            "42P01"
+        } else if m.starts_with("column ") {
+            "42703"
+        } else if m.starts_with("function ") || m.starts_with("operator does not exist") {
+            "42883"
+        } else if m.starts_with("schema ") {
+            "3F000"
+        } else if m.starts_with("database ") {
+            "3D000"
+        } else {
+            "42704"
+        };
+        let class = if code == "3D000" { "connection" } else { "undefined_object" };
+        return (class, Some(code));
+    }
+    if m.starts_with("current transaction is aborted") {
+        return ("other", Some("25P02"));
+    }
+    ("other", None)
+}
+
+fn connection_finding(message: &str) -> Finding {
+    // `connection to server at "host" (2600:1f18::1), port 5432 failed: Network is unreachable`
+    let address = message.split_once(" (").and_then(|(_, rest)| rest.split_once(')')).map(|(a, _)| a);
+    let ipv6 = address.is_some_and(|a| a.contains(':'))
+        || message.contains("Network is unreachable") && message.contains("::");
+    let class = if ipv6 { "ipv6_unreachable" } else { "connection" };
+    let sqlstate = if message.contains("password authentication failed") {
+        Some("28P01".to_string())
+    } else if message.contains("does not exist") && message.contains("database") {
+        Some("3D000".to_string())
+    } else {
+        Some("08006".to_string())
+    };
+    let hint = hint(class, None, None, message);
+    Finding { class, sqlstate, file: None, line: None, message: message.to_string(), hint, log: None }
+}
+
+/// The runbook's §9 advice for a class, pointed at the file and line where it applies.
+pub fn hint(class: &str, file: Option<&str>, line: Option<u32>, message: &str) -> String {
+    let at = match (file, line) {
+        (Some(f), Some(l)) => format!("{f}:{l}"),
+        (Some(f), None) => f.to_string(),
+        _ => "the failing statement".to_string(),
+    };
+    match class {
+        "ipv6_unreachable" => "the host resolved to IPv6, which fails today: source the IPv4 session pooler DSN \
+            from vault/occ/supabase/database_url_staging.env (host ending .pooler.supabase.com); do not edit the DSN"
+            .to_string(),
+        "connection" if message.contains("password authentication failed") => {
+            "authentication failed: re-source the DSN from the vault file; the password may have been rotated".to_string()
+        }
+        "connection" => "the database could not be reached: check the DSN from the vault (host, port, sslmode=require) \
+            and that the pooler is up, then re-run `cargo xtask connectivity`"
+            .to_string(),
+        "duplicate_object" => format!(
+            "the object already exists: amend {at} to use IF NOT EXISTS (or DROP ... IF EXISTS first) before the next rehearsal"
+        ),
+        "undefined_object" => format!(
+            "{at} needs an object that is not there: check the migration that creates it applied first \
+             (`supabase migration list`; fetch history with `supabase migration fetch`)"
+        ),
+        "dependent_objects" => format!(
+            "other objects depend on what {at} drops: drop the dependents first in the rollback, or use CASCADE deliberately"
+        ),
+        "permission_denied" => format!(
+            "{at} lacks a privilege: confirm service_key_staging.env was sourced (some admin checks need \
+             SUPABASE_SERVICE_KEY) and that the object's owner is the migration role"
+        ),
+        "lock_timeout" => format!(
+            "{at} waited too long for a lock: another session holds it; retry with `--lock-timeout 5s` in a quiet \
+             window and document the contention in feedback"
+        ),
+        "statement_timeout" => format!(
+            "{at} ran past the statement timeout: raise `--statement-timeout` for this rehearsal or split the statement"
+        ),
+        "syntax_error" => format!("fix the SQL syntax at {at}"),
+        "not_in_transaction" => format!(
+            "{at} cannot run inside a transaction block (CREATE INDEX CONCURRENTLY, VACUUM, ...): move it to a \
+             migration of its own; the tool runs such files without a transaction"
+        ),
+        _ => format!("read the error at {at} in the log"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_and_verbose_psql_errors_give_the_same_finding() {
+        let default = "psql:supabase/migrations/1_a.sql:2: ERROR:  relation \"t\" already exists\n";
+        let verbose = "psql:supabase/migrations/1_a.sql:2: ERROR:  42P07: relation \"t\" already exists\nLOCATION:  heap_create_with_catalog, heap.c:1146\n";
+        for text in [default, verbose] {
+            let f = &scan(text, Some("migration_apply.log"))[0];
+            assert_eq!(f.class, "duplicate_object");
+            assert_eq!(f.sqlstate.as_deref(), Some("42P07"));
+            assert_eq!(f.location().as_deref(), Some("supabase/migrations/1_a.sql:2"));
+            assert_eq!(f.message, "relation \"t\" already exists");
+            assert!(f.hint.contains("supabase/migrations/1_a.sql:2"), "{}", f.hint);
+        }
+    }
+
+    #[test]
+    fn notices_and_aborted_transaction_aftermath_are_not_findings() {
+        let text = "psql:a.sql:1: NOTICE:  42P07: relation \"t\" already exists, skipping\n\
+                    psql:a.sql:3: ERROR:  25P02: current transaction is aborted, commands ignored until end of transaction block\n\
+                    WARNING:  there is no transaction in progress\n";
+        assert!(scan(text, None).is_empty());
+    }
+
+    #[test]
+    fn an_ipv6_connection_failure_gets_the_pooler_advice() {
+        let text = "psql: error: connection to server at \"db.x.supabase.co\" (2600:1f18::1), port 5432 failed: Network is unreachable\n";
+        let f = &scan(text, None)[0];
+        assert_eq!(f.class, "ipv6_unreachable");
+        assert!(f.hint.contains("pooler"));
+    }
+}

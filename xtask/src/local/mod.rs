@@ -1,0 +1,73 @@
+//! The `local` target (SPEC §4): a throwaway PostgreSQL cluster that looks like a Supabase
+//! database to migrations and pgTAP tests, with no Docker.
+//!
+//! A cluster is a copy of a cached, already bootstrapped data directory ([`template`]) started on a
+//! free 127.0.0.1 port with its socket in its own directory. [`LocalCluster`]'s `Drop` stops the
+//! server and deletes the directory, so success, error, panic and Ctrl-C (see [`crate::signals`])
+//! all clean up. As root, the server runs as an unprivileged user (`postgres`, else `nobody`),
+//! because initdb and postgres refuse to run as root.
+
+pub mod binaries;
+mod postmaster;
+mod rundir;
+mod template;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+pub use binaries::Server;
+use postmaster::Postmaster;
+use rundir::{RunAs, RunDir};
+
+/// The bootstrap superuser: owns the Supabase surface and the extensions, as on Supabase.
+pub const ADMIN_ROLE: &str = "supabase_admin";
+/// The role migrations and tests run as; not a superuser, as on Supabase.
+pub const APP_ROLE: &str = "postgres";
+
+/// A running throwaway cluster. Dropping it stops the server and removes its directory.
+pub struct LocalCluster {
+    // Field order is drop order: stop the server before its directory goes.
+    postmaster: Postmaster,
+    rundir: RunDir,
+    server: Server,
+}
+
+impl LocalCluster {
+    /// Start a cluster with the Supabase surface, building the cached template first if needed.
+    pub fn start(server: &Server) -> Result<LocalCluster> {
+        let run_as = RunAs::detect()?;
+        rundir::sweep_stale();
+        let template = template::ensure(server, &run_as)?;
+        let rundir = RunDir::create(&run_as)?;
+        rundir.copy_data_from(&template)?;
+        let postmaster = Postmaster::start(server, &rundir, &run_as)?;
+        Ok(LocalCluster { postmaster, rundir, server: server.clone() })
+    }
+
+    /// The DSN migrations and tests use: role `postgres`, over TCP on 127.0.0.1.
+    pub fn dsn(&self) -> String {
+        self.dsn_as(APP_ROLE)
+    }
+
+    /// The DSN of the bootstrap superuser.
+    pub fn admin_dsn(&self) -> String {
+        self.dsn_as(ADMIN_ROLE)
+    }
+
+    fn dsn_as(&self, role: &str) -> String {
+        format!("postgresql://{role}@127.0.0.1:{}/postgres", self.postmaster.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.postmaster.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.rundir.path()
+    }
+
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+}

@@ -1,0 +1,135 @@
+//! Step 4, apply (SPEC §5): each migration with `psql -v ON_ERROR_STOP=1 -f FILE`, appended to
+//! `migration_apply.log` in the runbook's format (`==> FILE`, psql's output, `!! failure: FILE`,
+//! a blank line).
+//!
+//! Unlike the runbook's loop, each file runs in one transaction together with the row that records
+//! it in `supabase_migrations.schema_migrations` (version, name and statements, as the Supabase CLI
+//! writes them), so a failure leaves nothing half-applied and history never drifts from the schema.
+//! A file holding a statement that cannot run in a transaction runs without one, and the log says so.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use super::Db;
+use crate::findings::{self, Finding};
+use crate::process::Cmd;
+use crate::sql;
+use crate::tree::Migration;
+
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub ok: bool,
+    pub atomic: bool,
+    pub duration_ms: u128,
+    /// The first error psql printed, classified.
+    pub error: Option<Finding>,
+    pub findings: Vec<Finding>,
+}
+
+impl Applied {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "status": if self.ok { "applied" } else { "failed" },
+            "atomic": self.atomic,
+            "duration_ms": self.duration_ms,
+            "error": self.error.as_ref().map(Finding::to_json),
+        })
+    }
+}
+
+/// Apply one migration and record it, appending the transcript to `log` (`log_name` is its path
+/// relative to the workdir, for findings).
+pub fn apply(db: &Db, migration: &Migration, log: &mut dyn Write, log_name: &str) -> Result<Applied> {
+    let started = Instant::now();
+    let text = std::fs::read_to_string(db.workdir.join(&migration.file))
+        .with_context(|| format!("reading {}", migration.file))?;
+    let statements = sql::split(&text);
+    let blocker = statements.iter().find_map(|s| sql::non_transactional(s));
+
+    writeln!(log, "==> {}", migration.file)?;
+    let record = history_insert(migration, &statements);
+    let mut transcript = String::new();
+    let ok = match blocker {
+        None => {
+            let out = psql(db).arg("--single-transaction").args(["-f", &migration.file, "-f", "-"]).stdin(record)
+                .run(&db.redactor, Some(log))?;
+            transcript.push_str(&out.text);
+            out.success()
+        }
+        Some(reason) => {
+            writeln!(log, "-- not atomic: {reason} cannot run inside a transaction block; running the file without one")?;
+            let out = psql(db).args(["-f", &migration.file]).run(&db.redactor, Some(log))?;
+            transcript.push_str(&out.text);
+            if out.success() {
+                let out = psql(db).args(["-f", "-"]).stdin(record).run(&db.redactor, Some(log))?;
+                transcript.push_str(&out.text);
+                out.success()
+            } else {
+                false
+            }
+        }
+    };
+    if !ok {
+        writeln!(log, "!! failure: {}", migration.file)?;
+    }
+    writeln!(log)?;
+    log.flush()?;
+
+    let findings = findings::scan(&transcript, Some(log_name));
+    Ok(Applied {
+        ok,
+        atomic: blocker.is_none(),
+        duration_ms: started.elapsed().as_millis(),
+        error: if ok { None } else { findings.first().cloned() },
+        findings,
+    })
+}
+
+/// `psql "$DATABASE_URL" -X -v ON_ERROR_STOP=1`, run from the workdir so psql names files as the
+/// tree does. `-X`: a user's `.psqlrc` must not change what is logged or how it fails.
+fn psql(db: &Db) -> Cmd {
+    Cmd::new(&db.psql).arg(&db.dsn).args(["-X", "-v", "ON_ERROR_STOP=1"]).current_dir(&db.workdir)
+}
+
+/// The history row, as `supabase migration up` inserts it, as a psql script read from stdin.
+fn history_insert(migration: &Migration, statements: &[String]) -> String {
+    let quoted: Vec<String> = std::iter::once(migration.version.as_str())
+        .chain(std::iter::once(migration.name.as_str()))
+        .chain(statements.iter().map(String::as_str))
+        .map(dollar_quote)
+        .collect();
+    format!(
+        "\\set QUIET on\ninsert into supabase_migrations.schema_migrations (version, name, statements) \
+         values ({}, {}, array[{}]::text[]);\n",
+        quoted[0],
+        quoted[1],
+        quoted[2..].join(", ")
+    )
+}
+
+/// A dollar-quoted literal whose tag does not occur in `text`.
+fn dollar_quote(text: &str) -> String {
+    let mut n = 0;
+    loop {
+        let tag = format!("$r{n}$");
+        if !text.contains(&tag) {
+            return format!("{tag}{text}{tag}");
+        }
+        n += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_row_quotes_statements_that_hold_dollar_tags() {
+        let m = Migration { version: "1".into(), name: "a".into(), file: "f".into(), rollback: None };
+        let row = history_insert(&m, &["select $r0$x$r0$".into()]);
+        assert!(row.contains("array[$r1$select $r0$x$r0$$r1$]"), "{row}");
+    }
+}
