@@ -1,28 +1,14 @@
 //! `cargo xtask`: the data staging apply runbook as commands. Parse flags, pick the workdir,
 //! dispatch; each command lives in `cmd/` and returns its exit code (SPEC §9).
 
-mod artifacts;
-mod clock;
-mod cmd;
-mod exit;
-mod findings;
-mod local;
-mod process;
-mod redact;
-mod signals;
-mod sql;
-mod steps;
-mod summary;
-mod supabase_cli;
-mod tap;
-mod tree;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 
-use crate::exit::Exit;
+use xtask::exit::{self, Exit};
+use xtask::{cmd, signals};
 
 fn cli() -> Command {
     let json = Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print summary.json to stdout instead of the human summary");

@@ -1,18 +1,20 @@
 //! Ctrl-C and SIGTERM: the tool stops its children and lets every cleanup guard run.
 //!
-//! The main thread blocks SIGINT and SIGTERM before any other thread exists, so every thread
-//! inherits the mask and one dedicated thread receives them with `sigwait`. On the first signal it
-//! raises [`interrupted`] and sends SIGTERM to the registered children; the code waiting on a child
-//! sees it end, returns [`crate::exit::interrupted`], and the `Drop` guards (the local cluster, the
-//! advisory lock) run as the error unwinds to `main`, which exits 130. A second signal gives up on
-//! grace: it kills the children and the registered servers, removes their directories and exits.
+//! The handler only raises a flag and writes a byte to a pipe (all it may safely do); a watcher
+//! thread reads the pipe. On the first signal it sends SIGTERM to the registered children; the
+//! code waiting on a child sees it end, returns [`crate::exit::interrupted`], and the `Drop` guards
+//! (the local cluster, the advisory lock) run as the error unwinds to `main`, which exits 130. A
+//! second signal gives up on grace: it kills the children and the registered servers, removes
+//! their directories and exits. Handlers, unlike a blocked signal mask, are reset by exec, so the
+//! children start with the default dispositions.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Mutex;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 static CHILDREN: Mutex<BTreeMap<u32, Option<PathBuf>>> = Mutex::new(BTreeMap::new());
 
 /// Whether Ctrl-C or SIGTERM has arrived.
@@ -20,27 +22,49 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Block SIGINT and SIGTERM in this thread (call first thing in `main`) and start the thread
-/// that handles them.
-pub fn install() {
-    // SAFETY: plain libc calls on a sigset we own; done before any other thread is spawned.
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    // SAFETY: write(2) is async-signal-safe; the byte only wakes the watcher.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        std::thread::spawn(move || loop {
-            let mut sig = 0;
-            if libc::sigwait(&set, &mut sig) != 0 {
+        libc::write(fd, [1u8].as_ptr().cast(), 1);
+    }
+}
+
+/// Install the SIGINT and SIGTERM handlers and start the watcher thread (first thing in `main`).
+pub fn install() {
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) into an array we own; sigaction with a handler that is async-signal-safe.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return;
+        }
+        WAKE_FD.store(fds[1], Ordering::SeqCst);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+    }
+    let read_fd = fds[0];
+    std::thread::spawn(move || {
+        let mut received = 0;
+        loop {
+            let mut byte = 0u8;
+            // SAFETY: read(2) of one byte into a local.
+            let n = unsafe { libc::read(read_fd, (&mut byte as *mut u8).cast(), 1) };
+            if n <= 0 {
                 continue;
             }
-            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            received += 1;
+            if received == 1 {
+                terminate_children(libc::SIGTERM);
+            } else {
                 give_up();
             }
-            terminate_children(libc::SIGTERM);
-        });
-    }
+        }
+    });
 }
 
 /// A child process the signal thread will stop. Registering a server's `dir` lets a second

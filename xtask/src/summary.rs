@@ -143,6 +143,8 @@ impl Summary {
                     "ok".to_string()
                 } else if r.ran_short() && r.failed == 0 && r.errors.is_empty() {
                     format!("ran short: {} of {} planned", r.ran, r.planned.unwrap_or(0))
+                } else if r.ran_over() && r.failed == 0 && r.errors.is_empty() {
+                    format!("ran {} tests but planned {}: update the plan", r.ran, r.planned.unwrap_or(0))
                 } else {
                     format!("FAILED {}/{}", r.failed, r.ran)
                 };

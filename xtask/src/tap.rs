@@ -24,8 +24,13 @@ impl TapReport {
         }
     }
 
+    /// More tests ran than planned: TAP counts that as a failure too (the plan is stale).
+    pub fn ran_over(&self) -> bool {
+        self.planned.is_some_and(|planned| self.ran > planned)
+    }
+
     pub fn is_clean(&self) -> bool {
-        self.failed == 0 && self.errors.is_empty() && !self.ran_short()
+        self.failed == 0 && self.errors.is_empty() && !self.ran_short() && !self.ran_over()
     }
 }
 
@@ -92,6 +97,13 @@ mod tests {
         assert!(r.ran_short());
         assert_eq!(r.errors.len(), 1);
         assert_eq!(r.errors[0].class, "undefined_object");
+    }
+
+    #[test]
+    fn more_tests_than_planned_is_a_failure() {
+        let r = read("1..1\nok 1 - a\nok 2 - b\n", None);
+        assert!(r.ran_over());
+        assert!(!r.is_clean());
     }
 
     #[test]

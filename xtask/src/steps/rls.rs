@@ -56,7 +56,7 @@ impl RlsResult {
             .map(|f| {
                 json!({
                     "path": f.file, "planned": f.report.planned, "ran": f.report.ran, "passed": f.report.passed,
-                    "failed": f.report.failed, "errors": f.report.errors.len(), "ran_short": f.report.ran_short(),
+                    "failed": f.report.failed, "errors": f.report.errors.len(), "ran_short": f.report.ran_short(), "ran_over": f.report.ran_over(),
                 })
             })
             .collect();
