@@ -47,6 +47,9 @@ fn cli() -> Command {
                 )
                 .arg(json.clone()),
         )
+        .subcommand(Command::new("bench").about(
+            "Measure the speed targets: cluster up (<= 1.5 s) and `rls` end to end on this repo's tree (<= 3 s)",
+        ))
         .subcommand(Command::new("doctor").about(
             "Check the prerequisites (psql, pg_dump, PostgreSQL server, pgTAP, Supabase CLI, contract, docs, vault) and print each fix",
         ))
@@ -81,6 +84,7 @@ fn run(matches: &ArgMatches) -> anyhow::Result<Exit> {
     match name {
         "rls" => cmd::rls::run(&ctx),
         "doctor" => cmd::doctor::run(&ctx),
+        "bench" => cmd::bench::run(&ctx),
         other => unreachable!("clap accepted an unknown subcommand {other}"),
     }
 }

@@ -1,5 +1,6 @@
 //! One module per command; each takes the parsed flags and returns the exit code.
 
+pub mod bench;
 pub mod doctor;
 pub mod rls;
 

@@ -54,7 +54,22 @@ impl RunAs {
     }
 }
 
-/// `$TMPDIR/rehearsal-pg-<pid>-<n>/`, mode 0700, owned by the server's user; removed on drop.
+/// Where throwaway clusters go: `$TMPDIR` when set, else `/dev/shm` (a cluster deleted at the end
+/// belongs in memory: copying the template there takes a tenth of what it takes on disk), else
+/// the system temp dir.
+pub fn base_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TMPDIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    // SAFETY: access(2) on a NUL-terminated literal path.
+    if shm.is_dir() && unsafe { libc::access(c"/dev/shm".as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        return shm.to_path_buf();
+    }
+    std::env::temp_dir()
+}
+
+/// `<base>/rehearsal-pg-<pid>-<n>/`, mode 0700, owned by the server's user; removed on drop.
 pub struct RunDir {
     path: PathBuf,
     run_as: RunAs,
@@ -64,7 +79,7 @@ static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 impl RunDir {
     pub fn create(run_as: &RunAs) -> Result<RunDir> {
-        let base = std::env::temp_dir();
+        let base = base_dir();
         loop {
             let n = SEQUENCE.fetch_add(1, Ordering::SeqCst);
             let path = base.join(format!("{PREFIX}{}-{n}", std::process::id()));
@@ -129,7 +144,7 @@ pub fn copy_tree(from: &Path, to: &Path, run_as: &RunAs) -> Result<()> {
 /// Remove cluster directories left by a tool that was killed outright (SIGKILL, power loss):
 /// those whose creating process and whose server are both gone.
 pub fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(base_dir()) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else { continue };

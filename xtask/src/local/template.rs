@@ -4,7 +4,7 @@
 //!
 //! The cache lives in `$REHEARSAL_PG_CACHE`, else `$XDG_CACHE_HOME/rehearsal-xtask`, else
 //! `~/.cache/rehearsal-xtask`. Its key covers the server version, the pgTAP version, the bootstrap
-//! SQL and the server's user, so a change to any of them builds a new template. Two tools building
+//! SQL, initdb's flags and the server's user, so a change to any of them builds a new template. Two tools building
 //! at once each build their own and the first atomic rename wins.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::binaries::{find_client, Server};
-use super::postmaster::{initdb, Postmaster};
+use super::postmaster::{initdb, Postmaster, INITDB_ARGS};
 use super::rundir::{copy_tree, RunAs, RunDir};
 use crate::exit;
 use crate::process::Cmd;
@@ -27,6 +27,7 @@ pub fn ensure(server: &Server, run_as: &RunAs) -> Result<PathBuf> {
         server.version.as_str(),
         server.pgtap_version().unwrap_or_default().as_str(),
         BOOTSTRAP_SQL,
+        &INITDB_ARGS.join(" "),
         &run_as.key(),
     ]);
     let template = root.join(format!("pg{}-{key:016x}", server.major));

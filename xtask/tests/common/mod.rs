@@ -34,8 +34,8 @@ pub fn prepare() {
     });
 }
 
-/// A temp dir under /tmp (the cluster's server user must be able to reach it) holding a workdir
-/// and the TMPDIR the tool's throwaway clusters go in. Removed on drop.
+/// A temp dir in /dev/shm (else /tmp; the cluster's server user must be able to reach it) holding
+/// a workdir and the TMPDIR the tool's throwaway clusters go in. Removed on drop.
 pub struct Sandbox {
     pub root: PathBuf,
     pub workdir: PathBuf,
@@ -46,7 +46,8 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl Sandbox {
     pub fn new(name: &str) -> Sandbox {
-        let root = Path::new("/tmp").join(format!(
+        let base = if Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+        let root = Path::new(base).join(format!(
             "xtask-test-{name}-{}-{}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::SeqCst)
