@@ -13,6 +13,7 @@ use xtask::{cmd, signals};
 fn cli() -> Command {
     let json = Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print summary.json to stdout instead of the human summary");
     Command::new("xtask")
+        .bin_name("cargo xtask")
         .about("Rehearse Supabase migrations the way the data staging apply runbook does, in one command")
         .after_help("Exit codes: 0 passed, 1 the run found failures, 2 could not run, 3 halted for escalation, 130 interrupted.")
         .subcommand_required(true)

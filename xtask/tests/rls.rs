@@ -203,3 +203,38 @@ fn first_ok(out: std::process::Output) -> String {
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     v["outcome"].as_str().unwrap().to_string()
 }
+
+/// As root (CI), prove the tool also works for an ordinary user: run it as `nobody`, who must
+/// initdb and start the server as itself, with a template cache of its own.
+#[test]
+fn an_ordinary_user_runs_it_too() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // already an ordinary user: every other test covers it
+    }
+    prepare();
+    let sandbox = Sandbox::with_repo_tree("ordinary-user");
+    let (uid, gid) = (65534, 65534);
+    // A copy of the binary: the checkout may sit where `nobody` cannot reach (root's home).
+    let exe = sandbox.root.join("xtask");
+    std::fs::copy(env!("CARGO_BIN_EXE_xtask"), &exe).unwrap();
+    chown_tree(&sandbox.root, uid, gid);
+    let mut cmd = sandbox.command_of(&exe, &["rls", "--json"]);
+    cmd.env("REHEARSAL_PG_CACHE", sandbox.root.join("cache")).env("HOME", &sandbox.root).uid(uid).gid(gid);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["rls"]["passed"], 41, "{stderr}");
+    sandbox.assert_nothing_left();
+}
+
+fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap().flatten() {
+            chown_tree(&entry.path(), uid, gid);
+        }
+    }
+}

@@ -95,7 +95,12 @@ impl Sandbox {
 
     /// The `xtask` binary with `--workdir` set, its clusters in this sandbox's TMPDIR.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        self.command_of(Path::new(env!("CARGO_BIN_EXE_xtask")), args)
+    }
+
+    /// Like [`Sandbox::command`] with another copy of the binary.
+    pub fn command_of(&self, exe: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(exe);
         cmd.arg("--workdir").arg(&self.workdir).args(args);
         cmd.env("TMPDIR", &self.tmp).env("REHEARSAL_PG_CACHE", cache_dir()).stdin(Stdio::null());
         cmd
