@@ -5,17 +5,24 @@
 
 pub mod artifacts;
 pub mod clock;
+pub mod config;
+pub mod dsn;
 pub mod cmd;
 pub mod exit;
 pub mod findings;
 pub mod local;
+pub mod plan;
 pub mod process;
 pub mod redact;
+pub mod report;
 pub mod schema;
+pub mod sha256;
 pub mod signals;
 pub mod sql;
 pub mod steps;
 pub mod summary;
 pub mod supabase_cli;
 pub mod tap;
+pub mod target;
 pub mod tree;
+pub mod vault;

@@ -1,5 +1,6 @@
-//! The hand-off (SPEC §7): `summary.json` and the one-screen human summary, both built from what
-//! the steps returned. Paths are relative to the workdir.
+//! `summary.json` (SPEC §7), built from what the steps returned. Everything a person reads (the
+//! screen, SUMMARY.md, the feedback hand-off) is rendered from this JSON by [`crate::report`],
+//! so they cannot disagree. Paths are relative to the workdir.
 
 use serde_json::{json, Value};
 
@@ -7,6 +8,7 @@ use crate::exit::Exit;
 use crate::findings::Finding;
 use crate::steps::apply::Applied;
 use crate::steps::rls::RlsResult;
+use crate::steps::rollback::RolledBack;
 use crate::tree::Migration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,9 +44,30 @@ pub struct Target {
     pub database: String,
 }
 
+#[derive(Clone, Debug)]
 pub struct MigrationRow {
     pub migration: Migration,
+    pub molecule: Option<String>,
     pub apply: Option<Applied>,
+    pub rollback: Option<RolledBack>,
+    pub reapply: Option<Applied>,
+}
+
+impl MigrationRow {
+    pub fn new(migration: &Migration, molecule: Option<String>) -> MigrationRow {
+        MigrationRow { migration: migration.clone(), molecule, apply: None, rollback: None, reapply: None }
+    }
+
+    pub fn applied(&self) -> bool {
+        self.apply.as_ref().is_some_and(|a| a.ok)
+    }
+
+    /// Whether this migration's part of the run went wrong.
+    pub fn failed(&self) -> bool {
+        self.apply.as_ref().is_some_and(|a| !a.ok)
+            || matches!(self.rollback, Some(RolledBack::Failed(_)) | Some(RolledBack::Missing))
+            || self.reapply.as_ref().is_some_and(|a| !a.ok)
+    }
 }
 
 pub struct Summary {
@@ -53,19 +76,30 @@ pub struct Summary {
     pub finished_at: String,
     pub rehearsal_dir: String,
     pub migrations: Vec<MigrationRow>,
+    pub schema_restored: Option<bool>,
+    pub inventory: Option<Value>,
     pub rls: Option<RlsResult>,
     pub findings: Vec<Finding>,
     pub blockers: Vec<String>,
     pub next_actions: Vec<String>,
     pub warnings: Vec<String>,
-    pub logs: Vec<String>,
+    /// `(label, path)` of the key logs, for the hand-off.
+    pub logs: Vec<(String, String)>,
+    /// Set when the run stopped for escalation or an interrupt.
+    pub halted: bool,
 }
 
 impl Summary {
     pub fn outcome(&self) -> Outcome {
-        let apply_failed = self.migrations.iter().any(|m| m.apply.as_ref().is_some_and(|a| !a.ok));
-        let rls_failed = self.rls.as_ref().is_some_and(|r| !r.is_clean());
-        if apply_failed || rls_failed || !self.findings.is_empty() {
+        if self.halted {
+            return Outcome::Halted;
+        }
+        let failed = self.migrations.iter().any(MigrationRow::failed)
+            || self.schema_restored == Some(false)
+            || self.rls.as_ref().is_some_and(|r| !r.is_clean())
+            || !self.findings.is_empty()
+            || !self.blockers.is_empty();
+        if failed {
             Outcome::Failed
         } else {
             Outcome::Passed
@@ -73,112 +107,42 @@ impl Summary {
     }
 
     pub fn to_json(&self) -> Value {
+        let skipped = || json!({"status": "skipped", "error": null});
         let migrations: Vec<Value> = self
             .migrations
             .iter()
             .map(|row| {
                 let m = &row.migration;
                 json!({
-                    "version": m.version, "name": m.name, "file": m.file, "molecule": null,
+                    "version": m.version, "name": m.name, "file": m.file, "molecule": row.molecule,
                     "apply": row.apply.as_ref().map_or_else(
                         || json!({"status": "skipped", "atomic": null, "duration_ms": null, "error": null}),
                         Applied::to_json),
+                    "rollback": row.rollback.as_ref().map_or_else(
+                        || json!({"status": "skipped", "file": m.rollback, "error": null}),
+                        |r| r.to_json(m)),
+                    "reapply": row.reapply.as_ref().map_or_else(skipped, Applied::to_json),
                 })
             })
             .collect();
+        let outcome = self.outcome();
         json!({
             "schema_version": 1,
-            "outcome": self.outcome().as_str(),
+            "outcome": outcome.as_str(),
+            "exit_code": outcome.exit().code(),
             "target": {"kind": self.target.kind, "host": self.target.host, "database": self.target.database},
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "rehearsal_dir": self.rehearsal_dir,
             "migrations": migrations,
+            "schema_restored": self.schema_restored,
+            "inventory": self.inventory,
             "rls": self.rls.as_ref().map(RlsResult::to_json),
             "findings": self.findings.iter().map(Finding::to_json).collect::<Vec<_>>(),
             "blockers": self.blockers,
             "next_actions": self.next_actions,
             "warnings": self.warnings,
+            "logs": self.logs.iter().map(|(label, path)| json!({"label": label, "path": path})).collect::<Vec<_>>(),
         })
-    }
-
-    /// The one screen: outcome, RLS counts per file, each failure with where and what to do.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let applied = self.migrations.iter().filter(|m| m.apply.as_ref().is_some_and(|a| a.ok)).count();
-        let failed: Vec<&MigrationRow> =
-            self.migrations.iter().filter(|m| m.apply.as_ref().is_some_and(|a| !a.ok)).collect();
-        let skipped = self.migrations.len() - applied - failed.len();
-        out.push_str(&format!(
-            "migrations: {applied} applied, {} failed{}\n",
-            failed.len(),
-            if skipped > 0 { format!(", {skipped} skipped") } else { String::new() }
-        ));
-        for row in &failed {
-            let apply = row.apply.as_ref().expect("failed rows have an apply result");
-            out.push_str(&format!("  FAILED {}\n", row.migration.file));
-            if let Some(e) = &apply.error {
-                out.push_str(&format!(
-                    "    {} {}{}: {}\n    what to do: {}\n",
-                    e.class,
-                    e.sqlstate.as_deref().map(|s| format!("{s} ")).unwrap_or_default(),
-                    e.location().unwrap_or_default(),
-                    e.message,
-                    e.hint
-                ));
-            }
-        }
-        if let Some(rls) = &self.rls {
-            out.push_str(&format!(
-                "rls: {} planned, {} ran, {} passed, {} failed, {} errors\n",
-                rls.planned(),
-                rls.ran(),
-                rls.passed(),
-                rls.failed(),
-                rls.errors().len()
-            ));
-            for f in &rls.files {
-                let r = &f.report;
-                let verdict = if r.is_clean() {
-                    "ok".to_string()
-                } else if r.ran_short() && r.failed == 0 && r.errors.is_empty() {
-                    format!("ran short: {} of {} planned", r.ran, r.planned.unwrap_or(0))
-                } else if r.ran_over() && r.failed == 0 && r.errors.is_empty() {
-                    format!("ran {} tests but planned {}: update the plan", r.ran, r.planned.unwrap_or(0))
-                } else {
-                    format!("FAILED {}/{}", r.failed, r.ran)
-                };
-                out.push_str(&format!("  {} .. {verdict}\n", f.file));
-                for (n, d) in &r.failures {
-                    out.push_str(&format!("    not ok {n} - {d}\n"));
-                }
-                if r.ran_short() && (r.failed > 0 || !r.errors.is_empty()) {
-                    out.push_str(&format!("    ran short: {} of {} planned tests ran\n", r.ran, r.planned.unwrap_or(0)));
-                }
-                for e in &r.errors {
-                    out.push_str(&format!(
-                        "    error {}: {}\n    what to do: {}\n",
-                        e.location().unwrap_or_else(|| f.file.clone()),
-                        e.message,
-                        e.hint
-                    ));
-                }
-            }
-        }
-        for w in &self.warnings {
-            out.push_str(&format!("warning: {w}\n"));
-        }
-        for b in &self.blockers {
-            out.push_str(&format!("blocker: {b}\n"));
-        }
-        for a in &self.next_actions {
-            out.push_str(&format!("next: {a}\n"));
-        }
-        if !self.logs.is_empty() {
-            out.push_str(&format!("logs: {}\n", self.logs.join("  ")));
-        }
-        let outcome = self.outcome();
-        out.push_str(&format!("outcome: {} (exit {})\n", outcome.as_str(), outcome.exit().code()));
-        out
     }
 }

@@ -86,7 +86,7 @@ fn a_failed_migration_is_named_with_file_line_class_and_leaves_nothing_half_appl
     );
     let run = sandbox.xtask(&["rls"]);
     assert_eq!(run.code, Some(1), "{run}");
-    assert!(run.stdout.contains("FAILED supabase/migrations/20250102000000_broken.sql"), "{run}");
+    assert!(run.stdout.contains("20250102000000_broken  FAILED"), "{run}");
     assert!(
         run.stdout.contains("undefined_object 42703 supabase/migrations/20250102000000_broken.sql:2: column \"missing_column\" does not exist"),
         "{run}"
@@ -147,7 +147,7 @@ fn a_contract_that_dies_part_way_ran_short_even_though_psql_exits_zero() {
     let run = sandbox.xtask(&["rls"]);
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stdout.contains("rls: 3 planned, 1 ran, 1 passed, 0 failed, 1 errors"), "{run}");
-    assert!(run.stdout.contains("ran short: 1 of 3 planned tests ran"), "{run}");
+    assert!(run.stdout.contains("supabase/rls_tests.sql .. FAILED: ran short, 1 of 3 planned tests ran"), "{run}");
     assert!(run.stdout.contains("supabase/rls_tests.sql:4: relation \"public.no_such_table\" does not exist"), "{run}");
 }
 

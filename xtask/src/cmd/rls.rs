@@ -15,6 +15,7 @@ use crate::local::{binaries, LocalCluster};
 use crate::redact::Redactor;
 use crate::steps::{apply, rls, Db};
 use crate::summary::{MigrationRow, Summary, Target};
+use crate::report;
 use crate::tree::{self, Tree, CONTRACT, SEED, TESTS};
 use crate::{findings, process::Cmd, progress};
 
@@ -49,8 +50,9 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     let apply_log = rehearsal.rel_file(APPLY_LOG);
     let mut log = rehearsal.log(APPLY_LOG)?;
     let mut rows = Vec::new();
+    let mut findings = Vec::new();
     for migration in &tree.migrations {
-        let applied = apply::apply(&db, migration, &mut log, &apply_log)?;
+        let applied = apply::apply(&db, migration, true, &mut log, &apply_log)?;
         progress!(
             "apply {}_{} .. {}{} ({} ms)",
             migration.version,
@@ -59,10 +61,12 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             if applied.atomic { "" } else { ", not atomic" },
             applied.duration_ms
         );
-        rows.push(MigrationRow { migration: migration.clone(), apply: Some(applied) });
+        findings.extend(applied.findings.iter().cloned());
+        let mut row = MigrationRow::new(migration, None);
+        row.apply = Some(applied);
+        rows.push(row);
     }
 
-    let mut findings = Vec::new();
     if ctx.workdir.join(SEED).is_file() {
         // As `supabase db reset` does: the seed after the migrations, before the tests.
         use std::io::Write;
@@ -86,6 +90,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         progress!("rls {} .. {} of {} passed", f.file, f.report.passed, f.report.planned.unwrap_or(f.report.ran));
     }
     drop(cluster);
+    findings.extend(result.errors().into_iter().cloned());
 
     let failed = rows.iter().filter(|r| r.apply.as_ref().is_some_and(|a| !a.ok)).count();
     let mut next_actions = Vec::new();
@@ -101,19 +106,23 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         finished_at: Utc::now().rfc3339(),
         rehearsal_dir: rehearsal.rel.clone(),
         migrations: rows,
+        schema_restored: None,
+        inventory: None,
         rls: Some(result),
         findings,
         blockers: Vec::new(),
         next_actions,
         warnings: tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")).collect(),
-        logs: vec![apply_log, rls_log],
+        logs: vec![("apply".into(), apply_log), ("RLS contract".into(), rls_log)],
+        halted: false,
     };
-    let json = serde_json::to_string_pretty(&summary.to_json())?;
+    let value = summary.to_json();
+    let json = serde_json::to_string_pretty(&value)?;
     write_atomic(&rehearsal.file("summary.json"), format!("{json}\n").as_bytes())?;
     if ctx.json {
         println!("{json}");
     } else {
-        print!("{}", summary.render());
+        print!("{}", report::screen(&value));
     }
     Ok(summary.outcome().exit())
 }

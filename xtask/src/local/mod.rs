@@ -56,7 +56,8 @@ impl LocalCluster {
     }
 
     fn dsn_as(&self, role: &str) -> String {
-        format!("postgresql://{role}@127.0.0.1:{}/postgres", self.postmaster.port)
+        // sslmode=disable: the Supabase CLI insists on TLS unless told the server has none.
+        format!("postgresql://{role}@127.0.0.1:{}/postgres?sslmode=disable", self.postmaster.port)
     }
 
     pub fn port(&self) -> u16 {

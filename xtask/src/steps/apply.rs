@@ -41,13 +41,14 @@ impl Applied {
 }
 
 /// Apply one migration and record it, appending the transcript to `log` (`log_name` is its path
-/// relative to the workdir, for findings).
-pub fn apply(db: &Db, migration: &Migration, log: &mut dyn Write, log_name: &str) -> Result<Applied> {
+/// relative to the workdir, for findings). `atomic: false` (`--no-atomic`) runs the runbook's exact
+/// command, `psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f FILE`, and records the history row after.
+pub fn apply(db: &Db, migration: &Migration, atomic: bool, log: &mut dyn Write, log_name: &str) -> Result<Applied> {
     let started = Instant::now();
     let text = std::fs::read_to_string(db.workdir.join(&migration.file))
         .with_context(|| format!("reading {}", migration.file))?;
     let statements = sql::split(&text);
-    let blocker = statements.iter().find_map(|s| sql::non_transactional(s));
+    let blocker = if atomic { statements.iter().find_map(|s| sql::non_transactional(s)) } else { Some("--no-atomic") };
 
     writeln!(log, "==> {}", migration.file)?;
     let record = history_insert(migration, &statements);
@@ -60,8 +61,14 @@ pub fn apply(db: &Db, migration: &Migration, log: &mut dyn Write, log_name: &str
             out.success()
         }
         Some(reason) => {
-            writeln!(log, "-- not atomic: {reason} cannot run inside a transaction block; running the file without one")?;
-            let out = psql(db).args(["-f", &migration.file]).run(&db.redactor, Some(log))?;
+            let out = if reason == "--no-atomic" {
+                writeln!(log, "-- not atomic: --no-atomic (the runbook's command; the history row is recorded after)")?;
+                Cmd::new(&db.psql).arg(&db.dsn).args(["-v", "ON_ERROR_STOP=1", "-f", &migration.file]).current_dir(&db.workdir)
+            } else {
+                writeln!(log, "-- not atomic: {reason} cannot run inside a transaction block; running the file without one")?;
+                psql(db).args(["-f", &migration.file])
+            };
+            let out = out.run(&db.redactor, Some(log))?;
             transcript.push_str(&out.text);
             if out.success() {
                 let out = psql(db).args(["-f", "-"]).stdin(record).run(&db.redactor, Some(log))?;

@@ -2,6 +2,9 @@
 //! other; the commands call them in order and collect what they return.
 
 pub mod apply;
+pub mod connectivity;
+pub mod inventory;
+pub mod rollback;
 pub mod rls;
 
 use std::path::PathBuf;

@@ -1,0 +1,128 @@
+//! Choosing and opening the target (SPEC §3–4): `local` (a throwaway cluster), `staging` (the DSN
+//! from the vault files) or `url` (`--db-url` or `$DATABASE_URL`). Staging and url pass the guards
+//! of [`crate::dsn`] first; their DSN is used exactly as given.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::dsn;
+use crate::exit;
+use crate::local::{binaries, LocalCluster};
+use crate::redact::Redactor;
+use crate::summary;
+use crate::vault;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Local,
+    Staging,
+    Url,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Local => "local",
+            Kind::Staging => "staging",
+            Kind::Url => "url",
+        }
+    }
+}
+
+/// An open target: the DSN to hand to psql and the CLI, and what keeps it alive.
+pub struct Target {
+    pub kind: Kind,
+    pub dsn: String,
+    pub redactor: Redactor,
+    pub host: String,
+    pub database: String,
+    /// `SUPABASE_SERVICE_KEY` from the vault, for the children that need it (never logged).
+    pub service_key: Option<String>,
+    /// The throwaway cluster of a local target; dropping the target stops it.
+    pub cluster: Option<LocalCluster>,
+}
+
+impl Target {
+    pub fn summary(&self) -> summary::Target {
+        summary::Target { kind: self.kind.as_str(), host: self.host.clone(), database: self.database.clone() }
+    }
+}
+
+/// Which target, and the reason the first line of output gives.
+pub fn choose(flag: Option<&str>, workdir: &Path, config: &Config) -> (Kind, String) {
+    match flag {
+        Some("local") => (Kind::Local, "--target local".into()),
+        Some("staging") => (Kind::Staging, "--target staging".into()),
+        Some(_) => (Kind::Url, "--target url".into()),
+        None => {
+            let found: Vec<&String> = config.env_files.iter().filter(|f| workdir.join(f).is_file()).collect();
+            if found.is_empty() {
+                (Kind::Local, format!("no staging vault files ({}) under the workdir", config.env_files.join(", ")))
+            } else {
+                (Kind::Staging, format!("staging vault files found: {}", found.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")))
+            }
+        }
+    }
+}
+
+/// Open the target: start the local cluster, or read and guard the DSN.
+pub fn open(kind: Kind, workdir: &Path, config: &Config, db_url: Option<&str>) -> Result<Target> {
+    match kind {
+        Kind::Local => {
+            let server = binaries::ensure_server_with_pgtap()?;
+            let cluster = LocalCluster::start(&server)?;
+            Ok(Target {
+                kind,
+                dsn: cluster.dsn(),
+                redactor: Redactor::new(),
+                host: "127.0.0.1".into(),
+                database: "postgres".into(),
+                service_key: None,
+                cluster: Some(cluster),
+            })
+        }
+        Kind::Staging => {
+            let vars = vault::read(workdir, &config.env_files)?;
+            let dsn = vars.get("DATABASE_URL").filter(|v| !v.is_empty()).ok_or_else(|| {
+                exit::cannot_run(format!(
+                    "reading {}: no DATABASE_URL (source of the pooler DSN)",
+                    config.env_files.first().map_or("the vault files", String::as_str)
+                ))
+            })?;
+            guarded(kind, dsn, vars.get("SUPABASE_SERVICE_KEY").cloned(), config, "the DSN from the staging vault")
+        }
+        Kind::Url => {
+            let dsn = db_url
+                .map(str::to_string)
+                .or_else(|| std::env::var("DATABASE_URL").ok())
+                .filter(|d| !d.is_empty())
+                .ok_or_else(|| exit::cannot_run("--target url needs --db-url URL or $DATABASE_URL"))?;
+            let service_key = std::env::var("SUPABASE_SERVICE_KEY").ok().filter(|k| !k.is_empty());
+            guarded(kind, &dsn, service_key, config, "the DSN")
+        }
+    }
+}
+
+fn guarded(kind: Kind, dsn: &str, service_key: Option<String>, config: &Config, what: &str) -> Result<Target> {
+    let mut redactor = Redactor::new().with_dsn(dsn);
+    if let Some(key) = &service_key {
+        redactor = redactor.with_secret(key);
+    }
+    let info = dsn::parse(dsn).map_err(|why| exit::cannot_run(format!("{what} is not a valid DSN: {why}")))?;
+    let refusals = dsn::guard(&info, config);
+    if !refusals.is_empty() {
+        let list: Vec<String> = refusals.iter().map(|r| format!("  - {}", redactor.redact(r))).collect();
+        return Err(exit::cannot_run(format!("refusing {what} (host {}):\n{}", info.host, list.join("\n"))));
+    }
+    Ok(Target {
+        kind,
+        dsn: dsn.to_string(),
+        redactor,
+        host: info.host,
+        database: info.database,
+        service_key,
+        cluster: None,
+    })
+}
