@@ -64,3 +64,31 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     }
     result.with_context(|| format!("writing {}", path.display()))
 }
+
+/// `MANIFEST.sha256` in `dir`: `<sha256>  <name>` for every file in it (sorted, recursively),
+/// the format `sha256sum -c MANIFEST.sha256` verifies from inside the dir.
+pub fn write_manifest(dir: &Path) -> Result<()> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                walk(root, &entry.path(), out)?;
+            } else {
+                let rel = entry.path().strip_prefix(root).expect("under root").to_string_lossy().into_owned();
+                if rel != "MANIFEST.sha256" && !rel.starts_with('.') {
+                    out.push(rel);
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    let mut manifest = String::new();
+    for rel in files {
+        let bytes = std::fs::read(dir.join(&rel)).with_context(|| format!("hashing {rel}"))?;
+        manifest.push_str(&format!("{}  {rel}\n", crate::sha256::hex(&bytes)));
+    }
+    write_atomic(&dir.join("MANIFEST.sha256"), manifest.as_bytes())
+}

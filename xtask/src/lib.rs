@@ -9,6 +9,7 @@ pub mod config;
 pub mod dsn;
 pub mod cmd;
 pub mod exit;
+pub mod feedback;
 pub mod findings;
 pub mod local;
 pub mod plan;

@@ -10,6 +10,36 @@ use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 use xtask::exit::{self, Exit};
 use xtask::{cmd, signals};
 
+/// The flags `stage-rehearse` shares with the single-step commands.
+fn target_args() -> Vec<Arg> {
+    vec![
+        Arg::new("target")
+            .long("target")
+            .value_name("TARGET")
+            .value_parser(["local", "staging", "url"])
+            .help("local: a throwaway cluster; staging: the DSN from the vault files; url: --db-url or $DATABASE_URL [default: staging when the vault files exist, else local]"),
+        Arg::new("db-url").long("db-url").value_name("URL").help("The DSN for --target url (else $DATABASE_URL); used exactly as given"),
+        Arg::new("molecule")
+            .long("molecule")
+            .value_name("ID")
+            .action(ArgAction::Append)
+            .help("Rehearse this molecule of the data plan (repeatable) [default: the plan's active molecules, else every pending migration]"),
+        Arg::new("plan").long("plan").value_name("PATH").value_parser(value_parser!(PathBuf)).help("The data plan [default: $DATA_PLAN, else /tmp/data_plan.json]"),
+        Arg::new("lock-timeout").long("lock-timeout").value_name("DURATION").value_parser(duration).help("SET lock_timeout on every session, e.g. 5s"),
+        Arg::new("statement-timeout").long("statement-timeout").value_name("DURATION").value_parser(duration).help("SET statement_timeout on every session, e.g. 2min"),
+    ]
+}
+
+/// A Postgres duration: a number with an optional unit (ms, s, min, h, d).
+fn duration(value: &str) -> Result<String, String> {
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &value[digits.len()..];
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || !["", "ms", "s", "min", "h", "d"].contains(&unit) {
+        return Err("expected a number with an optional unit: 500ms, 5s, 2min, 1h".into());
+    }
+    Ok(value.to_string())
+}
+
 fn cli() -> Command {
     let json = Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print summary.json to stdout instead of the human summary");
     Command::new("xtask")
@@ -48,6 +78,22 @@ fn cli() -> Command {
                 )
                 .arg(json.clone()),
         )
+        .subcommand(
+            Command::new("stage-rehearse")
+                .about("The whole rehearsal, runbook steps 0-8, into one rehearsal dir")
+                .long_about(
+                    "The whole rehearsal, runbook steps 0-8, into one rehearsal dir.\n\n\
+                     0 feedback header; 1 target and guards; 2 connectivity (IPv4); 3 inventory with the Supabase CLI \
+                     (else SQL); 4 schema snapshot, then each selected migration in one transaction with its history \
+                     row; 5 each rollback of what applied, newest first, the schema compared with the snapshot, then \
+                     re-apply; 6 the RLS contract; 7 inventory again, plan and attempts; 8 summary.json, SUMMARY.md, \
+                     MANIFEST.sha256 and the hand-off in feedback/data/<date>.md.",
+                )
+                .args(target_args())
+                .arg(Arg::new("no-atomic").long("no-atomic").action(ArgAction::SetTrue).help("Run each migration with the runbook's exact command (no transaction around the file)"))
+                .arg(Arg::new("fail-fast").long("fail-fast").action(ArgAction::SetTrue).help("Stop applying at the first failed migration (the runbook's loop goes on)"))
+                .arg(json.clone()),
+        )
         .subcommand(Command::new("bench").about(
             "Measure the speed targets: cluster up (<= 1.5 s) and `rls` end to end on this repo's tree (<= 3 s)",
         ))
@@ -84,9 +130,31 @@ fn run(matches: &ArgMatches) -> anyhow::Result<Exit> {
     let ctx = cmd::Ctx { workdir, json: sub.try_get_one::<bool>("json").ok().flatten().copied().unwrap_or(false) };
     match name {
         "rls" => cmd::rls::run(&ctx),
+        "stage-rehearse" => cmd::rehearse::run(&ctx, &options(sub)),
         "doctor" => cmd::doctor::run(&ctx),
         "bench" => cmd::bench::run(&ctx),
         other => unreachable!("clap accepted an unknown subcommand {other}"),
+    }
+}
+
+fn options(sub: &ArgMatches) -> cmd::rehearse::Options {
+    let text = |name: &str| sub.try_get_one::<String>(name).ok().flatten().cloned();
+    let flag = |name: &str| sub.try_get_one::<bool>(name).ok().flatten().copied().unwrap_or(false);
+    let mut settings = Vec::new();
+    if let Some(t) = text("lock-timeout") {
+        settings.push(format!("lock_timeout = '{t}'"));
+    }
+    if let Some(t) = text("statement-timeout") {
+        settings.push(format!("statement_timeout = '{t}'"));
+    }
+    cmd::rehearse::Options {
+        target: text("target"),
+        db_url: text("db-url"),
+        molecules: sub.try_get_many::<String>("molecule").ok().flatten().map(|v| v.cloned().collect()).unwrap_or_default(),
+        plan: sub.try_get_one::<PathBuf>("plan").ok().flatten().cloned(),
+        no_atomic: flag("no-atomic"),
+        fail_fast: flag("fail-fast"),
+        settings,
     }
 }
 

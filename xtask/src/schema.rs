@@ -40,6 +40,22 @@ pub fn normalize(dump: &str) -> String {
     out
 }
 
+/// `diff -u a b` run in `dir` (the two snapshots already written there). Without `diff`, the lines
+/// only in one of them.
+pub fn diff(dir: &Path, a: &str, b: &str, before: &str, after: &str) -> String {
+    let out = Cmd::new("diff").args(["-u", a, b]).current_dir(dir).run(&Redactor::new(), None);
+    match out {
+        Ok(out) if out.code == Some(1) => out.text,
+        _ => {
+            let only = |x: &str, y: &str, mark: char| -> String {
+                let other: std::collections::HashSet<&str> = y.lines().collect();
+                x.lines().filter(|l| !other.contains(l)).map(|l| format!("{mark}{l}\n")).collect()
+            };
+            format!("--- {a}\n+++ {b}\n{}{}", only(before, after, '-'), only(after, before, '+'))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod doctor;
+pub mod rehearse;
 pub mod rls;
 
 use std::path::PathBuf;

@@ -17,7 +17,7 @@ use crate::steps::{apply, rls, Db};
 use crate::summary::{MigrationRow, Summary, Target};
 use crate::report;
 use crate::tree::{self, Tree, CONTRACT, SEED, TESTS};
-use crate::{findings, process::Cmd, progress};
+use crate::{findings, progress};
 
 pub const APPLY_LOG: &str = "migration_apply.log";
 pub const RLS_LOG: &str = "rls_contract.log";
@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     let clock = Instant::now();
     let cluster = LocalCluster::start(&server)?;
     progress!("cluster: PostgreSQL {} on 127.0.0.1:{} up in {} ms", server.major, cluster.port(), clock.elapsed().as_millis());
-    let db = Db { psql, dsn: cluster.dsn(), redactor: Redactor::new(), workdir: ctx.workdir.clone() };
+    let db = Db { psql, dsn: cluster.dsn(), redactor: Redactor::new(), workdir: ctx.workdir.clone(), settings: Vec::new() };
 
     let apply_log = rehearsal.rel_file(APPLY_LOG);
     let mut log = rehearsal.log(APPLY_LOG)?;
@@ -71,11 +71,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         // As `supabase db reset` does: the seed after the migrations, before the tests.
         use std::io::Write;
         writeln!(log, "==> {SEED}")?;
-        let out = Cmd::new(&db.psql)
-            .arg(&db.dsn)
-            .args(["-X", "-v", "ON_ERROR_STOP=1", "-f", SEED])
-            .current_dir(&db.workdir)
-            .run(&db.redactor, Some(&mut log))?;
+        let out = db.psql().args(["-f", SEED]).run(&db.redactor, Some(&mut log))?;
         if !out.success() {
             writeln!(log, "!! failure: {SEED}")?;
             findings.extend(findings::scan(&out.text, Some(&apply_log)));

@@ -55,7 +55,7 @@ pub fn apply(db: &Db, migration: &Migration, atomic: bool, log: &mut dyn Write, 
     let mut transcript = String::new();
     let ok = match blocker {
         None => {
-            let out = psql(db).arg("--single-transaction").args(["-f", &migration.file, "-f", "-"]).stdin(record)
+            let out = db.psql().arg("--single-transaction").args(["-f", &migration.file, "-f", "-"]).stdin(record)
                 .run(&db.redactor, Some(log))?;
             transcript.push_str(&out.text);
             out.success()
@@ -63,15 +63,19 @@ pub fn apply(db: &Db, migration: &Migration, atomic: bool, log: &mut dyn Write, 
         Some(reason) => {
             let out = if reason == "--no-atomic" {
                 writeln!(log, "-- not atomic: --no-atomic (the runbook's command; the history row is recorded after)")?;
-                Cmd::new(&db.psql).arg(&db.dsn).args(["-v", "ON_ERROR_STOP=1", "-f", &migration.file]).current_dir(&db.workdir)
+                let mut cmd = Cmd::new(&db.psql).arg(&db.dsn).args(["-v", "ON_ERROR_STOP=1"]).current_dir(&db.workdir);
+                for setting in &db.settings {
+                    cmd = cmd.arg("-c").arg(format!("set {setting}"));
+                }
+                cmd.args(["-f", &migration.file])
             } else {
                 writeln!(log, "-- not atomic: {reason} cannot run inside a transaction block; running the file without one")?;
-                psql(db).args(["-f", &migration.file])
+                db.psql().args(["-f", &migration.file])
             };
             let out = out.run(&db.redactor, Some(log))?;
             transcript.push_str(&out.text);
             if out.success() {
-                let out = psql(db).args(["-f", "-"]).stdin(record).run(&db.redactor, Some(log))?;
+                let out = db.psql().args(["-f", "-"]).stdin(record).run(&db.redactor, Some(log))?;
                 transcript.push_str(&out.text);
                 out.success()
             } else {
@@ -93,12 +97,6 @@ pub fn apply(db: &Db, migration: &Migration, atomic: bool, log: &mut dyn Write, 
         error: if ok { None } else { findings.first().cloned() },
         findings,
     })
-}
-
-/// `psql "$DATABASE_URL" -X -v ON_ERROR_STOP=1`, run from the workdir so psql names files as the
-/// tree does. `-X`: a user's `.psqlrc` must not change what is logged or how it fails.
-fn psql(db: &Db) -> Cmd {
-    Cmd::new(&db.psql).arg(&db.dsn).args(["-X", "-v", "ON_ERROR_STOP=1"]).current_dir(&db.workdir)
 }
 
 /// The history row, as `supabase migration up` inserts it, as a psql script read from stdin.

@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 
 use super::Db;
 use crate::findings::{self, Finding};
-use crate::process::Cmd;
 use crate::sql;
 use crate::tree::Migration;
 
@@ -44,7 +43,7 @@ pub fn rollback(db: &Db, migration: &Migration, log: &mut dyn Write, log_name: &
         "\\set QUIET on\ndelete from supabase_migrations.schema_migrations where version = '{}';\n",
         migration.version
     );
-    let psql = || Cmd::new(&db.psql).arg(&db.dsn).args(["-X", "-v", "ON_ERROR_STOP=1"]).current_dir(&db.workdir);
+    let psql = || db.psql();
     let mut transcript = String::new();
     let ok = match sql::first_non_transactional(&text) {
         None => {
