@@ -1,7 +1,13 @@
-//! The Supabase CLI: found in the repo's `node_modules/.bin` (pinned by package.json), else on
-//! PATH. Its major version decides how it takes a DSN: 2.x `--db-url URL`, 3.x `--remote=URL`.
+//! The Supabase CLI: `$REHEARSAL_SUPABASE_CLI`, else the workdir's `node_modules/.bin`, else the
+//! copy this tool's package.json pins (installed with `npm ci` when missing), else PATH. Its major
+//! version decides how it takes a DSN: 2.x `--db-url URL`, 3.x `--remote=URL`.
 
 use std::path::{Path, PathBuf};
+
+/// This tool's own workspace, where package.json pins the CLI.
+fn tool_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+}
 use std::process::Command;
 
 use crate::local::binaries::on_path;
@@ -17,11 +23,43 @@ pub struct SupabaseCli {
 
 impl SupabaseCli {
     pub fn find(workdir: &Path) -> Option<SupabaseCli> {
-        let local = workdir.join("node_modules/.bin/supabase");
-        let path = if local.is_file() { local } else { on_path("supabase")? };
-        let out = Command::new(&path).arg("--version").output().ok()?;
+        let candidates = [
+            std::env::var_os("REHEARSAL_SUPABASE_CLI").map(PathBuf::from),
+            Some(workdir.join("node_modules/.bin/supabase")),
+            Some(tool_root().join("node_modules/.bin/supabase")),
+            on_path("supabase"),
+        ];
+        SupabaseCli::at(&candidates.into_iter().flatten().find(|p| p.is_file())?)
+    }
+
+    /// The CLI at `path`, if it answers `--version`.
+    pub fn at(path: &Path) -> Option<SupabaseCli> {
+        let out = Command::new(path).arg("--version").output().ok()?;
         let version = parse_version(&String::from_utf8_lossy(&out.stdout))?;
-        Some(SupabaseCli { path, version })
+        Some(SupabaseCli { path: path.to_path_buf(), version })
+    }
+
+    /// Find the CLI; if there is none, install the version this tool pins with `npm ci` (saying
+    /// so), unless `REHEARSAL_NO_INSTALL` is set or npm is missing.
+    pub fn find_or_install(workdir: &Path) -> Option<SupabaseCli> {
+        if let Some(cli) = SupabaseCli::find(workdir) {
+            return Some(cli);
+        }
+        let root = tool_root();
+        if std::env::var_os("REHEARSAL_NO_INSTALL").is_some() || !root.join("package.json").is_file() {
+            return None;
+        }
+        let npm = on_path("npm")?;
+        eprintln!("the Supabase CLI is missing: installing the version pinned in {} (npm ci)", root.join("package.json").display());
+        let ok = Command::new(npm)
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&root)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("npm ci failed; the inventory will come from SQL");
+        }
+        SupabaseCli::find(workdir)
     }
 
     pub fn version_string(&self) -> String {

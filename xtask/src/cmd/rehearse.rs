@@ -16,7 +16,7 @@ use crate::exit::{self, Exit};
 use crate::local::binaries;
 use crate::plan::{self, Molecule, Plan, MAX_ATTEMPTS};
 use crate::steps::rollback::RolledBack;
-use crate::steps::{apply, connectivity, inventory, rls, rollback, Db};
+use crate::steps::{advisors, apply, connectivity, inventory, rls, rollback, Db};
 use crate::summary::{MigrationRow, Summary};
 use crate::supabase_cli::SupabaseCli;
 use crate::target::{self, Kind};
@@ -77,7 +77,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
     }
     let psql = binaries::find_client("psql")?;
     let pg_dump = binaries::find_client("pg_dump")?;
-    let cli = SupabaseCli::find(w);
+    let cli = SupabaseCli::find_or_install(w);
 
     // Step 0: alignment. Step 1: environment (the target, its DSN guarded and never rewritten).
     let rehearsal = RehearsalDir::create(w, &started)?;
@@ -287,6 +287,10 @@ fn rehearse(
         }
         r.migrations.push(row);
     }
+
+    // After the forward apply: the security advisors.
+    let applied: Vec<Migration> = r.migrations.iter().filter(|row| row.applied()).map(|row| row.migration.clone()).collect();
+    r.findings.extend(advisors::run(db, &applied, &apply_rel)?);
 
     // Step 5: rollback, newest first, only what applied in this run; then compare and re-apply.
     let rollback_rel = rehearsal.rel_file(ROLLBACK_LOG);

@@ -17,6 +17,7 @@ use std::path::Path;
 use anyhow::Result;
 
 pub use binaries::Server;
+pub use rundir::{scratch_dir, Scratch};
 use postmaster::Postmaster;
 use rundir::{RunAs, RunDir};
 

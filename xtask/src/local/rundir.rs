@@ -161,3 +161,30 @@ pub fn sweep_stale() {
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// A private temp dir beside the clusters (`<base>/<prefix><pid>-<n>`), removed on drop.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn scratch_dir(prefix: &str) -> Result<Scratch> {
+    let base = base_dir();
+    loop {
+        let path = base.join(format!("{prefix}{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::SeqCst)));
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => return Ok(Scratch(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating a temp dir under {}", base.display())),
+        }
+    }
+}

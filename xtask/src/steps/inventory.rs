@@ -45,13 +45,18 @@ pub fn run(db: &Db, tree: &Tree, cli: Option<&SupabaseCli>, log: &Path, log_name
     let mut inventory = Inventory::default();
     let mut remote = None;
     if let Some(cli) = cli {
+        // The CLI unpacks a native module into TMPDIR; give it a dir of its own and remove it after.
+        let scratch = crate::local::scratch_dir("rehearsal-cli-")?;
         let out = Cmd::new(&cli.path)
             .args(["migration", "list"])
             .args(cli.dsn_args(&db.dsn))
             .arg("--workdir")
             .arg(&db.workdir)
             .current_dir(&db.workdir)
-            .run(&db.redactor, Some(&mut file))?;
+            .env("TMPDIR", scratch.path())
+            .run(&db.redactor, Some(&mut file));
+        drop(scratch);
+        let out = out?;
         if out.success() {
             inventory.source = format!("supabase CLI {}", cli.version_string());
             remote = Some(parse_cli_table(&out.text));

@@ -1,6 +1,7 @@
 //! The runbook's steps, each a function from its inputs to what it found. Steps do not call each
 //! other; the commands call them in order and collect what they return.
 
+pub mod advisors;
 pub mod apply;
 pub mod connectivity;
 pub mod inventory;

@@ -1,0 +1,88 @@
+//! The history rows our apply and rollback write are the ones the real Supabase CLI reads: after
+//! our apply `supabase migration list` shows the version applied remotely, after our rollback it
+//! is pending again. Both flavours: 2.x (`--db-url`, pinned in package.json) and 3.x (`--remote=`).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use xtask::local::{binaries, LocalCluster};
+use xtask::redact::Redactor;
+use xtask::steps::inventory::parse_cli_table;
+use xtask::steps::{apply, rollback, Db};
+use xtask::supabase_cli::SupabaseCli;
+use xtask::tree::Tree;
+
+/// `supabase@3` in the target dir, installed once from the npm registry.
+fn cli_3x() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("supabase3");
+    let bin = dir.join("node_modules/.bin/supabase");
+    if !bin.is_file() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .arg(&dir)
+            .arg("supabase@3.1.0")
+            .status()
+            .unwrap();
+        assert!(ok.success(), "npm install supabase@3.1.0 failed");
+    }
+    bin
+}
+
+#[test]
+fn the_supabase_cli_sees_our_apply_and_our_rollback_in_both_flavours() {
+    common::prepare();
+    // The only test in this binary, so setting the process env races nothing.
+    std::env::set_var("REHEARSAL_PG_CACHE", common::cache_dir());
+    let sandbox = common::Sandbox::new("cli-history");
+    sandbox.write("supabase/migrations/20250101000000_widgets.sql", "create table public.widgets (id int primary key);\nalter table public.widgets enable row level security;\n");
+    sandbox.write("supabase/migrations.backup/20250101000000_widgets_rollback.sql", "drop table public.widgets;\n");
+    let tree = Tree::load(&sandbox.workdir).unwrap();
+    let migration = &tree.migrations[0];
+
+    let pinned = SupabaseCli::find_or_install(&common::repo_root()).expect("the pinned CLI");
+    let latest = SupabaseCli::at(&cli_3x()).expect("supabase@3");
+    assert_eq!(pinned.version.0, 2);
+    assert_eq!(latest.version.0, 3);
+
+    for cli in [pinned, latest] {
+        let server = binaries::ensure_server_with_pgtap().unwrap();
+        let cluster = LocalCluster::start(&server).unwrap();
+        let db = Db {
+            psql: binaries::find_client("psql").unwrap(),
+            dsn: cluster.dsn(),
+            redactor: Redactor::new(),
+            workdir: sandbox.workdir.clone(),
+            settings: Vec::new(),
+        };
+        let list = || {
+            let out = Command::new(&cli.path)
+                .args(["migration", "list"])
+                .args(cli.dsn_args(&db.dsn))
+                .arg("--workdir")
+                .arg(&sandbox.workdir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            parse_cli_table(&String::from_utf8_lossy(&out.stdout))
+        };
+        let flavour = cli.version_string();
+        assert!(list().is_empty(), "{flavour}: nothing applied yet");
+
+        let mut log = Vec::new();
+        let applied = apply::apply(&db, migration, true, &mut log, "log").unwrap();
+        assert!(applied.ok, "{}", String::from_utf8_lossy(&log));
+        assert!(list().contains("20250101000000"), "{flavour}: applied remotely after our apply");
+        let row = Command::new(&db.psql)
+            .args([&db.dsn, "-X", "-A", "-t", "-c", "select name, array_length(statements, 1) from supabase_migrations.schema_migrations"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&row.stdout).trim(), "widgets|2", "name and statements as the CLI stores them");
+
+        let (rolled, _) = rollback::rollback(&db, migration, &mut log, "log").unwrap();
+        assert!(matches!(rolled, rollback::RolledBack::Done), "{}", String::from_utf8_lossy(&log));
+        assert!(list().is_empty(), "{flavour}: pending again after our rollback");
+    }
+}
