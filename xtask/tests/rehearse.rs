@@ -221,7 +221,7 @@ fn bad_plans_are_refused_and_left_untouched() {
     let before = std::fs::read(&plan).unwrap();
     let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan]);
     assert_eq!(run.code, Some(2), "{run}");
-    assert!(run.stderr.contains(&format!("error: {plan}:3:19: the data plan is not valid JSON")), "{run}");
+    assert!(run.stderr.contains(&format!("error: {plan}:3:17: the data plan is not valid JSON")), "{run}");
     assert_eq!(std::fs::read(&plan).unwrap(), before);
 
     let sandbox = molecule_tree("no-match");
