@@ -137,7 +137,7 @@ fn run(matches: &ArgMatches) -> anyhow::Result<Exit> {
     }
 }
 
-fn options(sub: &ArgMatches) -> cmd::rehearse::Options {
+fn options(sub: &ArgMatches) -> cmd::session::Options {
     let text = |name: &str| sub.try_get_one::<String>(name).ok().flatten().cloned();
     let flag = |name: &str| sub.try_get_one::<bool>(name).ok().flatten().copied().unwrap_or(false);
     let mut settings = Vec::new();
@@ -147,7 +147,7 @@ fn options(sub: &ArgMatches) -> cmd::rehearse::Options {
     if let Some(t) = text("statement-timeout") {
         settings.push(format!("statement_timeout = '{t}'"));
     }
-    cmd::rehearse::Options {
+    cmd::session::Options {
         target: text("target"),
         db_url: text("db-url"),
         molecules: sub.try_get_many::<String>("molecule").ok().flatten().map(|v| v.cloned().collect()).unwrap_or_default(),

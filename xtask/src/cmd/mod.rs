@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod doctor;
 pub mod rehearse;
+pub mod session;
 pub mod rls;
 
 use std::path::PathBuf;
