@@ -94,6 +94,23 @@ fn cli() -> Command {
                 .arg(Arg::new("fail-fast").long("fail-fast").action(ArgAction::SetTrue).help("Stop applying at the first failed migration (the runbook's loop goes on)"))
                 .arg(json.clone()),
         )
+        .subcommand(Command::new("connectivity").about("Step 2 alone: the runbook's connectivity query; exit 0 when the server answers on IPv4").args(target_args()))
+        .subcommand(Command::new("inventory").about("Step 3 alone: pending, applied, applied remotely but missing locally, and missing rollback pairs").args(target_args()))
+        .subcommand(
+            Command::new("apply")
+                .about("Step 4 alone: apply the selected pending migrations; with --molecule, one replay attempt recorded in the plan")
+                .args(target_args())
+                .arg(Arg::new("no-atomic").long("no-atomic").action(ArgAction::SetTrue).help("Run each migration with the runbook's exact command (no transaction around the file)"))
+                .arg(Arg::new("fail-fast").long("fail-fast").action(ArgAction::SetTrue).help("Stop at the first failed migration"))
+                .arg(json.clone()),
+        )
+        .subcommand(
+            Command::new("rollback")
+                .about("Step 5 alone: roll back what the latest run on this target applied (--target staging|url only, never by default)")
+                .args(target_args())
+                .arg(json.clone()),
+        )
+        .subcommand(Command::new("feedback").about("Start today's feedback header, or append the latest rehearsal's hand-off to it"))
         .subcommand(Command::new("bench").about(
             "Measure the speed targets: cluster up (<= 1.5 s) and `rls` end to end on this repo's tree (<= 3 s)",
         ))
@@ -131,6 +148,11 @@ fn run(matches: &ArgMatches) -> anyhow::Result<Exit> {
     match name {
         "rls" => cmd::rls::run(&ctx),
         "stage-rehearse" => cmd::rehearse::run(&ctx, &options(sub)),
+        "connectivity" => cmd::step::connectivity(&ctx, &options(sub)),
+        "inventory" => cmd::step::inventory(&ctx, &options(sub)),
+        "apply" => cmd::step::apply(&ctx, &options(sub)),
+        "rollback" => cmd::step::rollback(&ctx, &options(sub)),
+        "feedback" => cmd::step::feedback(&ctx),
         "doctor" => cmd::doctor::run(&ctx),
         "bench" => cmd::bench::run(&ctx),
         other => unreachable!("clap accepted an unknown subcommand {other}"),

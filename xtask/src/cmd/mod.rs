@@ -4,6 +4,7 @@ pub mod bench;
 pub mod doctor;
 pub mod rehearse;
 pub mod session;
+pub mod step;
 pub mod rls;
 
 use std::path::PathBuf;

@@ -24,7 +24,7 @@ pub const ROLLBACK_LOG: &str = "migration_rollback.log";
 pub const RLS_LOG: &str = "rls_contract.log";
 
 pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
-    let mut s = Session::begin(ctx, opts, "Rehearse (apply, rollback, re-apply, RLS contract)", true)?;
+    let mut s = Session::begin(ctx, opts, Some("Rehearse (apply, rollback, re-apply, RLS contract)"), true)?;
     s.connectivity()?;
     let pre = s.inventory()?;
     let (baseline, selected) = select(s.kind, &s.tree, &pre, &s.molecules, &mut s.summary.warnings);

@@ -50,12 +50,15 @@ pub struct Session {
     pub summary: Summary,
     /// Transcripts written to the day's folder, moved into the rehearsal dir at the end.
     pub day_logs: Vec<(String, String)>,
+    /// A molecule's status after a clean run: `completed` for a rehearsal, `in_progress` for an
+    /// apply replay (applied, not yet rolled back or verified).
+    pub success_status: &'static str,
 }
 
 impl Session {
     /// Steps 0 and 1: refuse bad input before anything is written, then create the rehearsal dir,
     /// open the target, and start the day's feedback header. `objective` is its first line.
-    pub fn begin(ctx: &Ctx, opts: &Options, objective: &str, needs_contract: bool) -> Result<Session> {
+    pub fn begin(ctx: &Ctx, opts: &Options, objective: Option<&str>, needs_contract: bool) -> Result<Session> {
         let started = Utc::now();
         let w = &ctx.workdir;
         let config = Config::load(w)?;
@@ -92,16 +95,18 @@ impl Session {
         let rehearsal = RehearsalDir::create(w, &started)?;
         let target = target::open(kind, w, &config, opts.db_url.as_deref())?;
         let db = Db { psql, dsn: target.dsn.clone(), redactor: target.redactor.clone(), workdir: w.clone(), settings: opts.settings.clone() };
-        let objective = match molecules.is_empty() {
-            true => format!("{objective} every pending migration on {}.", kind.as_str()),
-            false => format!("{objective} molecule(s) {} on {}.", molecules.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "), kind.as_str()),
-        };
-        let (created, doc_warnings) = feedback::ensure_header(w, &started.date(), &objective, &planned_commands(&db, cli.as_ref()), &rehearsal.rel)?;
-        progress!("step 0 alignment: {} {}", feedback::path(&started.date()), if created { "header created" } else { "exists; header kept" });
         let mut summary = new_summary(&target.summary(), &started, &rehearsal.rel);
-        summary.warnings.extend(doc_warnings);
+        if let Some(objective) = objective {
+            let objective = match molecules.is_empty() {
+                true => format!("{objective} every pending migration on {}.", kind.as_str()),
+                false => format!("{objective} molecule(s) {} on {}.", molecules.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "), kind.as_str()),
+            };
+            let (created, doc_warnings) = feedback::ensure_header(w, &started.date(), &objective, &planned_commands(&db, cli.as_ref()), &rehearsal.rel)?;
+            progress!("step 0 alignment: {} {}", feedback::path(&started.date()), if created { "header created" } else { "exists; header kept" });
+            summary.warnings.extend(doc_warnings);
+        }
         summary.warnings.extend(tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")));
-        Ok(Session { started, kind, tree, contract, plan, molecules, cli, pg_dump, rehearsal, db, target: Some(target), summary, day_logs: Vec::new() })
+        Ok(Session { started, kind, tree, contract, plan, molecules, cli, pg_dump, rehearsal, db, target: Some(target), summary, day_logs: Vec::new(), success_status: "completed" })
     }
 
     /// Halt (exit 3) when there is no contract: runbook §6, checked before the database is touched.
@@ -194,7 +199,7 @@ pub fn finish(mut self, ctx: &Ctx) -> Result<Exit> {
             let rows: Vec<&MigrationRow> = r.migrations.iter().filter(|row| row.molecule.as_deref() == Some(&m.id)).collect();
             let clean = outcome == crate::summary::Outcome::Passed
                 || (!r.halted && rows.iter().all(|row| !row.failed() && row.applied()) && r.rls.as_ref().is_some_and(|x| x.is_clean()) && r.schema_restored == Some(true));
-            let status = if clean { "completed" } else { "failed" };
+            let status = if clean { self.success_status } else { "failed" };
             let line = json!({
                 "molecule": m.id, "attempt": m.attempt, "files": m.migrations,
                 "started_at": started.rfc3339(), "finished_at": finished.rfc3339(),
