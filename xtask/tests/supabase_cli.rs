@@ -34,8 +34,6 @@ fn cli_3x() -> PathBuf {
 #[test]
 fn the_supabase_cli_sees_our_apply_and_our_rollback_in_both_flavours() {
     common::prepare();
-    // The only test in this binary, so setting the process env races nothing.
-    std::env::set_var("REHEARSAL_PG_CACHE", common::cache_dir());
     let sandbox = common::Sandbox::new("cli-history");
     sandbox.write("supabase/migrations/20250101000000_widgets.sql", "create table public.widgets (id int primary key);\nalter table public.widgets enable row level security;\n");
     sandbox.write("supabase/migrations.backup/20250101000000_widgets_rollback.sql", "drop table public.widgets;\n");

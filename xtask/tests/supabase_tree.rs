@@ -12,8 +12,6 @@ use xtask::tree::Tree;
 #[test]
 fn each_rollback_restores_the_schema_its_migration_changed() {
     common::prepare();
-    // The only test in this binary, so setting the process env races nothing.
-    std::env::set_var("REHEARSAL_PG_CACHE", common::cache_dir());
     let tree = Tree::load(&common::repo_root()).unwrap();
     assert!(tree.orphan_rollbacks.is_empty(), "{:?}", tree.orphan_rollbacks);
     let server = binaries::ensure_server_with_pgtap().unwrap();

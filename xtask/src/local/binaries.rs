@@ -85,6 +85,21 @@ pub fn ensure_server_with_pgtap() -> Result<Server> {
     )))
 }
 
+/// A program from a Debian package (`pgbouncer`, `openssl`), installed with apt-get when missing
+/// and the tool may (root on Debian); else exit 2 naming the command that installs it.
+pub fn ensure_program(program: &str, package: &str, why: &str) -> Result<PathBuf> {
+    if let Some(path) = on_path(program).or_else(|| Some(PathBuf::from("/usr/sbin").join(program)).filter(|p| p.is_file())) {
+        return Ok(path);
+    }
+    if can_apt_install() {
+        apt_install(package, &format!("{program} is missing ({why})"))?;
+        if let Some(path) = on_path(program).or_else(|| Some(PathBuf::from("/usr/sbin").join(program)).filter(|p| p.is_file())) {
+            return Ok(path);
+        }
+    }
+    Err(exit::cannot_run(format!("{program} is not installed ({why}); install it: {}", install_hint(package))))
+}
+
 /// The one command that installs a Debian package, as this user would type it.
 pub fn install_hint(package: &str) -> String {
     if is_root() {

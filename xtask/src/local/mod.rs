@@ -8,6 +8,7 @@
 //! because initdb and postgres refuse to run as root.
 
 pub mod binaries;
+pub mod pooler;
 mod postmaster;
 mod rundir;
 mod template;

@@ -26,6 +26,9 @@ pub fn cache_dir() -> PathBuf {
 pub fn prepare() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        // In-process clusters (the staging stack) share the tests' template cache. Set once, before
+        // any test of this binary starts a cluster; std serialises its env reads with this write.
+        std::env::set_var("REHEARSAL_PG_CACHE", cache_dir());
         let sandbox = Sandbox::new("prepare");
         sandbox.write("supabase/migrations/1_init.sql", "create table if not exists public.t (id int);\n");
         sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('ready');\n");
@@ -226,5 +229,67 @@ pub fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), target).unwrap();
         }
+    }
+}
+
+/// A staging-like stack: a throwaway cluster behind pgbouncer (session mode, TLS, SCRAM).
+pub struct Stack {
+    pub pooler: xtask::local::pooler::Pooler,
+    pub cluster: xtask::local::LocalCluster,
+    pub password: String,
+}
+
+/// A password that needs URL-escaping, as real ones often do.
+pub const PASSWORD: &str = "s3cr&t/p@ss:w0rd%";
+pub const SERVICE_KEY: &str = "eyJhbGciOiJIUzI1NiJ9.service-role-key-planted-for-tests.c2lnbmF0dXJl";
+pub const ACCESS_TOKEN: &str = "sbp_0123456789abcdef0123456789abcdef01234567";
+
+impl Stack {
+    pub fn start() -> Stack {
+        prepare();
+        let server = xtask::local::binaries::ensure_server_with_pgtap().unwrap();
+        let cluster = xtask::local::LocalCluster::start(&server).unwrap();
+        let pooler = xtask::local::pooler::Pooler::start(&cluster, PASSWORD).unwrap();
+        Stack { pooler, cluster, password: PASSWORD.to_string() }
+    }
+
+    pub fn dsn(&self) -> String {
+        self.pooler.dsn(&self.password)
+    }
+}
+
+impl Sandbox {
+    /// Vault files holding `dsn` and the service key, and a config that accepts the local pooler.
+    pub fn with_vault(&self, dsn: &str) {
+        self.write("vault/occ/supabase/database_url_staging.env", &format!("# staging pooler (IPv4)\nexport DATABASE_URL=\"{dsn}\"\n"));
+        self.write("vault/occ/supabase/service_key_staging.env", &format!("SUPABASE_SERVICE_KEY='{SERVICE_KEY}'\n"));
+        self.write("supabase/rehearsal.toml", "[staging]\npooler_hosts = [\".pooler.supabase.com\", \"127.0.0.1\"]\nproduction_project_refs = [\"prodref123\"]\n");
+    }
+
+    /// Every planted secret, in every file under the sandbox and in the run's output, is absent.
+    pub fn assert_no_secrets(&self, run: &Run) {
+        let needles = [PASSWORD.to_string(), xtask::local::pooler::url_encode(PASSWORD), SERVICE_KEY.to_string(), ACCESS_TOKEN.to_string()];
+        for needle in &needles {
+            assert!(!run.stdout.contains(needle.as_str()) && !run.stderr.contains(needle.as_str()), "a secret reached the terminal:\n{run}");
+        }
+        let mut stack = vec![self.workdir.clone()];
+        let mut checked = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    if !path.ends_with("vault") {
+                        stack.push(path);
+                    }
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                checked += 1;
+                for needle in &needles {
+                    assert!(!text.contains(needle.as_str()), "a secret reached {}", path.display());
+                }
+            }
+        }
+        assert!(checked > 10, "the search must have looked at the artifacts ({checked} files)");
     }
 }

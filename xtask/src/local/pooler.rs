@@ -1,0 +1,131 @@
+//! A staging-like session pooler for tests and benchmarks: `pgbouncer` in session mode with TLS (a
+//! self-signed certificate made here) and SCRAM passwords, on 127.0.0.1, in front of a throwaway
+//! cluster. The DSN it hands out looks like the vault's: a password, `sslmode=require`.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::binaries::{ensure_program, find_client};
+use super::rundir::{scratch_dir, RunAs, Scratch};
+use super::LocalCluster;
+use crate::exit;
+use crate::process::Cmd;
+use crate::redact::Redactor;
+use crate::signals::{self, ChildGuard};
+
+pub struct Pooler {
+    pub port: u16,
+    child: Option<Child>,
+    _guard: ChildGuard,
+    // Dropped after the child: its config, certificate and socket.
+    _dir: Scratch,
+}
+
+impl Pooler {
+    /// Give `postgres` the `password` (SCRAM) and start pgbouncer in front of `cluster`.
+    pub fn start(cluster: &LocalCluster, password: &str) -> Result<Pooler> {
+        let pgbouncer = ensure_program("pgbouncer", "pgbouncer", "the staging-like session pooler")?;
+        let openssl = ensure_program("openssl", "openssl", "a self-signed certificate for the pooler")?;
+        let run_as = RunAs::detect()?;
+        let dir = scratch_dir("rehearsal-pooler-")?;
+        let d = dir.path();
+
+        let set = format!("set password_encryption = 'scram-sha-256';\nalter role postgres password {};\n", quote(password));
+        let out = Cmd::new(find_client("psql")?).args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &cluster.admin_dsn(), "-f", "-"]).stdin(set).run(&Redactor::new().with_secret(password), None)?;
+        anyhow::ensure!(out.success(), "setting the pooler password: {}", out.text);
+
+        let cert = Command::new(openssl)
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+            .arg("-keyout")
+            .arg(d.join("key.pem"))
+            .arg("-out")
+            .arg(d.join("cert.pem"))
+            .output()
+            .context("running openssl")?;
+        anyhow::ensure!(cert.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&cert.stderr));
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        std::fs::write(d.join("userlist.txt"), format!("\"postgres\" \"{}\"\n", password.replace('"', "\"\"")))?;
+        let ini = format!(
+            "[databases]\npostgres = host=127.0.0.1 port={server} dbname=postgres\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+             listen_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {dir}/userlist.txt\n\
+             pool_mode = session\nmax_client_conn = 100\ndefault_pool_size = 20\nclient_tls_sslmode = require\n\
+             client_tls_key_file = {dir}/key.pem\nclient_tls_cert_file = {dir}/cert.pem\n\
+             ignore_startup_parameters = extra_float_digits\n",
+            server = cluster.port(),
+            dir = d.display()
+        );
+        std::fs::write(d.join("pgbouncer.ini"), ini)?;
+        for f in ["", "userlist.txt", "key.pem", "cert.pem", "pgbouncer.ini"] {
+            run_as.chown(&d.join(f))?;
+        }
+
+        let mut cmd = Command::new(pgbouncer);
+        cmd.arg(d.join("pgbouncer.ini")).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+        if let Some((uid, gid)) = run_as.ids() {
+            cmd.uid(uid).gid(gid);
+        }
+        let mut child = cmd.spawn().context("starting pgbouncer")?;
+        let guard = ChildGuard::register(child.id(), None);
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut pooler = Pooler { port, child: Some(child), _guard: guard, _dir: dir };
+        let mut log = String::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains("process up") => return Ok(pooler),
+                Ok(line) => log.push_str(&format!("{line}\n")),
+                Err(_) => {
+                    pooler.stop();
+                    return Err(exit::cannot_run(format!("pgbouncer did not start:\n{log}")));
+                }
+            }
+            if signals::interrupted() {
+                return Err(exit::interrupted());
+            }
+        }
+    }
+
+    /// The DSN a client uses: the vault's shape, `sslmode=require`, the password URL-encoded.
+    pub fn dsn(&self, password: &str) -> String {
+        format!("postgresql://postgres:{}@127.0.0.1:{}/postgres?sslmode=require", url_encode(password), self.port)
+    }
+
+    /// Stop pgbouncer (also on drop): a pooler that goes away under a running rehearsal.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signals::send(child.id(), libc::SIGINT);
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Pooler {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
