@@ -32,10 +32,13 @@ impl SupabaseCli {
         SupabaseCli::at(&candidates.into_iter().flatten().find(|p| p.is_file())?)
     }
 
-    /// The CLI at `path`, if it answers `--version`.
+    /// The CLI at `path`: its version from the npm package it belongs to when there is one (the
+    /// CLI is a Node program: answering `--version` costs half a second), else from `--version`.
     pub fn at(path: &Path) -> Option<SupabaseCli> {
-        let out = Command::new(path).arg("--version").output().ok()?;
-        let version = parse_version(&String::from_utf8_lossy(&out.stdout))?;
+        let version = npm_version(path).or_else(|| {
+            let out = Command::new(path).arg("--version").output().ok()?;
+            parse_version(&String::from_utf8_lossy(&out.stdout))
+        })?;
         Some(SupabaseCli { path: path.to_path_buf(), version })
     }
 
@@ -87,6 +90,18 @@ impl SupabaseCli {
             "2.x, takes --db-url"
         }
     }
+}
+
+/// `node_modules/.bin/supabase` links into `node_modules/supabase/`, whose package.json is named
+/// `supabase` and has the version.
+fn npm_version(bin: &Path) -> Option<(u32, u32, u32)> {
+    let real = bin.canonicalize().ok()?;
+    let package = real.ancestors().skip(1).map(|d| d.join("package.json")).find(|p| p.is_file())?;
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(package).ok()?).ok()?;
+    if json["name"] != "supabase" {
+        return None;
+    }
+    parse_version(json["version"].as_str()?)
 }
 
 fn parse_version(text: &str) -> Option<(u32, u32, u32)> {

@@ -25,7 +25,7 @@ pub struct Migration {
     pub rollback: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Tree {
     pub workdir: PathBuf,
     pub migrations: Vec<Migration>,

@@ -3,7 +3,10 @@
 //! - cluster up with the Supabase surface, from a warm template: target ≤ 1.5 s;
 //! - `cargo xtask rls` end to end on this repo's tree (cluster up, 9 migrations, 41 pgTAP tests,
 //!   cluster gone): target ≤ 3 s;
-//! - the same with a cold template cache (initdb and the bootstrap included), for reference.
+//! - the same with a cold template cache (initdb and the bootstrap included), for reference;
+//! - through a real session pooler (pgbouncer, session mode, TLS, SCRAM) in front of a fresh
+//!   cluster: `stage-rehearse` against the seed runbook's own bash, steps 2–7 exactly as written
+//!   (`xtask/bench/runbook_steps_2_7.sh`), on the same migrations: target ratio ≤ 1.
 //!
 //! Each figure is the median of several runs in one process on this machine; compare ratios, not
 //! absolute times, between machines.
@@ -16,10 +19,14 @@ use anyhow::{Context, Result};
 
 use super::Ctx;
 use crate::exit::Exit;
+use crate::local::pooler::Pooler;
 use crate::local::{binaries, LocalCluster};
+use crate::supabase_cli::SupabaseCli;
 use crate::progress;
 
 const RUNS: usize = 5;
+const RUNBOOK_BASH: &str = include_str!("../../bench/runbook_steps_2_7.sh");
+const BENCH_PASSWORD: &str = "bench-p@ss/word";
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let server = binaries::ensure_server_with_pgtap()?;
@@ -59,10 +66,51 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         end_to_end.push(rls(None)?);
     }
 
+    progress!("bench: through pgbouncer (TLS, session mode): the runbook's bash, steps 2-7, against stage-rehearse, 3 runs each");
+    let cli = SupabaseCli::find_or_install(&ctx.workdir).context("the Supabase CLI is needed for the pooler benchmark (npm ci)")?;
+    let script = scratch.0.join("runbook_steps_2_7.sh");
+    std::fs::write(&script, RUNBOOK_BASH)?;
+    std::fs::write(tree.join("supabase/rehearsal.toml"), "[staging]\npooler_hosts = [\"127.0.0.1\"]\n")?;
+    let path = format!("{}:{}", cli.path.parent().expect("a bin dir").display(), std::env::var("PATH").unwrap_or_default());
+    let mut bash_times = Vec::new();
+    let mut tool_times = Vec::new();
+    for round in 0..3 {
+        for tool in [false, true] {
+            let cluster = LocalCluster::start(&server)?;
+            let pooler = Pooler::start(&cluster, BENCH_PASSWORD)?;
+            let dsn = pooler.dsn(BENCH_PASSWORD);
+            let _ = std::fs::remove_dir_all(tree.join("artifacts"));
+            let _ = std::fs::remove_dir_all(tree.join("feedback"));
+            let mut cmd = if tool {
+                let mut c = Command::new(&exe);
+                c.arg("--workdir").arg(&tree).args(["stage-rehearse", "--target", "url", "--plan"]).arg(scratch.0.join("no-plan.json"));
+                c
+            } else {
+                let mut c = Command::new("bash");
+                c.arg(&script).arg(&tree);
+                c
+            };
+            cmd.env("DATABASE_URL", &dsn).env("PATH", &path);
+            let started = Instant::now();
+            let out = cmd.output().context("running a pooler benchmark round")?;
+            let took = started.elapsed();
+            if tool {
+                anyhow::ensure!(out.status.success(), "stage-rehearse failed through the pooler:\n{}", String::from_utf8_lossy(&out.stderr));
+                tool_times.push(took);
+            } else {
+                bash_times.push(took);
+            }
+            progress!("  round {}: {} {} ms", round + 1, if tool { "stage-rehearse" } else { "runbook bash  " }, took.as_millis());
+        }
+    }
+    let (bash, tool) = (median(&mut bash_times), median(&mut tool_times));
+
     let rows = [
         ("cluster up (warm template)", median(&mut up), Some(Duration::from_millis(1500))),
         ("rls end to end (warm)", median(&mut end_to_end), Some(Duration::from_secs(3))),
         ("rls end to end (cold cache)", cold, None),
+        ("runbook bash 2-7 via pooler", bash, None),
+        ("stage-rehearse via pooler", tool, Some(bash)),
     ];
     let mut missed = 0;
     println!("{:<30} {:>10} {:>10}  verdict", "benchmark", "median", "target");
@@ -78,6 +126,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         let target = target.map_or("-".to_string(), |t| format!("{} ms", t.as_millis()));
         println!("{name:<30} {:>7} ms {target:>10}  {verdict}", took.as_millis());
     }
+    println!("stage-rehearse / runbook bash through the pooler: {:.2} (target <= 1.00)", tool.as_secs_f64() / bash.as_secs_f64());
     Ok(if missed == 0 { Exit::Passed } else { Exit::Failed })
 }
 

@@ -14,7 +14,6 @@ use crate::exit::{self, Exit};
 use crate::steps::rollback::RolledBack;
 use crate::steps::{advisors, apply, inventory, rls, rollback};
 use crate::summary::MigrationRow;
-use crate::supabase_cli::SupabaseCli;
 use crate::target::Kind;
 use crate::tree::{Migration, SEED};
 use crate::{findings, progress, schema};
@@ -25,8 +24,11 @@ pub const RLS_LOG: &str = "rls_contract.log";
 
 pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
     let mut s = Session::begin(ctx, opts, Some("Rehearse (apply, rollback, re-apply, RLS contract)"), true)?;
-    s.connectivity()?;
-    let pre = s.inventory()?;
+    // Step 3's CLI runs while step 2 checks the connection and step 4 takes its first snapshot.
+    let (pre, before) = s.inventory_during(|s| {
+        s.connectivity()?;
+        schema::snapshot(&s.pg_dump, &s.db.dsn, &[], &s.db.redactor)
+    })?;
     let (baseline, selected) = select(s.kind, &s.tree, &pre, &s.molecules, &mut s.summary.warnings);
     for m in &selected {
         if m.rollback.is_none() {
@@ -34,7 +36,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
         }
     }
     s.start_attempts()?;
-    let post = match rehearse(&mut s, &baseline, &selected, opts) {
+    let post = match rehearse(&mut s, &baseline, &selected, opts, before) {
         Ok(post) => post,
         Err(e) if exit::exit_of(&e) != Exit::Interrupted => return Err(e),
         Err(_) => {
@@ -48,8 +50,8 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
 }
 
 /// Steps 4–6 (and the post-run inventory of step 7), which run while the target is open.
-fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opts: &Options) -> Result<Option<serde_json::Value>> {
-    let Session { db, pg_dump, rehearsal, tree, contract, molecules, kind, summary: r, .. } = s;
+fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opts: &Options, before: String) -> Result<Option<serde_json::Value>> {
+    let Session { db, pg_dump, rehearsal, tree, contract, molecules, kind, summary: r, cli, .. } = s;
     let (db, rehearsal, kind) = (&*db, &*rehearsal, *kind);
     let apply_rel = rehearsal.rel_file(APPLY_LOG);
     let mut apply_log = rehearsal.log(APPLY_LOG)?;
@@ -65,8 +67,7 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
         }
     }
 
-    // Step 4: schema snapshot, then apply.
-    let before = schema::snapshot(pg_dump.as_path(), &db.dsn, &[], &db.redactor)?;
+    // Step 4: the schema snapshot (taken during step 3, before any apply), then apply.
     write_atomic(&rehearsal.file("schema_before.sql"), before.as_bytes())?;
     let mut stopped = false;
     for m in selected {
@@ -124,27 +125,34 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
         }
     }
 
-    // Step 6: the RLS contract (on local, the seed first, as `supabase db reset` does).
-    if kind == Kind::Local && db.workdir.join(SEED).is_file() {
-        writeln!(apply_log, "==> {SEED}")?;
-        let out = db.psql().args(["-f", SEED]).run(&db.redactor, Some(&mut apply_log))?;
-        if !out.success() {
-            writeln!(apply_log, "!! failure: {SEED}")?;
-            r.findings.extend(findings::scan(&out.text, Some(&apply_rel)));
-        }
-        writeln!(apply_log)?;
-    }
-    let rls_rel = rehearsal.rel_file(RLS_LOG);
-    let result = rls::run(db, contract, &mut rehearsal.log(RLS_LOG)?, &rls_rel)?;
-    r.logs.push(("RLS contract".into(), rls_rel));
+    // Step 7's inventory reads only the history, final once the re-apply is done: the CLI starts
+    // now and runs while step 6 (the seed on local, then the RLS contract) does.
+    let post_rel = rehearsal.rel_file("migration_status_post.txt");
+    let post_path = rehearsal.file("migration_status_post.txt");
+    let (post, rls_result) = std::thread::scope(|scope| {
+        let post = scope.spawn(|| inventory::run(db, tree, cli.as_ref(), &post_path, &post_rel));
+        let rls_result = (|| -> Result<rls::RlsResult> {
+            if kind == Kind::Local && db.workdir.join(SEED).is_file() {
+                writeln!(apply_log, "==> {SEED}")?;
+                let out = db.psql().args(["-f", SEED]).run(&db.redactor, Some(&mut apply_log))?;
+                if !out.success() {
+                    writeln!(apply_log, "!! failure: {SEED}")?;
+                    r.findings.extend(findings::scan(&out.text, Some(&apply_rel)));
+                }
+                writeln!(apply_log)?;
+            }
+            let rls_rel = rehearsal.rel_file(RLS_LOG);
+            let result = rls::run(db, contract, &mut rehearsal.log(RLS_LOG)?, &rls_rel)?;
+            r.logs.push(("RLS contract".into(), rls_rel));
+            Ok(result)
+        })();
+        (post.join().expect("the inventory thread does not panic"), rls_result)
+    });
+    let result = rls_result?;
     progress!("step 6 rls: {} of {} planned passed, {} failed, {} errors", result.passed(), result.planned(), result.failed(), result.errors().len());
     r.findings.extend(result.errors().into_iter().cloned());
     r.rls = Some(result);
-
-    // Step 7: the post-run inventory.
-    let post_rel = rehearsal.rel_file("migration_status_post.txt");
-    let cli = SupabaseCli::find(&db.workdir);
-    let post = inventory::run(db, tree, cli.as_ref(), &rehearsal.file("migration_status_post.txt"), &post_rel)?;
+    let post = post?;
     progress!("step 7 inventory after: {} pending, {} applied", post.pending.len(), post.applied.len());
     Ok(Some(post.to_json()))
 }

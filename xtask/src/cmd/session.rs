@@ -142,8 +142,22 @@ impl Session {
 
     /// Step 3, into the day's folder: what is pending, applied, and applied remotely only.
     pub fn inventory(&mut self) -> Result<inventory::Inventory> {
+        Ok(self.inventory_during(|_| Ok(()))?.0)
+    }
+
+    /// Step 3 while `meanwhile` runs on this thread: the CLI takes half a second to start, time in
+    /// which read-only work (the connectivity check, the first schema snapshot) can be done.
+    pub fn inventory_during<T>(&mut self, meanwhile: impl FnOnce(&mut Session) -> Result<T>) -> Result<(inventory::Inventory, T)> {
         let rel = format!("artifacts/ops/{}/migration_status_pre_{}.txt", self.started.date(), Utc::now().hhmmss());
-        let pre = inventory::run(&self.db, &self.tree, self.cli.as_ref(), &self.db.workdir.join(&rel), &rel)?;
+        let (db, tree, cli) = (self.db.clone(), self.tree.clone(), self.cli.clone());
+        let path = self.db.workdir.join(&rel);
+        let (pre, other) = std::thread::scope(|scope| {
+            let pre = scope.spawn(|| inventory::run(&db, &tree, cli.as_ref(), &path, &rel));
+            let other = meanwhile(self);
+            (pre.join().expect("the inventory thread does not panic"), other)
+        });
+        let other = other?;
+        let pre = pre?;
         self.day_logs.push(("inventory before".into(), rel.clone()));
         self.summary.warnings.extend(pre.warnings.iter().cloned());
         if !pre.ok {
@@ -153,7 +167,7 @@ impl Session {
         for v in &pre.remote_only {
             self.summary.warnings.push(format!("version {v} is applied on the target but missing locally: fetch it with `supabase migration fetch`"));
         }
-        Ok(pre)
+        Ok((pre, other))
     }
 
     /// The molecules' attempts start: `in_progress`, attempt counted, before the first apply.

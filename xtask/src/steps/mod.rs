@@ -14,6 +14,7 @@ use crate::process::Cmd;
 use crate::redact::Redactor;
 
 /// What every step that talks to the database needs.
+#[derive(Clone)]
 pub struct Db {
     pub psql: PathBuf,
     /// The DSN as given; shown only through the redactor.
