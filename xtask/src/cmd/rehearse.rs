@@ -67,7 +67,9 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
         }
     }
 
-    // Step 4: the schema snapshot (taken during step 3, before any apply), then apply.
+    // Step 4: the schema snapshot (taken during step 3; again after a baseline, which changes the
+    // schema the molecule starts from), then apply.
+    let before = if baseline.is_empty() { before } else { schema::snapshot(pg_dump.as_path(), &db.dsn, &[], &db.redactor)? };
     write_atomic(&rehearsal.file("schema_before.sql"), before.as_bytes())?;
     let mut stopped = false;
     for m in selected {
