@@ -90,6 +90,9 @@ pub fn rollback(ctx: &Ctx, opts: &Options) -> Result<Exit> {
         _ => {}
     }
     let mut s = Session::begin(ctx, opts, Some("Roll back what the last run applied:"), false)?;
+    // Undoing a run is not an attempt at a molecule: the plan is left as it is.
+    s.plan = None;
+    s.molecules.clear();
     s.connectivity()?;
     let pre = s.inventory()?;
     let host = s.summary.target.host.clone();

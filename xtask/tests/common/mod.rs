@@ -142,6 +142,16 @@ impl Sandbox {
         dirs.pop().unwrap()
     }
 
+    /// Every rehearsal dir, oldest first.
+    pub fn rehearsal_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.path("artifacts/ops"))
+            .map(|days| days.flatten().flat_map(|day| std::fs::read_dir(day.path()).unwrap().flatten().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        dirs.retain(|d| d.is_dir());
+        dirs.sort();
+        dirs
+    }
+
     /// No cluster directory and no postgres process of this sandbox is left.
     pub fn assert_nothing_left(&self) {
         let left: Vec<_> = std::fs::read_dir(&self.tmp).unwrap().flatten().map(|e| e.path()).collect();
