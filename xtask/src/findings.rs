@@ -48,6 +48,9 @@ pub fn scan(text: &str, log: Option<&str>) -> Vec<Finding> {
             let next = next.trim_start();
             if ["DETAIL:", "HINT:", "LOCATION:", "CONTEXT:", "LINE ", "QUERY:"].iter().any(|p| next.starts_with(p))
                 || next.starts_with('^')
+                || (finding.class == "connection" && LOST.iter().any(|l| next.contains(l)))
+                || next.starts_with("This probably means the server")
+                || next.starts_with("before or while processing")
             {
                 lines.next();
             } else {
@@ -63,12 +66,25 @@ pub fn scan(text: &str, log: Option<&str>) -> Vec<Finding> {
     findings
 }
 
+/// What psql prints when the server goes away under it (after a `FATAL:` line, or alone).
+const LOST: [&str; 4] = [
+    "server closed the connection unexpectedly",
+    "connection to server was lost",
+    "SSL SYSCALL error: EOF detected",
+    "could not receive data from server",
+];
+
 /// One error line: `psql:FILE:LINE: ERROR:  [SQLSTATE: ]message`, a bare `ERROR:  message`, or a
 /// connection failure `psql: error: ...`.
 fn parse_error_line(line: &str) -> Option<Finding> {
     let line = line.trim_end();
     if let Some(rest) = line.strip_prefix("psql: error: ") {
         return Some(connection_finding(rest));
+    }
+    if let Some(lost) = LOST.iter().find(|l| line.trim_start().starts_with(**l) || line.contains(&format!(": {l}"))) {
+        let mut f = connection_finding(lost);
+        f.message = format!("{lost}: the database went away");
+        return Some(f);
     }
     let (file, line_no, rest) = match line.strip_prefix("psql:") {
         Some(located) => {
@@ -80,8 +96,15 @@ fn parse_error_line(line: &str) -> Option<Finding> {
     };
     let message = ["ERROR:", "FATAL:", "PANIC:"].iter().find_map(|p| rest.strip_prefix(p))?.trim_start();
     let (sqlstate, message) = split_sqlstate(message);
-    if message.starts_with("could not connect") || message.starts_with("connection to server") {
-        return Some(connection_finding(message));
+    let server_gone = ["terminating connection due to", "pgbouncer cannot connect to server", "query_wait_timeout", "server login has been failing", "the database system is shutting down"];
+    if message.starts_with("could not connect") || message.starts_with("connection to server") || server_gone.iter().any(|m| message.contains(m)) {
+        let mut f = connection_finding(message);
+        f.file = file;
+        f.line = line_no;
+        if let Some(code) = sqlstate {
+            f.sqlstate = Some(code);
+        }
+        return Some(f);
     }
     let (class, derived) = classify(sqlstate.as_deref(), message);
     let sqlstate = sqlstate.or(derived.map(str::to_string));
@@ -259,6 +282,16 @@ mod tests {
                     psql:a.sql:3: ERROR:  25P02: current transaction is aborted, commands ignored until end of transaction block\n\
                     WARNING:  there is no transaction in progress\n";
         assert!(scan(text, None).is_empty());
+    }
+
+    #[test]
+    fn a_server_that_goes_away_is_one_connection_finding() {
+        let text = "FATAL:  terminating connection due to administrator command\nserver closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.\nconnection to server was lost\n";
+        let found = scan(text, None);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].class, "connection");
+        let alone = scan("psql:supabase/migrations/1_a.sql:2: server closed the connection unexpectedly\n", None);
+        assert_eq!(alone[0].class, "connection");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod feedback;
 pub mod findings;
 pub mod local;
+pub mod lock;
 pub mod plan;
 pub mod process;
 pub mod redact;

@@ -176,6 +176,7 @@ fn options(sub: &ArgMatches) -> cmd::session::Options {
         plan: sub.try_get_one::<PathBuf>("plan").ok().flatten().cloned(),
         no_atomic: flag("no-atomic"),
         fail_fast: flag("fail-fast"),
+        lock_timeout: text("lock-timeout"),
         settings,
     }
 }

@@ -10,15 +10,22 @@ use crate::exit;
 use crate::process::Cmd;
 use crate::redact::Redactor;
 
+/// How long pg_dump waits for a table lock when no `--lock-timeout` was given: a table another
+/// session holds must not hang the rehearsal forever.
+pub const DEFAULT_LOCK_WAIT: &str = "30s";
+
 /// `pg_dump --schema-only` of `dsn`, normalised. `schemas` limits the dump (`-n`), empty for all.
-pub fn snapshot(pg_dump: &Path, dsn: &str, schemas: &[&str], redactor: &Redactor) -> Result<String> {
-    let mut cmd = Cmd::new(pg_dump).args(["--schema-only", "--no-owner", "--dbname", dsn]);
+/// `lock_wait` bounds the wait for each table's lock (`--lock-wait-timeout`).
+pub fn snapshot(pg_dump: &Path, dsn: &str, schemas: &[&str], redactor: &Redactor, lock_wait: Option<&str>) -> Result<String> {
+    let wait = format!("--lock-wait-timeout={}", lock_wait.unwrap_or(DEFAULT_LOCK_WAIT));
+    let mut cmd = Cmd::new(pg_dump).args(["--schema-only", "--no-owner", &wait, "--dbname", dsn]);
     for schema in schemas {
         cmd = cmd.args(["-n", schema]);
     }
     let out = cmd.run(redactor, None)?;
     if !out.success() {
-        return Err(exit::cannot_run(format!("pg_dump --schema-only failed:\n{}", out.text.trim_end())));
+        let reason = out.text.lines().find(|l| l.contains("error")).unwrap_or("no error message").trim();
+        return Err(exit::cannot_run(format!("pg_dump --schema-only failed: {reason}\n{}", out.text.trim_end())));
     }
     Ok(normalize(&out.text))
 }

@@ -1,8 +1,10 @@
 //! Ctrl-C and SIGTERM: the tool stops its children and lets every cleanup guard run.
 //!
 //! The handler only raises a flag and writes a byte to a pipe (all it may safely do); a watcher
-//! thread reads the pipe. On the first signal it sends SIGTERM to the registered children; the
-//! code waiting on a child sees it end, returns [`crate::exit::interrupted`], and the `Drop` guards
+//! thread reads the pipe. On the first signal it sends SIGINT to the registered children (psql
+//! answers SIGINT by cancelling its query on the server, so nothing is left running there, even
+//! behind a pooler), and SIGKILL to any still running after a grace period; the code waiting on a
+//! child sees it end, returns [`crate::exit::interrupted`], and the `Drop` guards
 //! (the local cluster, the advisory lock) run as the error unwinds to `main`, which exits 130. A
 //! second signal gives up on grace: it kills the children and the registered servers, removes
 //! their directories and exits. Handlers, unlike a blocked signal mask, are reset by exec, so the
@@ -12,6 +14,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Mutex;
+
+/// How long children get to stop after SIGINT before they are killed.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
@@ -59,7 +64,11 @@ pub fn install() {
             }
             received += 1;
             if received == 1 {
-                terminate_children(libc::SIGTERM);
+                terminate_children(libc::SIGINT);
+                std::thread::spawn(|| {
+                    std::thread::sleep(GRACE);
+                    terminate_children(libc::SIGKILL);
+                });
             } else {
                 give_up();
             }
@@ -76,7 +85,7 @@ impl ChildGuard {
         CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, dir);
         // A signal that landed between spawn and registration must still reach this child.
         if interrupted() {
-            send(pid, libc::SIGTERM);
+            send(pid, libc::SIGINT);
         }
         ChildGuard(pid)
     }

@@ -54,6 +54,7 @@ fn the_supabase_cli_sees_our_apply_and_our_rollback_in_both_flavours() {
             redactor: Redactor::new(),
             workdir: sandbox.workdir.clone(),
             settings: Vec::new(),
+            lock_timeout: None,
         };
         let list = || {
             let out = Command::new(&cli.path)

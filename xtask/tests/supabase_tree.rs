@@ -27,7 +27,7 @@ fn each_rollback_restores_the_schema_its_migration_changed() {
             .unwrap();
         assert!(out.success(), "{file}:\n{}", out.text);
     };
-    let dump = || schema::snapshot(&pg_dump, &cluster.dsn(), &["public"], &redactor).unwrap();
+    let dump = || schema::snapshot(&pg_dump, &cluster.dsn(), &["public"], &redactor, None).unwrap();
 
     for migration in &tree.migrations {
         let rollback = migration.rollback.as_deref().unwrap_or_else(|| panic!("{} has no rollback", migration.file));

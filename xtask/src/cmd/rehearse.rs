@@ -27,7 +27,8 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
     // Step 3's CLI runs while step 2 checks the connection and step 4 takes its first snapshot.
     let (pre, before) = s.inventory_during(|s| {
         s.connectivity()?;
-        schema::snapshot(&s.pg_dump, &s.db.dsn, &[], &s.db.redactor)
+        s.lock()?;
+        Ok(schema::snapshot(&s.pg_dump, &s.db.dsn, &[], &s.db.redactor, s.db.lock_timeout.as_deref()))
     })?;
     let (baseline, selected) = select(s.kind, &s.tree, &pre, &s.molecules, &mut s.summary.warnings);
     for m in &selected {
@@ -40,6 +41,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
         Ok(post) => post,
         Err(e) if exit::exit_of(&e) != Exit::Interrupted => return Err(e),
         Err(_) => {
+            progress!("interrupted: the child processes were stopped; writing a halted summary");
             s.summary.halted = true;
             s.summary.blockers.push("interrupted (Ctrl-C or SIGTERM) part way: the target may hold a partial rehearsal; read the logs before re-running".into());
             None
@@ -50,7 +52,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
 }
 
 /// Steps 4–6 (and the post-run inventory of step 7), which run while the target is open.
-fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opts: &Options, before: String) -> Result<Option<serde_json::Value>> {
+fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opts: &Options, before: Result<String>) -> Result<Option<serde_json::Value>> {
     let Session { db, pg_dump, rehearsal, tree, contract, molecules, kind, summary: r, cli, .. } = s;
     let (db, rehearsal, kind) = (&*db, &*rehearsal, *kind);
     let apply_rel = rehearsal.rel_file(APPLY_LOG);
@@ -68,9 +70,22 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
     }
 
     // Step 4: the schema snapshot (taken during step 3; again after a baseline, which changes the
-    // schema the molecule starts from), then apply.
-    let before = if baseline.is_empty() { before } else { schema::snapshot(pg_dump.as_path(), &db.dsn, &[], &db.redactor)? };
-    write_atomic(&rehearsal.file("schema_before.sql"), before.as_bytes())?;
+    // schema the molecule starts from), then apply. Without a snapshot there is no rollback
+    // evidence, which the summary says; the rehearsal goes on.
+    let snapshot = || schema::snapshot(pg_dump.as_path(), &db.dsn, &[], &db.redactor, db.lock_timeout.as_deref());
+    let before = if baseline.is_empty() { before } else { snapshot() };
+    let before = match before {
+        Ok(before) => {
+            write_atomic(&rehearsal.file("schema_before.sql"), before.as_bytes())?;
+            Some(before)
+        }
+        Err(e) if exit::exit_of(&e) == Exit::Interrupted => return Err(e),
+        Err(e) => {
+            progress!("step 4 schema snapshot: could not be taken ({})", first_line(&format!("{e:#}")));
+            r.blockers.push(format!("no schema snapshot before the apply, so no rollback evidence: {}", first_line(&format!("{e:#}"))));
+            None
+        }
+    };
     let mut stopped = false;
     for m in selected {
         let molecule = molecules.iter().find(|mol| mol.migrations.contains(&m.file)).map(|mol| mol.id.clone());
@@ -85,6 +100,9 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
         r.migrations.push(row);
     }
 
+    if lost(r) {
+        return Ok(None);
+    }
     // After the forward apply: the security advisors.
     let applied: Vec<Migration> = r.migrations.iter().filter(|row| row.applied()).map(|row| row.migration.clone()).collect();
     r.findings.extend(advisors::run(db, &applied, &apply_rel)?);
@@ -107,15 +125,28 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
         r.findings.extend(found);
         row.rollback = Some(result);
     }
-    let after = schema::snapshot(pg_dump.as_path(), &db.dsn, &[], &db.redactor)?;
-    write_atomic(&rehearsal.file("schema_after_rollback.sql"), after.as_bytes())?;
-    r.schema_restored = Some(before == after);
-    if before != after {
-        let diff = schema::diff(&rehearsal.path, "schema_before.sql", "schema_after_rollback.sql", &before, &after);
-        write_atomic(&rehearsal.file("schema_rollback.diff"), diff.as_bytes())?;
-        r.logs.push(("schema diff".into(), rehearsal.rel_file("schema_rollback.diff")));
+    if lost(r) {
+        return Ok(None);
     }
-    progress!("step 5 schema after rollback: {}", if before == after { "identical to before the apply" } else { "DIFFERS (schema_rollback.diff)" });
+    match before.map(|before| (before, snapshot())) {
+        Some((before, Ok(after))) => {
+            write_atomic(&rehearsal.file("schema_after_rollback.sql"), after.as_bytes())?;
+            r.schema_restored = Some(before == after);
+            if before != after {
+                let diff = schema::diff(&rehearsal.path, "schema_before.sql", "schema_after_rollback.sql", &before, &after);
+                write_atomic(&rehearsal.file("schema_rollback.diff"), diff.as_bytes())?;
+                r.logs.push(("schema diff".into(), rehearsal.rel_file("schema_rollback.diff")));
+            }
+            progress!("step 5 schema after rollback: {}", if before == after { "identical to before the apply" } else { "DIFFERS (schema_rollback.diff)" });
+        }
+        // The database went away, or a lock stayed held: say so in the summary rather than stop.
+        Some((_, Err(e))) if exit::exit_of(&e) != Exit::Interrupted => {
+            progress!("step 5 schema after rollback: could not be read ({})", first_line(&format!("{e:#}")));
+            r.blockers.push(format!("the schema after the rollbacks could not be read, so the rollback evidence is incomplete: {}", first_line(&format!("{e:#}"))));
+        }
+        Some((_, Err(e))) => return Err(e),
+        None => {}
+    }
     use std::io::Write;
     writeln!(apply_log, "== re-apply\n")?;
     for row in r.migrations.iter_mut() {
@@ -159,3 +190,22 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
     Ok(Some(post.to_json()))
 }
 
+
+fn first_line(text: &str) -> &str {
+    text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim()
+}
+
+/// Whether the database went away: then no further command is sent (behind a pooler each would
+/// wait minutes for a server that is gone), and the summary says what was not done.
+fn lost(r: &mut crate::summary::Summary) -> bool {
+    let gone = r.findings.iter().any(|f| f.class == "connection");
+    if gone {
+        r.blockers.push(
+            "the database went away during the run: the remaining steps (rollback, re-apply, RLS contract, inventory) \
+             were not run; check the target's state with `cargo xtask inventory` before anything else"
+                .into(),
+        );
+        progress!("stopping: the database went away; the remaining steps were not run");
+    }
+    gone
+}

@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     let clock = Instant::now();
     let cluster = LocalCluster::start(&server)?;
     progress!("cluster: PostgreSQL {} on 127.0.0.1:{} up in {} ms", server.major, cluster.port(), clock.elapsed().as_millis());
-    let db = Db { psql, dsn: cluster.dsn(), redactor: Redactor::new(), workdir: ctx.workdir.clone(), settings: Vec::new() };
+    let db = Db { psql, dsn: cluster.dsn(), redactor: Redactor::new(), workdir: ctx.workdir.clone(), settings: Vec::new(), lock_timeout: None };
 
     let apply_log = rehearsal.rel_file(APPLY_LOG);
     let mut log = rehearsal.log(APPLY_LOG)?;

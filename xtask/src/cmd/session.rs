@@ -32,6 +32,7 @@ pub struct Options {
     pub no_atomic: bool,
     pub fail_fast: bool,
     pub settings: Vec<String>,
+    pub lock_timeout: Option<String>,
 }
 
 /// A run in progress: the tree, the plan's molecules, the open target and what the steps found.
@@ -50,6 +51,10 @@ pub struct Session {
     pub summary: Summary,
     /// Transcripts written to the day's folder, moved into the rehearsal dir at the end.
     pub day_logs: Vec<(String, String)>,
+    /// Removes the rehearsal dir if the run stops before writing anything into it.
+    pub _empty_dir: EmptyDirGuard,
+    /// The rehearsal lock on a shared database, held until the target closes.
+    pub lock: Option<crate::lock::RehearsalLock>,
     /// A molecule's status after a clean run: `completed` for a rehearsal, `in_progress` for an
     /// apply replay (applied, not yet rolled back or verified).
     pub success_status: &'static str,
@@ -93,8 +98,9 @@ impl Session {
         let cli = SupabaseCli::find_or_install(w);
 
         let rehearsal = RehearsalDir::create(w, &started)?;
+        let rehearsal_path = rehearsal.path.clone();
         let target = target::open(kind, w, &config, opts.db_url.as_deref())?;
-        let db = Db { psql, dsn: target.dsn.clone(), redactor: target.redactor.clone(), workdir: w.clone(), settings: opts.settings.clone() };
+        let db = Db { psql, dsn: target.dsn.clone(), redactor: target.redactor.clone(), workdir: w.clone(), settings: opts.settings.clone(), lock_timeout: opts.lock_timeout.clone() };
         let mut summary = new_summary(&target.summary(), &started, &rehearsal.rel);
         if let Some(objective) = objective {
             let objective = match molecules.is_empty() {
@@ -106,7 +112,7 @@ impl Session {
             summary.warnings.extend(doc_warnings);
         }
         summary.warnings.extend(tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")));
-        Ok(Session { started, kind, tree, contract, plan, molecules, cli, pg_dump, rehearsal, db, target: Some(target), summary, day_logs: Vec::new(), success_status: "completed" })
+        Ok(Session { started, kind, tree, contract, plan, molecules, cli, pg_dump, rehearsal, db, target: Some(target), summary, day_logs: Vec::new(), _empty_dir: EmptyDirGuard(rehearsal_path), lock: None, success_status: "completed" })
     }
 
     /// Halt (exit 3) when there is no contract: runbook §6, checked before the database is touched.
@@ -138,6 +144,16 @@ impl Session {
             ));
         }
         Ok(conn)
+    }
+
+    /// Take the rehearsal lock (staging and url; a throwaway cluster is ours alone).
+    pub fn lock(&mut self) -> Result<()> {
+        if self.kind != Kind::Local {
+            let what = format!("{}/{}", self.summary.target.host, self.summary.target.database);
+            self.lock = Some(crate::lock::RehearsalLock::acquire(&self.db.psql, &self.db.dsn, &self.db.redactor, &what)?);
+            progress!("step 1 lock: this rehearsal holds the rehearsal lock on {what}");
+        }
+        Ok(())
     }
 
     /// Step 3, into the day's folder: what is pending, applied, and applied remotely only.
@@ -183,6 +199,7 @@ impl Session {
 
     /// Close the target and move the day's transcripts into the rehearsal dir (step 7).
     pub fn close_target(&mut self) -> Result<()> {
+        self.lock = None;
         self.target = None;
         for (i, (label, rel)) in std::mem::take(&mut self.day_logs).into_iter().enumerate() {
             let name = rel.rsplit('/').next().expect("a file name").to_string();
@@ -324,5 +341,14 @@ fn new_summary(target: &crate::summary::Target, started: &Utc, dir: &str) -> Sum
         warnings: Vec::new(),
         logs: Vec::new(),
         halted: false,
+    }
+}
+
+/// A directory removed on drop if it is still empty (a refused run leaves no empty rehearsal dir).
+pub struct EmptyDirGuard(PathBuf);
+
+impl Drop for EmptyDirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
     }
 }

@@ -50,6 +50,7 @@ pub fn inventory(ctx: &Ctx, opts: &Options) -> Result<Exit> {
 pub fn apply(ctx: &Ctx, opts: &Options) -> Result<Exit> {
     let mut s = Session::begin(ctx, opts, Some("Apply (one replay attempt of)"), false)?;
     s.connectivity()?;
+    s.lock()?;
     let pre = s.inventory()?;
     let (baseline, selected) = select(s.kind, &s.tree, &pre, &s.molecules, &mut s.summary.warnings);
     s.start_attempts()?;
@@ -89,11 +90,12 @@ pub fn rollback(ctx: &Ctx, opts: &Options) -> Result<Exit> {
         Some("local") => return Err(exit::cannot_run("rollback has nothing to undo on local: each run's throwaway cluster is gone when it ends; `cargo xtask stage-rehearse` rehearses the rollbacks")),
         _ => {}
     }
-    let mut s = Session::begin(ctx, opts, Some("Roll back what the last run applied:"), false)?;
+    let mut s = Session::begin(ctx, opts, None, false)?;
     // Undoing a run is not an attempt at a molecule: the plan is left as it is.
     s.plan = None;
     s.molecules.clear();
     s.connectivity()?;
+    s.lock()?;
     let pre = s.inventory()?;
     let host = s.summary.target.host.clone();
     let database = s.summary.target.database.clone();

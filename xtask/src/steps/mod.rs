@@ -25,6 +25,8 @@ pub struct Db {
     /// statements (not psql variables, which the server never sees, and not startup options, which
     /// poolers refuse), so they work through pgbouncer and Supavisor in session mode.
     pub settings: Vec<String>,
+    /// `--lock-timeout`, also given to pg_dump as its lock wait.
+    pub lock_timeout: Option<String>,
 }
 
 impl Db {

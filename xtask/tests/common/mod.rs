@@ -245,7 +245,8 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// A staging-like stack: a throwaway cluster behind pgbouncer (session mode, TLS, SCRAM).
 pub struct Stack {
     pub pooler: xtask::local::pooler::Pooler,
-    pub cluster: xtask::local::LocalCluster,
+    /// `None` once a test has stopped the database under a running rehearsal.
+    pub cluster: Option<xtask::local::LocalCluster>,
     pub password: String,
 }
 
@@ -260,11 +261,74 @@ impl Stack {
         let server = xtask::local::binaries::ensure_server_with_pgtap().unwrap();
         let cluster = xtask::local::LocalCluster::start(&server).unwrap();
         let pooler = xtask::local::pooler::Pooler::start(&cluster, PASSWORD).unwrap();
-        Stack { pooler, cluster, password: PASSWORD.to_string() }
+        Stack { pooler, cluster: Some(cluster), password: PASSWORD.to_string() }
     }
 
     pub fn dsn(&self) -> String {
         self.pooler.dsn(&self.password)
+    }
+
+    /// Run SQL as the superuser, straight to the server.
+    pub fn admin_sql(&self, sql: &str) -> String {
+        let admin = self.cluster.as_ref().expect("the database is up").admin_dsn();
+        let out = std::process::Command::new("psql").args([admin.as_str(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]).output().unwrap();
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A session that stays open (holding what `sql` took) until the returned child is dropped.
+    pub fn hold(&self, sql: &str) -> HeldSession {
+        use std::io::{BufRead, Write};
+        let admin = self.cluster.as_ref().expect("the database is up").admin_dsn();
+        let mut child = std::process::Command::new("psql")
+            .args([admin.as_str(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{sql}\nselect 'held';").unwrap();
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        while !line.contains("held") {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "the holding session ended");
+        }
+        HeldSession { child, stdin: Some(stdin) }
+    }
+}
+
+pub struct HeldSession {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl Drop for HeldSession {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether the rehearsal lock is free now (taken and released at once by this check).
+pub fn lock_is_free(stack: &Stack) -> bool {
+    stack.admin_sql(&format!("select pg_try_advisory_lock({0}) and pg_advisory_unlock({0})", xtask::lock::KEY)) == "t"
+}
+
+/// Wait (bounded) until `file` under the sandbox contains `needle`: psql's output reaches the log
+/// line by line, so this is the moment a migration is running.
+pub fn wait_for_log(sandbox: &Sandbox, name: &str, needle: &str, child: &mut Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let found = sandbox.rehearsal_dirs().iter().any(|d| std::fs::read_to_string(d.join(name)).is_ok_and(|t| t.contains(needle)));
+        if found {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{needle:?} never reached {name}");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("xtask exited ({status}) before {needle:?} reached {name}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
@@ -300,6 +364,6 @@ impl Sandbox {
                 }
             }
         }
-        assert!(checked > 10, "the search must have looked at the artifacts ({checked} files)");
+        assert!(checked >= 5, "the search must have looked at the artifacts ({checked} files)");
     }
 }
