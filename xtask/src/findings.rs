@@ -38,32 +38,60 @@ impl Finding {
 
 /// Every error in `text`, in order. `log` is recorded on each finding.
 pub fn scan(text: &str, log: Option<&str>) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(mut finding) = parse_error_line(line) else { continue };
-        // Verbose output puts the SQLSTATE on the ERROR line; the lines that follow (DETAIL,
-        // HINT, LOCATION) add nothing the classifier needs.
-        while let Some(next) = lines.peek() {
-            let next = next.trim_start();
-            if ["DETAIL:", "HINT:", "LOCATION:", "CONTEXT:", "LINE ", "QUERY:"].iter().any(|p| next.starts_with(p))
-                || next.starts_with('^')
-                || (finding.class == "connection" && LOST.iter().any(|l| next.contains(l)))
-                || next.starts_with("This probably means the server")
-                || next.starts_with("before or while processing")
-            {
-                lines.next();
-            } else {
-                break;
+    let mut scanner = Scanner::new(log);
+    let mut findings: Vec<Finding> = text.lines().filter_map(|line| scanner.line(line)).collect();
+    findings.extend(scanner.finish());
+    findings
+}
+
+/// The classifier fed one line at a time, so a log of any size is read in constant memory. A
+/// finding is returned once the lines that belong to it (DETAIL, HINT, LOCATION, ...) have passed.
+pub struct Scanner {
+    log: Option<String>,
+    pending: Option<Finding>,
+}
+
+impl Scanner {
+    pub fn new(log: Option<&str>) -> Scanner {
+        Scanner { log: log.map(str::to_string), pending: None }
+    }
+
+    pub fn line(&mut self, line: &str) -> Option<Finding> {
+        if let Some(pending) = &self.pending {
+            if continues(pending, line) {
+                return None;
             }
         }
-        if finding.sqlstate.as_deref() == Some("25P02") {
-            continue;
+        let done = self.pending.take();
+        // Most lines of a log are not errors, and every error line holds a colon.
+        if line.contains(':') {
+            self.pending = parse_error_line(line);
         }
-        finding.log = log.map(str::to_string);
-        findings.push(finding);
+        self.complete(done)
     }
-    findings
+
+    pub fn finish(&mut self) -> Option<Finding> {
+        let done = self.pending.take();
+        self.complete(done)
+    }
+
+    fn complete(&self, finding: Option<Finding>) -> Option<Finding> {
+        // 25P02 only repeats an earlier error.
+        let mut finding = finding.filter(|f| f.sqlstate.as_deref() != Some("25P02"))?;
+        finding.log = self.log.clone();
+        Some(finding)
+    }
+}
+
+/// Lines after an error that belong to it: verbose output's DETAIL, HINT, LOCATION, ...; the
+/// caret under the statement; what psql adds when the server went away.
+fn continues(finding: &Finding, line: &str) -> bool {
+    let next = line.trim_start();
+    ["DETAIL:", "HINT:", "LOCATION:", "CONTEXT:", "LINE ", "QUERY:", "This probably means the server", "before or while processing"]
+        .iter()
+        .any(|p| next.starts_with(p))
+        || next.starts_with('^')
+        || (finding.class == "connection" && LOST.iter().any(|l| next.contains(l)))
 }
 
 /// What psql prints when the server goes away under it (after a `FATAL:` line, or alone).
@@ -81,10 +109,28 @@ fn parse_error_line(line: &str) -> Option<Finding> {
     if let Some(rest) = line.strip_prefix("psql: error: ") {
         return Some(connection_finding(rest));
     }
-    if let Some(lost) = LOST.iter().find(|l| line.trim_start().starts_with(**l) || line.contains(&format!(": {l}"))) {
+    // The Supabase CLI (2.x and 3.x): `failed to connect to postgres: ... dial error (...)`.
+    if line.starts_with("failed to connect to postgres:") || line.starts_with("failed to connect to `host=") {
+        return Some(connection_finding(line));
+    }
+    if let Some(lost) = LOST.iter().find(|l| line.trim_start().starts_with(**l) || line.ends_with(**l)) {
         let mut f = connection_finding(lost);
         f.message = format!("{lost}: the database went away");
         return Some(f);
+    }
+    // pgTAP's diagnostics: `# died: 42P01: relation "x" does not exist` (lives_ok), `# caught: ...`
+    // (throws_ok that caught something else), in aligned output with a trailing `+`.
+    if let Some(diag) = line.trim_start().strip_prefix('#') {
+        let diag = diag.trim().trim_end_matches('+').trim_end();
+        let message = diag.strip_prefix("died:").or_else(|| diag.strip_prefix("caught:"))?.trim();
+        if message.is_empty() || message.starts_with("no exception") {
+            return None;
+        }
+        let (sqlstate, message) = split_sqlstate(message);
+        let (class, derived) = classify(sqlstate.as_deref(), message);
+        let sqlstate = sqlstate.or(derived.map(str::to_string));
+        let hint = hint(class, None, None, message);
+        return Some(Finding { class, sqlstate, file: None, line: None, message: message.to_string(), hint, log: None });
     }
     let (file, line_no, rest) = match line.strip_prefix("psql:") {
         Some(located) => {
@@ -96,6 +142,11 @@ fn parse_error_line(line: &str) -> Option<Finding> {
     };
     let message = ["ERROR:", "FATAL:", "PANIC:"].iter().find_map(|p| rest.strip_prefix(p))?.trim_start();
     let (sqlstate, message) = split_sqlstate(message);
+    // The Supabase CLI reports SQL errors the pgx way: `ERROR: message (SQLSTATE 42P07)`.
+    let (sqlstate, message) = match message.strip_suffix(')').and_then(|m| m.rsplit_once(" (SQLSTATE ")) {
+        Some((m, code)) if sqlstate.is_none() && code.len() == 5 => (Some(code.to_string()), m),
+        _ => (sqlstate, message),
+    };
     let server_gone = ["terminating connection due to", "pgbouncer cannot connect to server", "query_wait_timeout", "server login has been failing", "the database system is shutting down"];
     if message.starts_with("could not connect") || message.starts_with("connection to server") || server_gone.iter().any(|m| message.contains(m)) {
         let mut f = connection_finding(message);
@@ -191,14 +242,27 @@ fn classify(sqlstate: Option<&str>, message: &str) -> (&'static str, Option<&'st
     if m.starts_with("current transaction is aborted") {
         return ("other", Some("25P02"));
     }
+    // Data and constraint errors: no runbook class, but the SQLSTATE still tells the reader.
+    let other: &[(&str, &str)] = &[
+        ("division by zero", "22012"),
+        ("violates unique constraint", "23505"),
+        ("violates foreign key constraint", "23503"),
+        ("violates not-null constraint", "23502"),
+        ("violates check constraint", "23514"),
+        ("invalid input syntax", "22P02"),
+        ("value too long for type", "22001"),
+        ("is out of range", "22003"),
+    ];
+    if let Some((_, code)) = other.iter().find(|(needle, _)| m.contains(needle)) {
+        return ("other", Some(code));
+    }
     ("other", None)
 }
 
 fn connection_finding(message: &str) -> Finding {
-    // `connection to server at "host" (2600:1f18::1), port 5432 failed: Network is unreachable`
-    let address = message.split_once(" (").and_then(|(_, rest)| rest.split_once(')')).map(|(a, _)| a);
-    let ipv6 = address.is_some_and(|a| a.contains(':'))
-        || message.contains("Network is unreachable") && message.contains("::");
+    // `connection to server at "host" (2600:1f18::1), port 5432 failed`, `at "::1", port ...`,
+    // or the CLI's `dial error (dial tcp [2600:1f18::1]:5432: connect: network is unreachable)`.
+    let ipv6 = mentions_ipv6(message);
     let class = if ipv6 { "ipv6_unreachable" } else { "connection" };
     let sqlstate = if message.contains("password authentication failed") {
         Some("28P01".to_string())
@@ -209,6 +273,16 @@ fn connection_finding(message: &str) -> Finding {
     };
     let hint = hint(class, None, None, message);
     Finding { class, sqlstate, file: None, line: None, message: message.to_string(), hint, log: None }
+}
+
+/// Whether any word of `text` is an IPv6 address (with or without brackets and a port).
+fn mentions_ipv6(text: &str) -> bool {
+    text.split(|c: char| c.is_whitespace() || "\"'(),[]`".contains(c)).any(|word| {
+        let word = word.trim_end_matches(':');
+        word.matches(':').count() >= 2
+            && (word.parse::<std::net::Ipv6Addr>().is_ok()
+                || word.rsplit_once(':').is_some_and(|(addr, port)| port.parse::<u16>().is_ok() && addr.parse::<std::net::Ipv6Addr>().is_ok()))
+    })
 }
 
 /// The runbook's §9 advice for a class, pointed at the file and line where it applies.
@@ -285,6 +359,15 @@ mod tests {
     }
 
     #[test]
+    fn pgtap_diagnostics_of_an_unexpected_error_are_findings() {
+        let text = " not ok 3 - lives                +\n # Failed test 3: \"lives\"        +\n #         died: 42501: permission denied for table t+\n";
+        let found = scan(text, None);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!((found[0].class, found[0].sqlstate.as_deref()), ("permission_denied", Some("42501")));
+        assert!(scan("#       caught: no exception\n", None).is_empty());
+    }
+
+    #[test]
     fn a_server_that_goes_away_is_one_connection_finding() {
         let text = "FATAL:  terminating connection due to administrator command\nserver closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.\nconnection to server was lost\n";
         let found = scan(text, None);
@@ -292,6 +375,18 @@ mod tests {
         assert_eq!(found[0].class, "connection");
         let alone = scan("psql:supabase/migrations/1_a.sql:2: server closed the connection unexpectedly\n", None);
         assert_eq!(alone[0].class, "connection");
+    }
+
+    #[test]
+    fn supabase_cli_failures_are_classified() {
+        let refused = "failed to connect to postgres: failed to connect to `host=127.0.0.1 user=postgres database=postgres`: dial error (connect ECONNREFUSED 127.0.0.1:58995)\n";
+        assert_eq!(scan(refused, None)[0].class, "connection");
+        let v6 = "failed to connect to postgres: failed to connect to `host=db.x.supabase.co user=postgres database=postgres`: dial error (dial tcp [2600:1f18::1]:5432: connect: network is unreachable)\n";
+        assert_eq!(scan(v6, None)[0].class, "ipv6_unreachable");
+        let sql = "ERROR: relation \"t\" already exists (SQLSTATE 42P07)\n";
+        let f = &scan(sql, None)[0];
+        assert_eq!((f.class, f.sqlstate.as_deref(), f.message.as_str()), ("duplicate_object", Some("42P07"), "relation \"t\" already exists"));
+        assert!(scan("finished at 12:34:56 with code 1\n", None).is_empty());
     }
 
     #[test]

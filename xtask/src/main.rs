@@ -110,6 +110,19 @@ fn cli() -> Command {
                 .args(target_args())
                 .arg(json.clone()),
         )
+        .subcommand(
+            Command::new("scan")
+                .about("Summarise the failures in any psql or Supabase CLI log, with what to do (the rehearsal's classifier)")
+                .long_about(
+                    "Summarise the failures in any psql or Supabase CLI log, with what to do.\n\n\
+                     The rehearsal's own classifier: psql errors at every verbosity, connection failures (an IPv6 \
+                     address is ipv6_unreachable), Supabase CLI failures and pgTAP diagnostics. NOTICE and WARNING \
+                     lines are not failures, nor is 25P02 (\"current transaction is aborted\"). Files are streamed. \
+                     Exit 0: no failures; 1: findings; 2: a file could not be read.",
+                )
+                .arg(Arg::new("files").value_name("FILE").required(true).num_args(1..).value_parser(value_parser!(PathBuf)))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print {\"findings\": [...]} to stdout")),
+        )
         .subcommand(Command::new("feedback").about("Start today's feedback header, or append the latest rehearsal's hand-off to it"))
         .subcommand(Command::new("bench").about(
             "Measure the speed targets: cluster up (<= 1.5 s) and `rls` end to end on this repo's tree (<= 3 s)",
@@ -153,6 +166,7 @@ fn run(matches: &ArgMatches) -> anyhow::Result<Exit> {
         "apply" => cmd::step::apply(&ctx, &options(sub)),
         "rollback" => cmd::step::rollback(&ctx, &options(sub)),
         "feedback" => cmd::step::feedback(&ctx),
+        "scan" => cmd::scan::run(&sub.get_many::<PathBuf>("files").expect("required").cloned().collect::<Vec<_>>(), ctx.json),
         "doctor" => cmd::doctor::run(&ctx),
         "bench" => cmd::bench::run(&ctx),
         other => unreachable!("clap accepted an unknown subcommand {other}"),

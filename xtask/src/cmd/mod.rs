@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod doctor;
 pub mod rehearse;
+pub mod scan;
 pub mod session;
 pub mod step;
 pub mod rls;
