@@ -140,6 +140,19 @@ fn the_red_tree_reports_each_fault_with_its_class_and_never_rolls_back_a_failed_
     let diff = std::fs::read_to_string(dir.join("schema_rollback.diff")).unwrap();
     assert!(diff.contains("audit_log"), "{diff}");
 
+    // The summary and `scan` of the rehearsal's logs agree finding for finding.
+    let logs: Vec<String> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "log" || x == "txt")).map(|p| p.to_string_lossy().into_owned()).collect();
+    let mut args = vec!["scan", "--json"];
+    args.extend(logs.iter().map(String::as_str));
+    let scanned = sandbox.xtask(&args).json()["findings"].as_array().unwrap().clone();
+    let key = |f: &Value| format!("{} {} {} {} {}", f["class"], f["sqlstate"], f["file"], f["line"], f["message"]);
+    let mut from_logs: Vec<String> = findings.iter().filter(|f| !f["log"].is_null()).map(key).collect();
+    let mut from_scan: Vec<String> = scanned.iter().map(key).collect();
+    from_logs.sort();
+    from_scan.sort();
+    assert_eq!(from_logs, from_scan, "summary and scan disagree");
+    assert!(findings.iter().any(|f| f["log"].is_null() && f["class"] == "rls_disabled"), "advisor findings come from the catalog, not a log");
+
     for line in ["undefined_object 42703 supabase/migrations/20250102000000_plan_index.sql:1", "duplicate_object 42P07 supabase/migrations/20250103000000_email_index_again.sql:1", "rls_disabled supabase/migrations/20250104000000_audit_log.sql:2", "dependent_objects 2BP01 supabase/migrations.backup/20250105000000_account_plans_rollback.sql:1", "what to do:", "schema after rollback: DIFFERS"] {
         assert!(run.stdout.contains(line), "{line:?}:\n{run}");
     }

@@ -105,7 +105,7 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
     }
     // After the forward apply: the security advisors.
     let applied: Vec<Migration> = r.migrations.iter().filter(|row| row.applied()).map(|row| row.migration.clone()).collect();
-    r.findings.extend(advisors::run(db, &applied, &apply_rel)?);
+    r.findings.extend(advisors::run(db, &applied)?);
 
     // Step 5: rollback, newest first, only what applied in this run; then compare and re-apply.
     let rollback_rel = rehearsal.rel_file(ROLLBACK_LOG);
@@ -186,6 +186,7 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
     r.findings.extend(result.errors().into_iter().cloned());
     r.rls = Some(result);
     let post = post?;
+    r.findings.extend(post.findings.iter().cloned());
     progress!("step 7 inventory after: {} pending, {} applied", post.pending.len(), post.applied.len());
     Ok(Some(post.to_json()))
 }

@@ -176,6 +176,7 @@ impl Session {
         let pre = pre?;
         self.day_logs.push(("inventory before".into(), rel.clone()));
         self.summary.warnings.extend(pre.warnings.iter().cloned());
+        self.summary.findings.extend(pre.findings.iter().cloned());
         if !pre.ok {
             return Err(exit::cannot_run(format!("step 3 inventory: could not read the migration history ({rel})")));
         }

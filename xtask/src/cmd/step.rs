@@ -76,7 +76,7 @@ pub fn apply(ctx: &Ctx, opts: &Options) -> Result<Exit> {
         s.summary.migrations.push(row);
     }
     let applied: Vec<_> = s.summary.migrations.iter().filter(|r| r.applied()).map(|r| r.migration.clone()).collect();
-    let found = advisors::run(&s.db, &applied, &rel)?;
+    let found = advisors::run(&s.db, &applied)?;
     s.summary.findings.extend(found);
     s.finish(ctx)
 }

@@ -11,7 +11,7 @@ use crate::tree::Migration;
 const RLS_DISABLED: &str = "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace \
     where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relrowsecurity order by 1;";
 
-pub fn run(db: &Db, migrations: &[Migration], log_name: &str) -> Result<Vec<Finding>> {
+pub fn run(db: &Db, migrations: &[Migration]) -> Result<Vec<Finding>> {
     let out = db.psql().args(["-q", "-A", "-t", "-c", RLS_DISABLED]).run(&db.redactor, None)?;
     if !out.success() {
         return Ok(Vec::new());
@@ -29,7 +29,8 @@ pub fn run(db: &Db, migrations: &[Migration], log_name: &str) -> Result<Vec<Find
             file,
             line,
             message: format!("table public.{table} is exposed to the API with row level security off"),
-            log: Some(log_name.to_string()),
+            // Read from the catalog, not from a log.
+            log: None,
         });
     }
     Ok(findings)
