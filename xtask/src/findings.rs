@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     pub class: &'static str,
+    /// `error` fails the run; `warning` is reported only (lint and advisor rules can be either).
+    pub severity: &'static str,
     pub sqlstate: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
@@ -21,7 +23,7 @@ pub struct Finding {
 impl Finding {
     pub fn to_json(&self) -> Value {
         json!({
-            "class": self.class, "sqlstate": self.sqlstate, "file": self.file, "line": self.line,
+            "class": self.class, "severity": self.severity, "sqlstate": self.sqlstate, "file": self.file, "line": self.line,
             "message": self.message, "hint": self.hint, "log": self.log,
         })
     }
@@ -130,7 +132,7 @@ fn parse_error_line(line: &str) -> Option<Finding> {
         let (class, derived) = classify(sqlstate.as_deref(), message);
         let sqlstate = sqlstate.or(derived.map(str::to_string));
         let hint = hint(class, None, None, message);
-        return Some(Finding { class, sqlstate, file: None, line: None, message: message.to_string(), hint, log: None });
+        return Some(Finding { class, severity: "error", sqlstate, file: None, line: None, message: message.to_string(), hint, log: None });
     }
     let (file, line_no, rest) = match line.strip_prefix("psql:") {
         Some(located) => {
@@ -160,7 +162,7 @@ fn parse_error_line(line: &str) -> Option<Finding> {
     let (class, derived) = classify(sqlstate.as_deref(), message);
     let sqlstate = sqlstate.or(derived.map(str::to_string));
     let hint = hint(class, file.as_deref(), line_no, message);
-    Some(Finding { class, sqlstate, file, line: line_no, message: message.to_string(), hint, log: None })
+    Some(Finding { class, severity: "error", sqlstate, file, line: line_no, message: message.to_string(), hint, log: None })
 }
 
 /// `42P07: relation "x" already exists` (VERBOSITY verbose) into its code and message.
@@ -272,7 +274,7 @@ fn connection_finding(message: &str) -> Finding {
         Some("08006".to_string())
     };
     let hint = hint(class, None, None, message);
-    Finding { class, sqlstate, file: None, line: None, message: message.to_string(), hint, log: None }
+    Finding { class, severity: "error", sqlstate, file: None, line: None, message: message.to_string(), hint, log: None }
 }
 
 /// Whether any word of `text` is an IPv6 address (with or without brackets and a port).

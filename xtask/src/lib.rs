@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod exit;
 pub mod feedback;
 pub mod findings;
+pub mod lint;
 pub mod local;
 pub mod lock;
 pub mod plan;

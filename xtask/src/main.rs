@@ -123,6 +123,20 @@ fn cli() -> Command {
                 .arg(Arg::new("files").value_name("FILE").required(true).num_args(1..).value_parser(value_parser!(PathBuf)))
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print {\"findings\": [...]} to stdout")),
         )
+        .subcommand(
+            Command::new("lint")
+                .about("Static checks of the migrations, no database: rollback pairs, versions, non-transactional statements, IF [NOT] EXISTS guards, RLS in the same migration, SECURITY DEFINER search_path")
+                .long_about(
+                    "Static checks of the migrations and rollbacks, no database.\n\n\
+                     Rules (default severity): missing_rollback (error), orphan_rollback (warning), duplicate_version (error), \
+                     unversioned_file (error), non_transactional (warning), unguarded_create (warning), unguarded_drop \
+                     (warning), rls_missing (error: a table created in an exposed schema without ENABLE ROW LEVEL SECURITY \
+                     in the same migration), security_definer_search_path (error). Set a rule to error, warning or off in \
+                     supabase/rehearsal.toml [lint]; exposed_schemas = [\"public\"] by default. Opt a statement out with \
+                     `-- lint:allow RULE` on one of its lines or the line before. Exit 1 when an error-level rule fires.",
+                )
+                .arg(json.clone()),
+        )
         .subcommand(Command::new("feedback").about("Start today's feedback header, or append the latest rehearsal's hand-off to it"))
         .subcommand(Command::new("bench").about(
             "Measure the speed targets: cluster up (<= 1.5 s) and `rls` end to end on this repo's tree (<= 3 s)",
@@ -166,6 +180,7 @@ fn run(matches: &ArgMatches) -> anyhow::Result<Exit> {
         "apply" => cmd::step::apply(&ctx, &options(sub)),
         "rollback" => cmd::step::rollback(&ctx, &options(sub)),
         "feedback" => cmd::step::feedback(&ctx),
+        "lint" => cmd::lint::run(&ctx),
         "scan" => cmd::scan::run(&sub.get_many::<PathBuf>("files").expect("required").cloned().collect::<Vec<_>>(), ctx.json),
         "doctor" => cmd::doctor::run(&ctx),
         "bench" => cmd::bench::run(&ctx),

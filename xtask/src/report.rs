@@ -94,7 +94,7 @@ pub fn screen(summary: &Value) -> String {
 
 /// `class SQLSTATE file:line: message`.
 pub fn finding_line(f: &Value) -> String {
-    let mut line = s(&f["class"]).to_string();
+    let mut line = if f["severity"] == "warning" { format!("warning {}", s(&f["class"])) } else { s(&f["class"]).to_string() };
     if let Some(code) = f["sqlstate"].as_str() {
         line.push(' ');
         line.push_str(code);

@@ -5,6 +5,49 @@
 
 /// Statements of `sql`, trimmed, without their terminating `;`, comment-only pieces dropped.
 pub fn split(sql: &str) -> Vec<String> {
+    spans(sql).into_iter().map(|s| s.text.to_string()).collect()
+}
+
+/// A statement and where it is: the 1-based line of its first word and the line of its end.
+#[derive(Clone, Debug)]
+pub struct Span<'a> {
+    pub text: &'a str,
+    pub line: usize,
+    pub end_line: usize,
+}
+
+/// Statements with their positions (see [`split`]).
+pub fn spans(sql: &str) -> Vec<Span<'_>> {
+    let line_of = |offset: usize| sql[..offset].bytes().filter(|b| *b == b'\n').count() + 1;
+    raw_spans(sql)
+        .into_iter()
+        .map(|(start, end)| {
+            let text = sql[start..end].trim();
+            let first_word = start + code_start(&sql[start..end]);
+            Span { text, line: line_of(first_word), end_line: line_of(end) }
+        })
+        .collect()
+}
+
+/// Offset of the first character that is not whitespace or a comment.
+fn code_start(piece: &str) -> usize {
+    let mut i = 0;
+    let bytes = piece.as_bytes();
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+        } else if piece[i..].starts_with("--") {
+            i = piece[i..].find('\n').map_or(bytes.len(), |n| i + n);
+        } else if piece[i..].starts_with("/*") {
+            i += skip_block_comment(&bytes[i..], 0);
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+fn raw_spans(sql: &str) -> Vec<(usize, usize)> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
@@ -42,7 +85,7 @@ pub fn split(sql: &str) -> Vec<String> {
             }
             b';' => {
                 if has_code {
-                    out.push(sql[start..i].trim().to_string());
+                    out.push((start, i));
                 }
                 start = i + 1;
                 has_code = false;
@@ -53,7 +96,7 @@ pub fn split(sql: &str) -> Vec<String> {
         i += 1;
     }
     if has_code {
-        out.push(sql[start..].trim().to_string());
+        out.push((start, sql.len()));
     }
     out
 }
@@ -187,6 +230,14 @@ mod tests {
         assert_eq!(parts.len(), 5, "{parts:#?}");
         assert!(parts[0].starts_with("-- a; comment\ncreate table"));
         assert!(parts[4].ends_with("from t"));
+    }
+
+    #[test]
+    fn statements_know_their_lines() {
+        let sql = "-- header\n\ncreate table a (\n  id int\n);\n/* note */ drop table b;\n";
+        let s = spans(sql);
+        assert_eq!((s[0].line, s[0].end_line), (3, 5));
+        assert_eq!((s[1].line, s[1].text), (6, "/* note */ drop table b"));
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl Summary {
         let failed = self.migrations.iter().any(MigrationRow::failed)
             || self.schema_restored == Some(false)
             || self.rls.as_ref().is_some_and(|r| !r.is_clean())
-            || !self.findings.is_empty()
+            || self.findings.iter().any(|f| f.severity == "error")
             || !self.blockers.is_empty();
         if failed {
             Outcome::Failed

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod doctor;
+pub mod lint;
 pub mod rehearse;
 pub mod scan;
 pub mod session;

@@ -16,7 +16,7 @@ use crate::steps::{advisors, apply, inventory, rls, rollback};
 use crate::summary::MigrationRow;
 use crate::target::Kind;
 use crate::tree::{Migration, SEED};
-use crate::{findings, progress, schema};
+use crate::{findings, lint, progress, schema};
 
 pub const APPLY_LOG: &str = "migration_apply.log";
 pub const ROLLBACK_LOG: &str = "migration_rollback.log";
@@ -36,6 +36,16 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
             s.summary.blockers.push(format!("no rollback script for {}: write supabase/migrations.backup/{}_{}_rollback.sql", m.file, m.version, m.name));
         }
     }
+    // Step 3 also lints what is about to be rehearsed (rollback pairs are reported above).
+    let rules = lint::Rules::from_config(&s.config.raw).map_err(exit::cannot_run)?;
+    let mut linted = 0;
+    for file in selected.iter().flat_map(|m| std::iter::once(m.file.clone()).chain(m.rollback.clone())) {
+        let text = std::fs::read_to_string(s.db.workdir.join(&file))?;
+        let found = lint::statements(&file, &text, &rules);
+        linted += found.len();
+        s.summary.findings.extend(found);
+    }
+    progress!("step 3 lint: {linted} finding(s) in the {} migration(s) to rehearse and their rollbacks", selected.len());
     s.start_attempts()?;
     let post = match rehearse(&mut s, &baseline, &selected, opts, before) {
         Ok(post) => post,

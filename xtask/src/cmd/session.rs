@@ -38,6 +38,7 @@ pub struct Options {
 /// A run in progress: the tree, the plan's molecules, the open target and what the steps found.
 pub struct Session {
     pub started: Utc,
+    pub config: Config,
     pub kind: Kind,
     pub tree: Tree,
     pub contract: Vec<String>,
@@ -112,7 +113,7 @@ impl Session {
             summary.warnings.extend(doc_warnings);
         }
         summary.warnings.extend(tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")));
-        Ok(Session { started, kind, tree, contract, plan, molecules, cli, pg_dump, rehearsal, db, target: Some(target), summary, day_logs: Vec::new(), _empty_dir: EmptyDirGuard(rehearsal_path), lock: None, success_status: "completed" })
+        Ok(Session { started, config, kind, tree, contract, plan, molecules, cli, pg_dump, rehearsal, db, target: Some(target), summary, day_logs: Vec::new(), _empty_dir: EmptyDirGuard(rehearsal_path), lock: None, success_status: "completed" })
     }
 
     /// Halt (exit 3) when there is no contract: runbook §6, checked before the database is touched.

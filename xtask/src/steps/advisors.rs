@@ -21,6 +21,7 @@ pub fn run(db: &Db, migrations: &[Migration]) -> Result<Vec<Finding>> {
         let (file, line) = created_in(db, migrations, table).map_or((None, None), |(f, l)| (Some(f), Some(l)));
         findings.push(Finding {
             class: "rls_disabled",
+            severity: "error",
             sqlstate: None,
             hint: format!(
                 "add `alter table public.{table} enable row level security;` and its policies to {}",
