@@ -73,6 +73,6 @@ fn the_rehearsal_lints_what_it_rehearses_and_warnings_do_not_fail_it() {
     assert_eq!(run.code, Some(0), "{run}");
     let s = run.json();
     let classes: Vec<(&str, &str)> = s["findings"].as_array().unwrap().iter().map(|f| (f["class"].as_str().unwrap(), f["severity"].as_str().unwrap())).collect();
-    assert_eq!(classes, vec![("unguarded_create", "warning"), ("unguarded_drop", "warning")]);
+    assert_eq!(classes, vec![("unguarded_create", "warning"), ("unguarded_drop", "warning"), ("rls_enabled_no_policy", "warning")], "lint, then the advisors");
     assert!(run.stderr.contains("step 3 lint: 2 finding(s) in the 1 migration(s) to rehearse and their rollbacks"), "{run}");
 }

@@ -67,6 +67,11 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         rows.push(row);
     }
 
+    // The security advisors, after the forward apply.
+    let applied: Vec<_> = rows.iter().filter(|r| r.applied()).map(|r| r.migration.clone()).collect();
+    let advised = crate::steps::advisors::run(&db, &applied)?;
+    progress!("advisors: {} finding(s)", advised.len());
+    findings.extend(advised);
     if ctx.workdir.join(SEED).is_file() {
         // As `supabase db reset` does: the seed after the migrations, before the tests.
         use std::io::Write;

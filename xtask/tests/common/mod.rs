@@ -30,7 +30,7 @@ pub fn prepare() {
         // any test of this binary starts a cluster; std serialises its env reads with this write.
         std::env::set_var("REHEARSAL_PG_CACHE", cache_dir());
         let sandbox = Sandbox::new("prepare");
-        sandbox.write("supabase/migrations/1_init.sql", "create table if not exists public.t (id int);\n");
+        sandbox.write("supabase/migrations/1_init.sql", "create table if not exists public.t (id int);\nalter table public.t enable row level security;\n");
         sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('ready');\n");
         let run = sandbox.xtask(&["rls"]);
         assert_eq!(run.code, Some(0), "preparing the local target failed:\n{run}");

@@ -1,0 +1,39 @@
+//! The security advisors, each tripped for real by a migration, after the forward apply of `rls`.
+
+mod common;
+
+use common::{prepare, Sandbox};
+
+#[test]
+fn each_advisor_fires_on_its_mistake_with_its_severity() {
+    prepare();
+    let sandbox = Sandbox::new("advisors");
+    sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('contract runs');\n");
+    sandbox.write(
+        "supabase/migrations/20250101000000_mistakes.sql",
+        "create table public.open_table (id int);\n\
+         create table public.locked (id int);\nalter table public.locked enable row level security;\n\
+         create table public.forgotten (id int);\ncreate policy forgotten_read on public.forgotten for select using (true);\n\
+         create function public.loose() returns int language sql as $$ select 1 $$;\n\
+         create view public.owner_view as select id from public.locked;\n\
+         create view public.user_emails with (security_invoker = true) as select id, email from auth.users;\n\
+         create table public.notices (id int);\nalter table public.notices enable row level security;\n\
+         create policy notices_anon on public.notices for select to anon using (true);\n",
+    );
+    let run = sandbox.xtask(&["rls", "--json"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let findings = run.json()["findings"].as_array().unwrap().clone();
+    let has = |class: &str, severity: &str, needle: &str| {
+        findings.iter().any(|f| f["class"] == class && f["severity"] == severity && f["message"].as_str().unwrap().contains(needle) && f["log"].is_null())
+    };
+    assert!(has("rls_disabled", "error", "public.open_table"), "{findings:#?}");
+    assert!(has("rls_enabled_no_policy", "warning", "public.locked"), "{findings:#?}");
+    assert!(has("policy_exists_rls_disabled", "error", "public.forgotten"), "{findings:#?}");
+    assert!(has("function_search_path_mutable", "warning", "public.loose()"), "{findings:#?}");
+    assert!(has("security_definer_view", "error", "public.owner_view"), "{findings:#?}");
+    assert!(!has("security_definer_view", "error", "public.user_emails"), "security_invoker views are fine: {findings:#?}");
+    assert!(has("auth_users_exposed", "error", "public.user_emails"), "{findings:#?}");
+    assert!(has("anon_policy_always_true", "warning", "public.notices"), "{findings:#?}");
+    let open = findings.iter().find(|f| f["class"] == "rls_disabled" && f["message"].as_str().unwrap().contains("open_table")).unwrap();
+    assert_eq!((open["file"].as_str(), open["line"].as_u64()), (Some("supabase/migrations/20250101000000_mistakes.sql"), Some(1)));
+}
