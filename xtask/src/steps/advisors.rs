@@ -84,35 +84,41 @@ const ADVISORS: &[Advisor] = &[
     },
 ];
 
-/// Run every advisor; a failing query (e.g. a catalog difference) is skipped, not fatal.
+/// Run every advisor in one session (through a pooler each new session is a TLS handshake and a
+/// SCRAM exchange): each query's rows start with its advisor's class. A query that fails (a catalog
+/// difference) is skipped, not fatal.
 pub fn run(db: &Db, migrations: &[Migration]) -> Result<Vec<Finding>> {
+    let script: String = ADVISORS
+        .iter()
+        .map(|a| format!("select '{}', * from ({}) found;\n", a.class, a.sql.replace("EXPOSED", EXPOSED)))
+        .collect();
+    let out = crate::process::Cmd::new(&db.psql)
+        .arg(&db.dsn)
+        .args(["-X", "-q", "-A", "-t", "-F", "\t", "-f", "-"])
+        .stdin(script)
+        .run(&db.redactor, None)?;
     let mut findings = Vec::new();
-    for advisor in ADVISORS {
-        let sql = advisor.sql.replace("EXPOSED", EXPOSED);
-        let out = db.psql().args(["-q", "-A", "-t", "-F", "\t", "-c", &sql]).run(&db.redactor, None)?;
-        if !out.success() {
-            continue;
-        }
-        for row in out.text.lines().filter(|l| !l.trim().is_empty()) {
-            let (name, detail) = row.split_once('\t').unwrap_or((row, ""));
-            let object = match (advisor.class, detail) {
-                ("function_search_path_mutable", args) => format!("{name}({args})"),
-                (_, "") => name.to_string(),
-                (_, detail) => format!("{name} ({detail})"),
-            };
-            let (file, line) = created_in(db, migrations, name).map_or((None, None), |(f, l)| (Some(f), Some(l)));
-            findings.push(Finding {
-                class: advisor.class,
-                severity: advisor.severity,
-                sqlstate: None,
-                message: advisor.message.replace("{}", &object),
-                hint: advisor.hint.replace("{}", &object).replace("{file}", file.as_deref().unwrap_or("the migration that creates it")),
-                file,
-                line,
-                // Read from the catalog, not from a log.
-                log: None,
-            });
-        }
+    for row in out.text.lines() {
+        let mut cells = row.split('\t');
+        let (Some(class), Some(name), detail) = (cells.next(), cells.next(), cells.next().unwrap_or("")) else { continue };
+        let Some(advisor) = ADVISORS.iter().find(|a| a.class == class) else { continue };
+        let object = match (advisor.class, detail) {
+            ("function_search_path_mutable", args) => format!("{name}({args})"),
+            (_, "") => name.to_string(),
+            (_, detail) => format!("{name} ({detail})"),
+        };
+        let (file, line) = created_in(db, migrations, name).map_or((None, None), |(f, l)| (Some(f), Some(l)));
+        findings.push(Finding {
+            class: advisor.class,
+            severity: advisor.severity,
+            sqlstate: None,
+            message: advisor.message.replace("{}", &object),
+            hint: advisor.hint.replace("{}", &object).replace("{file}", file.as_deref().unwrap_or("the migration that creates it")),
+            file,
+            line,
+            // Read from the catalog, not from a log.
+            log: None,
+        });
     }
     Ok(findings)
 }
