@@ -159,6 +159,16 @@ fn parse_error_line(line: &str) -> Option<Finding> {
         }
         return Some(f);
     }
+    if let Some(name) = missing_extension(message) {
+        let at = file.as_deref().map(|f| format!("{f}{}", line_no.map(|l| format!(":{l}")).unwrap_or_default())).unwrap_or_else(|| "the migration".into());
+        let hint = format!(
+            "the extension {name} is not installed on this PostgreSQL server: install the package that provides it \
+             (on Debian and Ubuntu: apt-get install postgresql-<major>-{}), or remove it from {at} if Supabase does not offer it either",
+            name.replace('_', "-")
+        );
+        let sqlstate = sqlstate.or(Some("0A000".to_string()));
+        return Some(Finding { class: "undefined_object", severity: "error", sqlstate, file, line: line_no, message: message.to_string(), hint, log: None });
+    }
     let (class, derived) = classify(sqlstate.as_deref(), message);
     let sqlstate = sqlstate.or(derived.map(str::to_string));
     let hint = hint(class, file.as_deref(), line_no, message);
@@ -277,6 +287,17 @@ fn connection_finding(message: &str) -> Finding {
     Finding { class, severity: "error", sqlstate, file: None, line: None, message: message.to_string(), hint, log: None }
 }
 
+/// `extension "x" is not available` (PostgreSQL 15 and later) or the older `could not open
+/// extension control file ".../x.control"`: the extension's name.
+fn missing_extension(message: &str) -> Option<&str> {
+    if let Some(rest) = message.strip_prefix("extension \"") {
+        return rest.strip_suffix("\" is not available");
+    }
+    let path = message.strip_prefix("could not open extension control file \"")?;
+    let file = path.split('"').next()?.rsplit('/').next()?;
+    file.strip_suffix(".control")
+}
+
 /// Whether any word of `text` is an IPv6 address (with or without brackets and a port).
 fn mentions_ipv6(text: &str) -> bool {
     text.split(|c: char| c.is_whitespace() || "\"'(),[]`".contains(c)).any(|word| {
@@ -377,6 +398,15 @@ mod tests {
         assert_eq!(found[0].class, "connection");
         let alone = scan("psql:supabase/migrations/1_a.sql:2: server closed the connection unexpectedly\n", None);
         assert_eq!(alone[0].class, "connection");
+    }
+
+    #[test]
+    fn a_missing_extension_is_named_with_what_to_install() {
+        let text = "psql:supabase/migrations/1_ext.sql:4: ERROR:  extension \"pg_hashids\" is not available\nDETAIL:  Could not open extension control file \"/usr/share/postgresql/15/extension/pg_hashids.control\": No such file or directory.\nHINT:  The extension must first be installed on the system where PostgreSQL is running.\n";
+        let f = &scan(text, None)[0];
+        assert_eq!((f.class, f.sqlstate.as_deref()), ("undefined_object", Some("0A000")));
+        assert!(f.hint.contains("the extension pg_hashids is not installed") && f.hint.contains("postgresql-<major>-pg-hashids"), "{}", f.hint);
+        assert!(f.hint.contains("supabase/migrations/1_ext.sql:4"), "{}", f.hint);
     }
 
     #[test]

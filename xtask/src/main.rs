@@ -26,8 +26,16 @@ fn target_args() -> Vec<Arg> {
             .help("Rehearse this molecule of the data plan (repeatable) [default: the plan's active molecules, else every pending migration]"),
         Arg::new("plan").long("plan").value_name("PATH").value_parser(value_parser!(PathBuf)).help("The data plan [default: $DATA_PLAN, else /tmp/data_plan.json]"),
         Arg::new("lock-timeout").long("lock-timeout").value_name("DURATION").value_parser(duration).help("SET lock_timeout on every session, e.g. 5s"),
+        superuser_arg(),
         Arg::new("statement-timeout").long("statement-timeout").value_name("DURATION").value_parser(duration).help("SET statement_timeout on every session, e.g. 2min"),
     ]
+}
+
+fn superuser_arg() -> Arg {
+    Arg::new("superuser-postgres")
+        .long("superuser-postgres")
+        .action(ArgAction::SetTrue)
+        .help("On local: make postgres a superuser, as older Supabase images did (default: not, as on Supabase today)")
 }
 
 /// A Postgres duration: a number with an optional unit (ms, s, min, h, d).
@@ -76,6 +84,7 @@ fn cli() -> Command {
                         .default_value("local")
                         .help("Where to run: local (a throwaway cluster; the only target `rls` has yet)"),
                 )
+                .arg(superuser_arg())
                 .arg(json.clone()),
         )
         .subcommand(
@@ -173,7 +182,7 @@ fn run(matches: &ArgMatches) -> anyhow::Result<Exit> {
     let (name, sub) = matches.subcommand().expect("a subcommand is required");
     let ctx = cmd::Ctx { workdir, json: sub.try_get_one::<bool>("json").ok().flatten().copied().unwrap_or(false) };
     match name {
-        "rls" => cmd::rls::run(&ctx),
+        "rls" => cmd::rls::run(&ctx, sub.get_flag("superuser-postgres")),
         "stage-rehearse" => cmd::rehearse::run(&ctx, &options(sub)),
         "connectivity" => cmd::step::connectivity(&ctx, &options(sub)),
         "inventory" => cmd::step::inventory(&ctx, &options(sub)),
@@ -206,6 +215,7 @@ fn options(sub: &ArgMatches) -> cmd::session::Options {
         no_atomic: flag("no-atomic"),
         fail_fast: flag("fail-fast"),
         lock_timeout: text("lock-timeout"),
+        superuser_postgres: flag("superuser-postgres"),
         settings,
     }
 }

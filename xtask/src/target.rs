@@ -68,11 +68,17 @@ pub fn choose(flag: Option<&str>, workdir: &Path, config: &Config) -> (Kind, Str
 }
 
 /// Open the target: start the local cluster, or read and guard the DSN.
-pub fn open(kind: Kind, workdir: &Path, config: &Config, db_url: Option<&str>) -> Result<Target> {
+pub fn open(kind: Kind, workdir: &Path, config: &Config, db_url: Option<&str>, superuser_postgres: bool) -> Result<Target> {
+    if superuser_postgres && kind != Kind::Local {
+        return Err(exit::cannot_run("--superuser-postgres changes the throwaway local cluster only; drop it for --target staging or url"));
+    }
     match kind {
         Kind::Local => {
             let server = binaries::ensure_server_with_pgtap()?;
             let cluster = LocalCluster::start(&server)?;
+            if superuser_postgres {
+                cluster.make_postgres_superuser()?;
+            }
             Ok(Target {
                 kind,
                 dsn: cluster.dsn(),

@@ -22,7 +22,7 @@ use crate::{findings, progress};
 pub const APPLY_LOG: &str = "migration_apply.log";
 pub const RLS_LOG: &str = "rls_contract.log";
 
-pub fn run(ctx: &Ctx) -> Result<Exit> {
+pub fn run(ctx: &Ctx, superuser_postgres: bool) -> Result<Exit> {
     let started = Utc::now();
     progress!("target: local (a throwaway PostgreSQL cluster with the Supabase surface; `rls` runs on local only)");
     let contract = tree::contract_files(&ctx.workdir)?;
@@ -44,6 +44,9 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
 
     let clock = Instant::now();
     let cluster = LocalCluster::start(&server)?;
+    if superuser_postgres {
+        cluster.make_postgres_superuser()?;
+    }
     progress!("cluster: PostgreSQL {} on 127.0.0.1:{} up in {} ms", server.major, cluster.port(), clock.elapsed().as_millis());
     let db = Db { psql, dsn: cluster.dsn(), redactor: Redactor::new(), workdir: ctx.workdir.clone(), settings: Vec::new(), lock_timeout: None };
 

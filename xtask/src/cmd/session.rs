@@ -33,6 +33,7 @@ pub struct Options {
     pub fail_fast: bool,
     pub settings: Vec<String>,
     pub lock_timeout: Option<String>,
+    pub superuser_postgres: bool,
 }
 
 /// A run in progress: the tree, the plan's molecules, the open target and what the steps found.
@@ -100,7 +101,7 @@ impl Session {
 
         let rehearsal = RehearsalDir::create(w, &started)?;
         let rehearsal_path = rehearsal.path.clone();
-        let target = target::open(kind, w, &config, opts.db_url.as_deref())?;
+        let target = target::open(kind, w, &config, opts.db_url.as_deref(), opts.superuser_postgres)?;
         let db = Db { psql, dsn: target.dsn.clone(), redactor: target.redactor.clone(), workdir: w.clone(), settings: opts.settings.clone(), lock_timeout: opts.lock_timeout.clone() };
         let mut summary = new_summary(&target.summary(), &started, &rehearsal.rel);
         if let Some(objective) = objective {

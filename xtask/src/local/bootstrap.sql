@@ -40,6 +40,22 @@ alter default privileges for role supabase_admin in schema public grant all on t
 alter default privileges for role supabase_admin in schema public grant all on functions to postgres, anon, authenticated, service_role;
 alter default privileges for role supabase_admin in schema public grant all on sequences to postgres, anon, authenticated, service_role;
 
+-- Settings Supabase lets postgres set on roles (PostgREST's in-database configuration). On
+-- PostgreSQL 15 a non-superuser needs SET on a placeholder parameter to `alter role ... set` it.
+do $$
+declare p text;
+begin
+  foreach p in array array[
+    'pgrst.db_schemas', 'pgrst.db_anon_role', 'pgrst.db_extra_search_path', 'pgrst.db_max_rows',
+    'pgrst.db_pre_request', 'pgrst.db_root_spec', 'pgrst.db_plan_enabled', 'pgrst.db_tx_end',
+    'pgrst.db_aggregates_enabled', 'pgrst.db_pre_config', 'pgrst.db_hoisted_tx_settings',
+    'pgrst.jwt_secret', 'pgrst.jwt_aud', 'pgrst.jwt_role_claim_key', 'pgrst.openapi_mode',
+    'pgrst.openapi_security_active', 'pgrst.server_timing_enabled'
+  ] loop
+    execute format('grant set on parameter %I to postgres with grant option', p);
+  end loop;
+end $$;
+
 -- Extensions, owned by the superuser, in `extensions`, before any migration runs -------------
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists "uuid-ossp" with schema extensions;

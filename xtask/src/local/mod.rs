@@ -47,6 +47,16 @@ impl LocalCluster {
         Ok(LocalCluster { postmaster, rundir, server: server.clone() })
     }
 
+    /// Make `postgres` a superuser, for projects written against the old Supabase images
+    /// (`--superuser-postgres`).
+    pub fn make_postgres_superuser(&self) -> Result<()> {
+        let out = crate::process::Cmd::new(binaries::find_client("psql")?)
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.admin_dsn(), "-c", "alter role postgres superuser"])
+            .run(&crate::redact::Redactor::new(), None)?;
+        anyhow::ensure!(out.success(), "making postgres a superuser: {}", out.text);
+        Ok(())
+    }
+
     /// The DSN migrations and tests use: role `postgres`, over TCP on 127.0.0.1.
     pub fn dsn(&self) -> String {
         self.dsn_as(APP_ROLE)
