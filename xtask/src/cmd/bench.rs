@@ -7,7 +7,9 @@
 //! - through a real session pooler (pgbouncer, session mode, TLS, SCRAM) in front of a fresh
 //!   cluster: `stage-rehearse` against the seed runbook's own bash, steps 2–7 exactly as written
 //!   (`xtask/bench/runbook_steps_2_7.sh`), on the same migrations: target ratio ≤ 1;
-//! - `scan` of a 1 GiB log: throughput (target ≥ 200 MB/s) and peak memory (constant).
+//! - `scan` of a 1 GiB log: throughput (target ≥ 200 MB/s) and peak memory (constant);
+//! - `rls` on a Supabase project with ~200 pgTAP tests in 13 files (the teamdocs fixture and
+//!   seven files more in its style), cluster up to cluster gone: target < 5 s.
 //!
 //! Each figure is the median of several runs in one process on this machine; compare ratios, not
 //! absolute times, between machines.
@@ -108,10 +110,28 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     }
     let (bash, tool) = (median(&mut bash_times), median(&mut tool_times));
 
+    progress!("bench: `xtask rls` on ~200 pgTAP tests in 13 files, {RUNS} runs");
+    let project = scratch.0.join("teamdocs");
+    copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/teamdocs/supabase"), &project.join("supabase"))?;
+    let mut tests = 28;
+    for n in 0..7 {
+        std::fs::write(project.join(format!("supabase/tests/database/{}-generated.test.sql", 100 + n)), generated_test_file(n))?;
+        tests += 25;
+    }
+    let mut suite = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let out = Command::new(&exe).arg("--workdir").arg(&project).args(["rls", "--json"]).output()?;
+        suite.push(started.elapsed());
+        anyhow::ensure!(out.status.success(), "rls on the {tests}-test project failed:\n{}", String::from_utf8_lossy(&out.stdout));
+    }
+    progress!("  {tests} tests in 13 files");
+
     let rows = [
         ("cluster up (warm template)", median(&mut up), Some(Duration::from_millis(1500))),
         ("rls end to end (warm)", median(&mut end_to_end), Some(Duration::from_secs(3))),
         ("rls end to end (cold cache)", cold, None),
+        ("rls, ~200 tests in 13 files", median(&mut suite), Some(Duration::from_secs(5))),
         ("runbook bash 2-7 via pooler", bash, None),
         ("stage-rehearse via pooler", tool, Some(bash)),
     ];
@@ -168,6 +188,25 @@ fn bench_scan(exe: &Path, dir: &Path) -> Result<(f64, i64)> {
         usage.ru_maxrss
     };
     Ok((written as f64 / 1e6 / took.as_secs_f64(), rss))
+}
+
+/// 25 tests in the fixture's style: sign in as each user, read, try to write across teams.
+fn generated_test_file(n: usize) -> String {
+    let mut sql = String::from("begin;\nselect plan(25);\n");
+    for round in 0..5 {
+        sql.push_str(&format!(
+            "select tests.authenticate_as('ana@teamdocs.test');\n\
+             select results_eq('select title from public.documents', array['Ana''s plan'], 'file {n} round {round}: ana reads her documents');\n\
+             select results_eq('select name from public.teams', array['Ana''s team'], 'file {n} round {round}: ana sees her team');\n\
+             select throws_ok($$ insert into public.documents (team_id, title) values ('22222222-0000-4000-8000-00000000000b', 'x') $$, '42501', null, 'file {n} round {round}: ana cannot write to ben''s team');\n\
+             select tests.authenticate_as('ben@teamdocs.test');\n\
+             select results_eq('select title from public.documents', array['Ben''s plan'], 'file {n} round {round}: ben reads his documents');\n\
+             select tests.clear_authentication();\n\
+             select is_empty('select * from public.documents', 'file {n} round {round}: anon reads nothing');\n"
+        ));
+    }
+    sql.push_str("select * from finish();\nrollback;\n");
+    sql
 }
 
 fn median(samples: &mut [Duration]) -> Duration {
