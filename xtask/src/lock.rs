@@ -28,7 +28,7 @@ impl RehearsalLock {
     pub fn acquire(psql: &Path, dsn: &str, redactor: &Redactor, what: &str) -> Result<RehearsalLock> {
         let mut cmd = Command::new(psql);
         cmd.arg(dsn).args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]);
-        for var in ["PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGOPTIONS", "PGSERVICE"] {
+        for var in ["PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGOPTIONS", "PGSERVICE"].iter().chain(crate::process::SECRET_VARS) {
             cmd.env_remove(var);
         }
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());

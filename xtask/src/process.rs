@@ -3,7 +3,8 @@
 //! A [`Cmd`] is an argv, never a shell string. Its environment is the tool's own minus the libpq
 //! variables that would silently redirect a connection (the DSN is the single source of truth),
 //! plus what this child alone needs. stdout and stderr share one pipe, so the transcript keeps
-//! psql's own interleaving, as `2>&1` does in the runbook. Every line is redacted, then appended to
+//! psql's own interleaving, as `2>&1` does in the runbook. Secret-carrying variables are not
+//! inherited either. Every line is redacted, then appended to
 //! the artifact (flushed line by line) and kept for the caller.
 
 use std::ffi::OsString;
@@ -23,6 +24,10 @@ const CONNECTION_VARS: &[&str] = &[
     "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGOPTIONS", "PGSERVICE",
     "PGSERVICEFILE", "PGTARGETSESSIONATTRS", "PGREQUIRESSL", "PGSSLMODE",
 ];
+
+/// Variables that carry secrets. No child inherits them from the tool's environment; the one child
+/// that needs one gets it through [`Cmd::env`].
+pub const SECRET_VARS: &[&str] = &["DATABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_ACCESS_TOKEN", "SUPABASE_DB_PASSWORD"];
 
 pub struct Cmd {
     program: PathBuf,
@@ -95,7 +100,7 @@ impl Cmd {
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args);
-        for var in CONNECTION_VARS {
+        for var in CONNECTION_VARS.iter().chain(SECRET_VARS) {
             cmd.env_remove(var);
         }
         for (key, value) in &self.env {

@@ -36,7 +36,11 @@ impl SupabaseCli {
     /// CLI is a Node program: answering `--version` costs half a second), else from `--version`.
     pub fn at(path: &Path) -> Option<SupabaseCli> {
         let version = npm_version(path).or_else(|| {
-            let out = Command::new(path).arg("--version").output().ok()?;
+            let mut cmd = Command::new(path);
+            for var in crate::process::SECRET_VARS {
+                cmd.env_remove(var);
+            }
+            let out = cmd.arg("--version").output().ok()?;
             parse_version(&String::from_utf8_lossy(&out.stdout))
         })?;
         Some(SupabaseCli { path: path.to_path_buf(), version })
@@ -54,7 +58,11 @@ impl SupabaseCli {
         }
         let npm = on_path("npm")?;
         eprintln!("the Supabase CLI is missing: installing the version pinned in {} (npm ci)", root.join("package.json").display());
-        let ok = Command::new(npm)
+        let mut npm = Command::new(npm);
+        for var in crate::process::SECRET_VARS {
+            npm.env_remove(var);
+        }
+        let ok = npm
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(&root)
             .status()
@@ -80,6 +88,27 @@ impl SupabaseCli {
             vec![format!("--remote={dsn}")]
         } else {
             vec!["--db-url".to_string(), dsn.to_string()]
+        }
+    }
+
+    /// The project's service_role key, fetched just in time with the access token (runbook §1):
+    /// `supabase projects api-keys --project-ref REF -o json`. The token goes to this child alone;
+    /// nothing it prints is logged; the key is returned to be kept in memory.
+    pub fn fetch_service_key(&self, project_ref: &str, token: &str) -> anyhow::Result<String> {
+        let redactor = crate::redact::Redactor::new().with_secret(token);
+        let out = crate::process::Cmd::new(&self.path)
+            .args(["projects", "api-keys", "--project-ref", project_ref, "-o", "json"])
+            .env("SUPABASE_ACCESS_TOKEN", token)
+            .run(&redactor, None)?;
+        let json = out.text.find('[').and_then(|start| out.text.rfind(']').map(|end| &out.text[start..=end]));
+        let keys: serde_json::Value = json.and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+        let key = keys.as_array().into_iter().flatten().find(|k| k["name"] == "service_role").and_then(|k| k["api_key"].as_str());
+        match key {
+            Some(key) if out.success() => Ok(key.to_string()),
+            _ => Err(crate::exit::cannot_run(format!(
+                "`supabase projects api-keys --project-ref {project_ref}` gave no service_role key (exit {:?}); check the access token, or put the key in the vault file",
+                out.code
+            ))),
         }
     }
 

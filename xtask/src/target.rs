@@ -90,14 +90,32 @@ pub fn open(kind: Kind, workdir: &Path, config: &Config, db_url: Option<&str>, s
             })
         }
         Kind::Staging => {
-            let vars = vault::read(workdir, &config.env_files)?;
-            let dsn = vars.get("DATABASE_URL").filter(|v| !v.is_empty()).ok_or_else(|| {
-                exit::cannot_run(format!(
-                    "reading {}: no DATABASE_URL (source of the pooler DSN)",
-                    config.env_files.first().map_or("the vault files", String::as_str)
-                ))
+            // Each vault file as the runbook sources it, in order; a missing service key file may be
+            // replaced by a key fetched just in time with the access token (runbook §1).
+            let mut vars = std::collections::BTreeMap::new();
+            let mut missing = Vec::new();
+            for file in &config.env_files {
+                if workdir.join(file).is_file() {
+                    vars.extend(vault::read(workdir, std::slice::from_ref(file))?);
+                } else {
+                    missing.push(file.clone());
+                }
+            }
+            let first = config.env_files.first().map_or("the vault files", String::as_str);
+            let dsn = vars.get("DATABASE_URL").filter(|v| !v.is_empty()).cloned().ok_or_else(|| {
+                if missing.iter().any(|m| m == first) {
+                    exit::cannot_run(format!("reading {first}: No such file or directory (the staging vault file; fetch it from the vault)"))
+                } else {
+                    exit::cannot_run(format!("reading {first}: no DATABASE_URL (source of the pooler DSN)"))
+                }
             })?;
-            guarded(kind, dsn, vars.get("SUPABASE_SERVICE_KEY").cloned(), config, "the DSN from the staging vault")
+            let mut service_key = vars.get("SUPABASE_SERVICE_KEY").cloned();
+            if let Some(file) = missing.first() {
+                service_key = Some(just_in_time_service_key(workdir, &dsn).ok_or_else(|| {
+                    exit::cannot_run(format!("reading {file}: No such file or directory (the staging vault file; fetch it from the vault)"))
+                })??);
+            }
+            guarded(kind, &dsn, service_key, config, "the DSN from the staging vault")
         }
         Kind::Url => {
             let dsn = db_url
@@ -109,6 +127,19 @@ pub fn open(kind: Kind, workdir: &Path, config: &Config, db_url: Option<&str>, s
             guarded(kind, &dsn, service_key, config, "the DSN")
         }
     }
+}
+
+/// With no service key file: `$SUPABASE_ACCESS_TOKEN` or `~/.supabase/access-token`, the project
+/// ref from the DSN and the Supabase CLI give the key, kept in memory. `None` when any is missing.
+fn just_in_time_service_key(workdir: &Path, dsn: &str) -> Option<Result<String>> {
+    let token = std::env::var("SUPABASE_ACCESS_TOKEN").ok().filter(|t| !t.is_empty()).or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        std::fs::read_to_string(Path::new(&home).join(".supabase/access-token")).ok().map(|t| t.trim().to_string())
+    })?;
+    let project_ref = dsn::project_ref(&dsn::parse(dsn).ok()?)?;
+    let cli = crate::supabase_cli::SupabaseCli::find_or_install(workdir)?;
+    crate::progress!("step 1 environment: no service key file; fetching the service_role key just in time (kept in memory)");
+    Some(cli.fetch_service_key(&project_ref, &token))
 }
 
 fn guarded(kind: Kind, dsn: &str, service_key: Option<String>, config: &Config, what: &str) -> Result<Target> {

@@ -84,3 +84,35 @@ fn a_vault_value_is_never_executed() {
     assert!(!marker.exists(), "command substitution ran");
     assert!(run.stderr.contains("is not a valid DSN"), "{run}");
 }
+
+/// Runbook §1: with no service key file, the key comes from `supabase projects api-keys` with the
+/// access token, just in time, and stays in memory. The Supabase Management API cannot be reached
+/// from this machine, so `projects api-keys` alone is answered by a stand-in script; every other
+/// CLI command goes to the real, pinned CLI.
+#[test]
+fn without_a_service_key_file_the_key_is_fetched_just_in_time_and_leaks_nowhere() {
+    let stack = Stack::start();
+    let sandbox = Sandbox::with_repo_tree("jit-key");
+    sandbox.with_vault(&stack.pooler.dsn_with_ref(&stack.password));
+    sandbox.remove("vault/occ/supabase/service_key_staging.env");
+    let real = xtask::supabase_cli::SupabaseCli::find_or_install(&common::repo_root()).unwrap();
+    let stand_in = sandbox.root.join("supabase");
+    std::fs::write(&stand_in, format!(
+        "#!/bin/sh\nif [ \"$1\" = projects ]; then\n  [ \"$SUPABASE_ACCESS_TOKEN\" = \"{ACCESS_TOKEN}\" ] || {{ echo 'Unauthorized' >&2; exit 1; }}\n  [ \"$4\" = \"{}\" ] || exit 1\n  echo 'Fetching API keys...'\n  echo '[{{\"name\":\"anon\",\"api_key\":\"anon-key\"}},{{\"name\":\"service_role\",\"api_key\":\"{}\"}}]'\n  exit 0\nfi\nexec {} \"$@\"\n",
+        xtask::local::pooler::TEST_REF, common::FETCHED_KEY, real.path.display()
+    )).unwrap();
+    std::fs::set_permissions(&stand_in, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let plan = sandbox.root.join("plan.json");
+    let mut cmd = sandbox.command(&["stage-rehearse", "--plan", plan.to_str().unwrap()]);
+    cmd.env("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN).env("REHEARSAL_SUPABASE_CLI", &stand_in);
+    let out = cmd.output().unwrap();
+    let run = common::Run { cmdline: "stage-rehearse (jit key)".into(), code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() };
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("step 1 environment: no service key file; fetching the service_role key just in time (kept in memory)"), "{run}");
+    sandbox.assert_no_secrets(&run);
+
+    // Without a token, the missing file is named as before.
+    let refused = sandbox.xtask(&["stage-rehearse", "--plan", plan.to_str().unwrap()]);
+    assert_eq!(refused.code, Some(2), "{refused}");
+    assert!(refused.stderr.contains("reading vault/occ/supabase/service_key_staging.env: No such file or directory"), "{refused}");
+}

@@ -18,6 +18,9 @@ use crate::process::Cmd;
 use crate::redact::Redactor;
 use crate::signals::{self, ChildGuard};
 
+/// The project ref of the pooler's `postgres.<ref>` user, as on Supavisor.
+pub const TEST_REF: &str = "stagingref1";
+
 pub struct Pooler {
     pub port: u16,
     child: Option<Child>,
@@ -50,9 +53,11 @@ impl Pooler {
         anyhow::ensure!(cert.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&cert.stderr));
 
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        std::fs::write(d.join("userlist.txt"), format!("\"postgres\" \"{}\"\n", password.replace('"', "\"\"")))?;
+        // `postgres` and Supavisor's `postgres.<project ref>` shape, both logging in as postgres.
+        let secret = password.replace('"', "\"\"");
+        std::fs::write(d.join("userlist.txt"), format!("\"postgres\" \"{secret}\"\n\"postgres.{TEST_REF}\" \"{secret}\"\n"))?;
         let ini = format!(
-            "[databases]\npostgres = host=127.0.0.1 port={server} dbname=postgres\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+            "[databases]\npostgres = host=127.0.0.1 port={server} dbname=postgres user=postgres\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
              listen_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {dir}/userlist.txt\n\
              pool_mode = session\nmax_client_conn = 100\ndefault_pool_size = 20\nclient_tls_sslmode = require\n\
              client_tls_key_file = {dir}/key.pem\nclient_tls_cert_file = {dir}/cert.pem\n\
@@ -100,6 +105,11 @@ impl Pooler {
     /// The DSN a client uses: the vault's shape, `sslmode=require`, the password URL-encoded.
     pub fn dsn(&self, password: &str) -> String {
         format!("postgresql://postgres:{}@127.0.0.1:{}/postgres?sslmode=require", url_encode(password), self.port)
+    }
+
+    /// The same, as Supavisor's `postgres.<project ref>` user.
+    pub fn dsn_with_ref(&self, password: &str) -> String {
+        format!("postgresql://postgres.{TEST_REF}:{}@127.0.0.1:{}/postgres?sslmode=require", url_encode(password), self.port)
     }
 
     /// Stop pgbouncer (also on drop): a pooler that goes away under a running rehearsal.

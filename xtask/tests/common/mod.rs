@@ -254,6 +254,8 @@ pub struct Stack {
 pub const PASSWORD: &str = "s3cr&t/p@ss:w0rd%";
 pub const SERVICE_KEY: &str = "eyJhbGciOiJIUzI1NiJ9.service-role-key-planted-for-tests.c2lnbmF0dXJl";
 pub const ACCESS_TOKEN: &str = "sbp_0123456789abcdef0123456789abcdef01234567";
+/// The key the stand-in Management API hands out for the access token.
+pub const FETCHED_KEY: &str = "eyJhbGciOiJIUzI1NiJ9.service-role-fetched-just-in-time.ZmV0Y2hlZA";
 
 impl Stack {
     pub fn start() -> Stack {
@@ -342,7 +344,7 @@ impl Sandbox {
 
     /// Every planted secret, in every file under the sandbox and in the run's output, is absent.
     pub fn assert_no_secrets(&self, run: &Run) {
-        let needles = [PASSWORD.to_string(), xtask::local::pooler::url_encode(PASSWORD), SERVICE_KEY.to_string(), ACCESS_TOKEN.to_string()];
+        let needles = [PASSWORD.to_string(), xtask::local::pooler::url_encode(PASSWORD), SERVICE_KEY.to_string(), ACCESS_TOKEN.to_string(), FETCHED_KEY.to_string()];
         for needle in &needles {
             assert!(!run.stdout.contains(needle.as_str()) && !run.stderr.contains(needle.as_str()), "a secret reached the terminal:\n{run}");
         }
