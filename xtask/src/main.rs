@@ -80,10 +80,11 @@ fn cli() -> Command {
                     Arg::new("target")
                         .long("target")
                         .value_name("TARGET")
-                        .value_parser(["local"])
+                        .value_parser(["local", "staging", "url"])
                         .default_value("local")
-                        .help("Where to run: local (a throwaway cluster; the only target `rls` has yet)"),
+                        .help("local: a throwaway cluster, every migration applied first (the default: the check before a PR); staging or url: the contract alone on that database, its DSN guarded"),
                 )
+                .arg(Arg::new("db-url").long("db-url").value_name("URL").help("The DSN for --target url (else $DATABASE_URL); used exactly as given"))
                 .arg(superuser_arg())
                 .arg(json.clone()),
         )
@@ -182,7 +183,7 @@ fn run(matches: &ArgMatches) -> anyhow::Result<Exit> {
     let (name, sub) = matches.subcommand().expect("a subcommand is required");
     let ctx = cmd::Ctx { workdir, json: sub.try_get_one::<bool>("json").ok().flatten().copied().unwrap_or(false) };
     match name {
-        "rls" => cmd::rls::run(&ctx, sub.get_flag("superuser-postgres")),
+        "rls" => cmd::rls::run(&ctx, sub.get_flag("superuser-postgres"), &options(sub)),
         "stage-rehearse" => cmd::rehearse::run(&ctx, &options(sub)),
         "connectivity" => cmd::step::connectivity(&ctx, &options(sub)),
         "inventory" => cmd::step::inventory(&ctx, &options(sub)),

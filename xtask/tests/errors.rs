@@ -68,7 +68,7 @@ fn an_unknown_target_is_a_usage_error() {
     let run = sandbox.xtask(&["rls", "--target", "prod"]);
     assert_eq!(run.code, Some(2), "{run}");
     assert!(run.stderr.contains("invalid value 'prod' for '--target <TARGET>'"), "{run}");
-    assert!(run.stderr.contains("[possible values: local]"), "{run}");
+    assert!(run.stderr.contains("[possible values: local, staging, url]"), "{run}");
 }
 
 #[test]

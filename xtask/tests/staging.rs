@@ -29,6 +29,16 @@ fn with_vault_files_and_no_flags_the_staging_rehearsal_passes_and_leaks_nothing(
     let feedback = std::fs::read_to_string(feedback).unwrap();
     assert!(feedback.contains("psql \"$DATABASE_URL\""), "commands are logged with the variable, not the DSN:\n{feedback}");
     sandbox.assert_no_secrets(&run);
+    // The contract alone on staging, where the rehearsal left the migrations applied.
+    let mut cmd = sandbox.command(&["rls", "--target", "staging", "--json"]);
+    cmd.env("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN);
+    let out = cmd.output().unwrap();
+    let rls = common::Run { cmdline: "rls --target staging".into(), code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() };
+    assert_eq!(rls.code, Some(0), "{rls}");
+    assert!(rls.stderr.starts_with("target: staging (--target staging; the contract alone, nothing is applied)"), "{rls}");
+    assert_eq!(rls.json()["rls"]["passed"], 41);
+    assert!(rls.json()["migrations"].as_array().unwrap().is_empty());
+    sandbox.assert_no_secrets(&rls);
     // The plan outside the workdir too.
     let plan_text = std::fs::read_to_string(&plan).unwrap();
     assert!(!plan_text.contains(common::PASSWORD) && plan_text.contains("\"completed\""), "{plan_text}");

@@ -22,9 +22,12 @@ use crate::{findings, progress};
 pub const APPLY_LOG: &str = "migration_apply.log";
 pub const RLS_LOG: &str = "rls_contract.log";
 
-pub fn run(ctx: &Ctx, superuser_postgres: bool) -> Result<Exit> {
+pub fn run(ctx: &Ctx, superuser_postgres: bool, opts: &crate::cmd::session::Options) -> Result<Exit> {
+    if let Some(kind @ ("staging" | "url")) = opts.target.as_deref() {
+        return remote(ctx, kind, opts);
+    }
     let started = Utc::now();
-    progress!("target: local (a throwaway PostgreSQL cluster with the Supabase surface; `rls` runs on local only)");
+    progress!("target: local (a throwaway PostgreSQL cluster with the Supabase surface; the default of `rls`, the check before a PR)");
     let contract = tree::contract_files(&ctx.workdir)?;
     if contract.is_empty() {
         let message = format!(
@@ -118,6 +121,52 @@ pub fn run(ctx: &Ctx, superuser_postgres: bool) -> Result<Exit> {
         next_actions,
         warnings: tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")).collect(),
         logs: vec![("apply".into(), apply_log), ("RLS contract".into(), rls_log)],
+        halted: false,
+    };
+    let value = summary.to_json();
+    let json = serde_json::to_string_pretty(&value)?;
+    write_atomic(&rehearsal.file("summary.json"), format!("{json}\n").as_bytes())?;
+    if ctx.json {
+        println!("{json}");
+    } else {
+        print!("{}", report::screen(&value));
+    }
+    Ok(summary.outcome().exit())
+}
+
+/// `rls --target staging|url`: the contract alone on the target (runbook step 6), its DSN guarded
+/// as for a rehearsal; nothing is applied.
+fn remote(ctx: &Ctx, kind: &str, opts: &crate::cmd::session::Options) -> Result<Exit> {
+    let started = Utc::now();
+    let config = crate::config::Config::load(&ctx.workdir)?;
+    let (kind, why) = crate::target::choose(Some(kind), &ctx.workdir, &config);
+    progress!("target: {} ({why}; the contract alone, nothing is applied)", kind.as_str());
+    let contract = tree::contract_files(&ctx.workdir)?;
+    if contract.is_empty() {
+        return Err(exit::halt(format!("halted: no RLS contract ({CONTRACT}) and no {TESTS}/: escalate to the manager (runbook §6)")));
+    }
+    let target = crate::target::open(kind, &ctx.workdir, &config, opts.db_url.as_deref(), false)?;
+    let psql = binaries::find_client("psql")?;
+    let rehearsal = RehearsalDir::create(&ctx.workdir, &started)?;
+    let db = Db { psql, dsn: target.dsn.clone(), redactor: target.redactor.clone(), workdir: ctx.workdir.clone(), settings: opts.settings.clone(), lock_timeout: opts.lock_timeout.clone() };
+    let rls_log = rehearsal.rel_file(RLS_LOG);
+    let result = rls::run(&db, &contract, &mut rehearsal.log(RLS_LOG)?, &rls_log)?;
+    progress!("rls: {} of {} planned passed", result.passed(), result.planned());
+    let findings = result.errors().into_iter().cloned().collect();
+    let summary = Summary {
+        target: target.summary(),
+        started_at: started.rfc3339(),
+        finished_at: Utc::now().rfc3339(),
+        rehearsal_dir: rehearsal.rel.clone(),
+        migrations: Vec::new(),
+        schema_restored: None,
+        inventory: None,
+        next_actions: if result.is_clean() { Vec::new() } else { vec![format!("read {rls_log}: every RLS test must pass")] },
+        rls: Some(result),
+        findings,
+        blockers: Vec::new(),
+        warnings: Vec::new(),
+        logs: vec![("RLS contract".into(), rls_log)],
         halted: false,
     };
     let value = summary.to_json();
