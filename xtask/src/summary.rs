@@ -90,6 +90,26 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// An empty summary of a run that started at `started_at` into `rehearsal_dir`.
+    pub fn new(target: Target, started_at: String, rehearsal_dir: &str) -> Summary {
+        Summary {
+            target,
+            started_at,
+            finished_at: String::new(),
+            rehearsal_dir: rehearsal_dir.to_string(),
+            migrations: Vec::new(),
+            schema_restored: None,
+            inventory: None,
+            rls: None,
+            findings: Vec::new(),
+            blockers: Vec::new(),
+            next_actions: Vec::new(),
+            warnings: Vec::new(),
+            logs: Vec::new(),
+            halted: false,
+        }
+    }
+
     pub fn outcome(&self) -> Outcome {
         if self.halted {
             return Outcome::Halted;

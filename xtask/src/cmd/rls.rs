@@ -107,22 +107,19 @@ pub fn run(ctx: &Ctx, superuser_postgres: bool, opts: &crate::cmd::session::Opti
     if !result.is_clean() {
         next_actions.push(format!("read {rls_log}: every RLS test must pass before the rehearsal on staging"));
     }
-    let summary = Summary {
-        target: Target { kind: "local", host: "127.0.0.1".into(), database: "postgres".into() },
-        started_at: started.rfc3339(),
-        finished_at: Utc::now().rfc3339(),
-        rehearsal_dir: rehearsal.rel.clone(),
-        migrations: rows,
-        schema_restored: None,
-        inventory: None,
-        rls: Some(result),
-        findings,
-        blockers: Vec::new(),
-        next_actions,
-        warnings: tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")).collect(),
-        logs: vec![("apply".into(), apply_log), ("RLS contract".into(), rls_log)],
-        halted: false,
-    };
+    let mut summary = Summary::new(Target { kind: "local", host: "127.0.0.1".into(), database: "postgres".into() }, started.rfc3339(), &rehearsal.rel);
+    summary.migrations = rows;
+    summary.rls = Some(result);
+    summary.findings = findings;
+    summary.next_actions = next_actions;
+    summary.warnings = tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")).collect();
+    summary.logs = vec![("apply".into(), apply_log), ("RLS contract".into(), rls_log)];
+    hand_off(ctx, &rehearsal, summary)
+}
+
+/// Write summary.json into the rehearsal dir and print it (`--json`) or the one screen.
+fn hand_off(ctx: &Ctx, rehearsal: &RehearsalDir, mut summary: Summary) -> Result<Exit> {
+    summary.finished_at = Utc::now().rfc3339();
     let value = summary.to_json();
     let json = serde_json::to_string_pretty(&value)?;
     write_atomic(&rehearsal.file("summary.json"), format!("{json}\n").as_bytes())?;
@@ -153,29 +150,12 @@ fn remote(ctx: &Ctx, kind: &str, opts: &crate::cmd::session::Options) -> Result<
     let result = rls::run(&db, &contract, &mut rehearsal.log(RLS_LOG)?, &rls_log)?;
     progress!("rls: {} of {} planned passed", result.passed(), result.planned());
     let findings = result.errors().into_iter().cloned().collect();
-    let summary = Summary {
-        target: target.summary(),
-        started_at: started.rfc3339(),
-        finished_at: Utc::now().rfc3339(),
-        rehearsal_dir: rehearsal.rel.clone(),
-        migrations: Vec::new(),
-        schema_restored: None,
-        inventory: None,
-        next_actions: if result.is_clean() { Vec::new() } else { vec![format!("read {rls_log}: every RLS test must pass")] },
-        rls: Some(result),
-        findings,
-        blockers: Vec::new(),
-        warnings: Vec::new(),
-        logs: vec![("RLS contract".into(), rls_log)],
-        halted: false,
-    };
-    let value = summary.to_json();
-    let json = serde_json::to_string_pretty(&value)?;
-    write_atomic(&rehearsal.file("summary.json"), format!("{json}\n").as_bytes())?;
-    if ctx.json {
-        println!("{json}");
-    } else {
-        print!("{}", report::screen(&value));
+    let mut summary = Summary::new(target.summary(), started.rfc3339(), &rehearsal.rel);
+    if !result.is_clean() {
+        summary.next_actions.push(format!("read {rls_log}: every RLS test must pass"));
     }
-    Ok(summary.outcome().exit())
+    summary.rls = Some(result);
+    summary.findings = findings;
+    summary.logs = vec![("RLS contract".into(), rls_log)];
+    hand_off(ctx, &rehearsal, summary)
 }

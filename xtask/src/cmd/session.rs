@@ -329,22 +329,7 @@ fn planned_commands(db: &Db, cli: Option<&SupabaseCli>) -> Vec<String> {
 }
 
 fn new_summary(target: &crate::summary::Target, started: &Utc, dir: &str) -> Summary {
-    Summary {
-        target: target.clone(),
-        started_at: started.rfc3339(),
-        finished_at: String::new(),
-        rehearsal_dir: dir.to_string(),
-        migrations: Vec::new(),
-        schema_restored: None,
-        inventory: None,
-        rls: None,
-        findings: Vec::new(),
-        blockers: Vec::new(),
-        next_actions: Vec::new(),
-        warnings: Vec::new(),
-        logs: Vec::new(),
-        halted: false,
-    }
+    Summary::new(target.clone(), started.rfc3339(), dir)
 }
 
 /// A directory removed on drop if it is still empty (a refused run leaves no empty rehearsal dir).
