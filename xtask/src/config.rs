@@ -46,7 +46,8 @@ impl Config {
     pub fn load(workdir: &Path) -> Result<Config> {
         let mut config = Config::default();
         let Ok(text) = std::fs::read_to_string(workdir.join(PATH)) else { return Ok(config) };
-        config.raw = parse(&text).map_err(|(line, col, why)| exit::cannot_run(format!("{PATH}:{line}:{col}: {why}")))?;
+        config.raw =
+            parse(&text).map_err(|(line, col, why)| exit::cannot_run(format!("{PATH}:{line}:{col}: {why}")))?;
         let list = |key: &str| -> Result<Option<Vec<String>>> {
             match config.raw.get(&("staging".to_string(), key.to_string())) {
                 None => Ok(None),
@@ -131,7 +132,11 @@ fn parse_value(v: &str) -> Result<Value, String> {
 
 /// A basic (`"..."`, with escapes) or literal (`'...'`) string at the start of `v`.
 fn parse_string(v: &str) -> Result<(String, &str), String> {
-    let quote = v.chars().next().filter(|c| *c == '"' || *c == '\'').ok_or_else(|| format!("expected a quoted string, found {v}"))?;
+    let quote = v
+        .chars()
+        .next()
+        .filter(|c| *c == '"' || *c == '\'')
+        .ok_or_else(|| format!("expected a quoted string, found {v}"))?;
     let mut out = String::new();
     let mut chars = v[1..].char_indices();
     while let Some((i, c)) = chars.next() {
@@ -171,7 +176,10 @@ mod tests {
     fn the_spec_example_reads_as_written() {
         let text = "[staging]\nenv_files = [\"vault/a.env\",\n  \"vault/b.env\"]  # two\npooler_hosts = [\".pooler.supabase.com\", \"127.0.0.1\"]\nproduction_project_refs = []\n[lint]\nunguarded_create = 'warning'\n";
         let raw = parse(text).unwrap();
-        assert_eq!(raw[&("staging".into(), "env_files".into())], Value::List(vec!["vault/a.env".into(), "vault/b.env".into()]));
+        assert_eq!(
+            raw[&("staging".into(), "env_files".into())],
+            Value::List(vec!["vault/a.env".into(), "vault/b.env".into()])
+        );
         assert_eq!(raw[&("staging".into(), "production_project_refs".into())], Value::List(vec![]));
         assert_eq!(raw[&("lint".into(), "unguarded_create".into())], Value::Str("warning".into()));
     }

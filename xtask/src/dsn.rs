@@ -85,7 +85,9 @@ pub fn guard(info: &DsnInfo, config: &Config) -> Vec<String> {
              the vault (host ending .pooler.supabase.com), never the direct db.<ref>.supabase.co host",
             info.host
         )),
-        Resolution::Unresolved(why) => refusals.push(format!("{} does not resolve ({why}): check the DSN from the vault", info.host)),
+        Resolution::Unresolved(why) => {
+            refusals.push(format!("{} does not resolve ({why}): check the DSN from the vault", info.host))
+        }
     }
     if !host_allowed(&info.host, &config.pooler_hosts) {
         refusals.push(format!(
@@ -155,7 +157,10 @@ mod tests {
 
     #[test]
     fn a_pooler_url_with_an_escaped_password() {
-        let info = parse("postgresql://postgres.abcd:p%40ss@aws-0-us-east-1.pooler.supabase.com:5432/postgres?sslmode=require").unwrap();
+        let info = parse(
+            "postgresql://postgres.abcd:p%40ss@aws-0-us-east-1.pooler.supabase.com:5432/postgres?sslmode=require",
+        )
+        .unwrap();
         assert_eq!(info.host, "aws-0-us-east-1.pooler.supabase.com");
         assert_eq!((info.port, info.user.as_str(), info.database.as_str()), (5432, "postgres.abcd", "postgres"));
         assert_eq!(info.sslmode.as_deref(), Some("require"));

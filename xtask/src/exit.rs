@@ -52,8 +52,7 @@ pub fn halt(message: impl Into<String>) -> anyhow::Error {
 
 /// Exit 130: interrupted by a signal; cleanup has run by the time `main` sees it.
 pub fn interrupted() -> anyhow::Error {
-    Stop { exit: Exit::Interrupted, message: "interrupted: stopped the child processes and cleaned up".into() }
-        .into()
+    Stop { exit: Exit::Interrupted, message: "interrupted: stopped the child processes and cleaned up".into() }.into()
 }
 
 /// The exit code an error maps to.

@@ -18,7 +18,13 @@ pub fn path(date: &str) -> String {
 
 /// Create today's header if the file does not exist. Returns whether it was created, and a
 /// warning for each alignment doc that is missing (a warning, not a stop).
-pub fn ensure_header(workdir: &Path, date: &str, objective: &str, commands: &[String], artifact_dir: &str) -> Result<(bool, Vec<String>)> {
+pub fn ensure_header(
+    workdir: &Path,
+    date: &str,
+    objective: &str,
+    commands: &[String],
+    artifact_dir: &str,
+) -> Result<(bool, Vec<String>)> {
     let mut warnings = Vec::new();
     for doc in [CHECKLIST, DIRECTION] {
         if !workdir.join(doc).is_file() {
@@ -54,7 +60,8 @@ pub fn append(workdir: &Path, date: &str, section: &str) -> Result<String> {
     let file = workdir.join(&rel);
     std::fs::create_dir_all(file.parent().expect("has a parent")).with_context(|| format!("creating {rel}"))?;
     let ends_with_newline = std::fs::read(&file).map(|b| b.is_empty() || b.ends_with(b"\n")).unwrap_or(true);
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&file).with_context(|| format!("opening {rel}"))?;
+    let mut f =
+        std::fs::OpenOptions::new().create(true).append(true).open(&file).with_context(|| format!("opening {rel}"))?;
     if !ends_with_newline {
         f.write_all(b"\n")?;
     }

@@ -5,9 +5,9 @@
 
 pub mod artifacts;
 pub mod clock;
+pub mod cmd;
 pub mod config;
 pub mod dsn;
-pub mod cmd;
 pub mod exit;
 pub mod feedback;
 pub mod findings;

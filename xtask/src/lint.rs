@@ -20,15 +20,31 @@ use crate::tree::{MIGRATIONS, ROLLBACKS};
 
 /// Every rule, its default severity, and what to do about it.
 pub const RULES: &[(&str, &str, &str)] = &[
-    ("missing_rollback", "error", "write supabase/migrations.backup/<version>_<name>_rollback.sql that undoes it exactly"),
+    (
+        "missing_rollback",
+        "error",
+        "write supabase/migrations.backup/<version>_<name>_rollback.sql that undoes it exactly",
+    ),
     ("orphan_rollback", "warning", "remove the rollback, or restore the migration it belongs to"),
     ("duplicate_version", "error", "give one of the files a new timestamp"),
     ("unversioned_file", "error", "name it <version>_<name>.sql, as `supabase migration new` does"),
-    ("non_transactional", "warning", "keep it alone in its own migration: the rehearsal runs such files without a transaction"),
+    (
+        "non_transactional",
+        "warning",
+        "keep it alone in its own migration: the rehearsal runs such files without a transaction",
+    ),
     ("unguarded_create", "warning", "add IF NOT EXISTS so a replay does not fail on duplicate objects (runbook §9)"),
     ("unguarded_drop", "warning", "add IF EXISTS so a replay does not fail on missing objects (runbook §9)"),
-    ("rls_missing", "error", "add `alter table <table> enable row level security;` and its policies in the same migration"),
-    ("security_definer_search_path", "error", "add `set search_path = ''` (and qualify names) to the SECURITY DEFINER function"),
+    (
+        "rls_missing",
+        "error",
+        "add `alter table <table> enable row level security;` and its policies in the same migration",
+    ),
+    (
+        "security_definer_search_path",
+        "error",
+        "add `set search_path = ''` (and qualify names) to the SECURITY DEFINER function",
+    ),
 ];
 
 #[derive(Debug)]
@@ -53,7 +69,11 @@ impl Rules {
                 continue;
             }
             let rule = RULES.iter().map(|(r, _, _)| *r).find(|r| r == key).ok_or_else(|| {
-                format!("{}: [lint] {key} is not a rule (rules: {})", config::PATH, RULES.iter().map(|r| r.0).collect::<Vec<_>>().join(", "))
+                format!(
+                    "{}: [lint] {key} is not a rule (rules: {})",
+                    config::PATH,
+                    RULES.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
+                )
             })?;
             let level = match value {
                 Value::Str(v) if v == "error" => "error",
@@ -111,7 +131,12 @@ pub fn tree(workdir: &Path, rules: &Rules) -> Vec<Finding> {
             out.extend(rules.finding("duplicate_version", &file, 1, format!("{file} and {first} share version {v}")));
         }
         if !rollbacks.iter().any(|r| version(r) == v) {
-            out.extend(rules.finding("missing_rollback", &file, 1, format!("{file} has no rollback script in {ROLLBACKS}/")));
+            out.extend(rules.finding(
+                "missing_rollback",
+                &file,
+                1,
+                format!("{file} has no rollback script in {ROLLBACKS}/"),
+            ));
         }
         if let Ok(text) = std::fs::read_to_string(workdir.join(&file)) {
             out.extend(statements(&file, &text, rules));
@@ -120,7 +145,12 @@ pub fn tree(workdir: &Path, rules: &Rules) -> Vec<Finding> {
     for name in &rollbacks {
         let file = format!("{ROLLBACKS}/{name}");
         if !seen.contains_key(&version(name)) {
-            out.extend(rules.finding("orphan_rollback", &file, 1, format!("{file} rolls back no migration in the tree")));
+            out.extend(rules.finding(
+                "orphan_rollback",
+                &file,
+                1,
+                format!("{file} rolls back no migration in the tree"),
+            ));
         }
         if let Ok(text) = std::fs::read_to_string(workdir.join(&file)) {
             out.extend(statements(&file, &text, rules));
@@ -139,7 +169,8 @@ pub fn statements(file: &str, text: &str, rules: &Rules) -> Vec<Finding> {
         let allowed = |rule: &str| {
             let from = span.line.saturating_sub(2);
             lines[from..span.end_line.min(lines.len())].iter().any(|l| {
-                l.split_once("lint:allow").is_some_and(|(_, rest)| rest.split([',', ' ']).any(|r| r == rule || r == "all"))
+                l.split_once("lint:allow")
+                    .is_some_and(|(_, rest)| rest.split([',', ' ']).any(|r| r == rule || r == "all"))
             })
         };
         let mut push = |rule: &'static str, message: String| {
@@ -156,7 +187,18 @@ pub fn statements(file: &str, text: &str, rules: &Rules) -> Vec<Finding> {
         let guarded_create = ["TABLE", "INDEX", "SCHEMA", "SEQUENCE", "EXTENSION"];
         if w.first() == Some(&"CREATE") {
             // The object kind is the first word after CREATE and its modifiers.
-            const MODIFIERS: [&str; 10] = ["OR", "REPLACE", "TEMP", "TEMPORARY", "UNLOGGED", "UNIQUE", "MATERIALIZED", "GLOBAL", "LOCAL", "RECURSIVE"];
+            const MODIFIERS: [&str; 10] = [
+                "OR",
+                "REPLACE",
+                "TEMP",
+                "TEMPORARY",
+                "UNLOGGED",
+                "UNIQUE",
+                "MATERIALIZED",
+                "GLOBAL",
+                "LOCAL",
+                "RECURSIVE",
+            ];
             let kind = w.iter().skip(1).find(|x| !MODIFIERS.contains(x)).copied().unwrap_or_default();
             let temp = w.iter().take_while(|x| **x != kind).any(|x| *x == "TEMP" || *x == "TEMPORARY");
             let materialized = w.get(1) == Some(&"MATERIALIZED");
@@ -167,15 +209,23 @@ pub fn statements(file: &str, text: &str, rules: &Rules) -> Vec<Finding> {
             }
             if kind == "TABLE" && !temp {
                 if let Some(table) = created_table(span.text) {
-                    let (schema, name) = table.split_once('.').map_or(("public".to_string(), table.clone()), |(s, n)| (s.to_string(), n.to_string()));
+                    let (schema, name) = table
+                        .split_once('.')
+                        .map_or(("public".to_string(), table.clone()), |(s, n)| (s.to_string(), n.to_string()));
                     if rules.exposed.contains(&schema) && !enabled.iter().any(|e| e == &format!("{schema}.{name}")) {
                         push("rls_missing", format!("table {schema}.{name} is created in an exposed schema without ENABLE ROW LEVEL SECURITY in this migration"));
                     }
                 }
             }
             let upper = span.text.to_ascii_uppercase();
-            if upper.contains("FUNCTION") && upper.contains("SECURITY DEFINER") && !upper.replace(char::is_whitespace, "").contains("SETSEARCH_PATH") {
-                push("security_definer_search_path", format!("a SECURITY DEFINER function without SET search_path: {first_line}"));
+            if upper.contains("FUNCTION")
+                && upper.contains("SECURITY DEFINER")
+                && !upper.replace(char::is_whitespace, "").contains("SETSEARCH_PATH")
+            {
+                push(
+                    "security_definer_search_path",
+                    format!("a SECURITY DEFINER function without SET search_path: {first_line}"),
+                );
             }
         }
         if w.first() == Some(&"DROP") && !w.contains(&"EXISTS") {
@@ -223,7 +273,11 @@ fn rls_enabled_table(statement: &str) -> Option<String> {
     let (name, action) = rest.split_once(' ')?;
     action.starts_with("enable row level security").then(|| {
         let name = name.replace('"', "");
-        if name.contains('.') { name } else { format!("public.{name}") }
+        if name.contains('.') {
+            name
+        } else {
+            format!("public.{name}")
+        }
     })
 }
 
@@ -239,16 +293,30 @@ mod tests {
     #[test]
     fn each_statement_rule() {
         assert_eq!(lint("create table public.t (id int);\n"), vec![("unguarded_create", 1), ("rls_missing", 1)]);
-        assert_eq!(lint("create table if not exists t (id int);\nalter table public.t enable row level security;\n"), vec![]);
-        assert_eq!(lint("drop table t;\nalter table t drop column x;\n"), vec![("unguarded_drop", 1), ("unguarded_drop", 2)]);
+        assert_eq!(
+            lint("create table if not exists t (id int);\nalter table public.t enable row level security;\n"),
+            vec![]
+        );
+        assert_eq!(
+            lint("drop table t;\nalter table t drop column x;\n"),
+            vec![("unguarded_drop", 1), ("unguarded_drop", 2)]
+        );
         assert_eq!(lint("create index concurrently if not exists i on t (x);\n"), vec![("non_transactional", 1)]);
         assert_eq!(
             lint("create function f() returns int language sql security definer as $$ select 1 $$;\n"),
             vec![("security_definer_search_path", 1)]
         );
         assert_eq!(lint("create function f() returns int language sql security definer set search_path = '' as $$ select 1 $$;\n"), vec![]);
-        assert_eq!(lint("create table private.t (id int);\n"), vec![("unguarded_create", 1)], "only exposed schemas need RLS");
-        assert_eq!(lint("create or replace function f() returns table (x int) language sql as $$ select 1 $$;\n"), vec![], "RETURNS TABLE is not a CREATE TABLE");
+        assert_eq!(
+            lint("create table private.t (id int);\n"),
+            vec![("unguarded_create", 1)],
+            "only exposed schemas need RLS"
+        );
+        assert_eq!(
+            lint("create or replace function f() returns table (x int) language sql as $$ select 1 $$;\n"),
+            vec![],
+            "RETURNS TABLE is not a CREATE TABLE"
+        );
     }
 
     #[test]

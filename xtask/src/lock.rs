@@ -28,7 +28,10 @@ impl RehearsalLock {
     pub fn acquire(psql: &Path, dsn: &str, redactor: &Redactor, what: &str) -> Result<RehearsalLock> {
         let mut cmd = Command::new(psql);
         cmd.arg(dsn).args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]);
-        for var in ["PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGOPTIONS", "PGSERVICE"].iter().chain(crate::process::SECRET_VARS) {
+        for var in ["PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGOPTIONS", "PGSERVICE"]
+            .iter()
+            .chain(crate::process::SECRET_VARS)
+        {
             cmd.env_remove(var);
         }
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -45,7 +48,9 @@ impl RehearsalLock {
         writeln!(stdin, "select pg_try_advisory_lock({KEY});").context("asking for the rehearsal lock")?;
         stdin.flush()?;
         let mut answer = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut answer).context("reading the rehearsal lock's answer")?;
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut answer)
+            .context("reading the rehearsal lock's answer")?;
         let mut lock = RehearsalLock { child, stdin: Some(stdin), _guard: guard };
         match answer.trim() {
             "t" => Ok(lock),

@@ -1,7 +1,6 @@
 //! `cargo xtask`: the data staging apply runbook as commands. Parse flags, pick the workdir,
 //! dispatch; each command lives in `cmd/` and returns its exit code (SPEC §9).
 
-
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -42,14 +41,20 @@ fn superuser_arg() -> Arg {
 fn duration(value: &str) -> Result<String, String> {
     let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &value[digits.len()..];
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || !["", "ms", "s", "min", "h", "d"].contains(&unit) {
+    if digits.is_empty()
+        || !digits.chars().all(|c| c.is_ascii_digit())
+        || !["", "ms", "s", "min", "h", "d"].contains(&unit)
+    {
         return Err("expected a number with an optional unit: 500ms, 5s, 2min, 1h".into());
     }
     Ok(value.to_string())
 }
 
 fn cli() -> Command {
-    let json = Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print summary.json to stdout instead of the human summary");
+    let json = Arg::new("json")
+        .long("json")
+        .action(ArgAction::SetTrue)
+        .help("Print summary.json to stdout instead of the human summary");
     Command::new("xtask")
         .bin_name("cargo xtask")
         .about("Rehearse Supabase migrations the way the data staging apply runbook does, in one command")
@@ -191,7 +196,9 @@ fn run(matches: &ArgMatches) -> anyhow::Result<Exit> {
         "rollback" => cmd::step::rollback(&ctx, &options(sub)),
         "feedback" => cmd::step::feedback(&ctx),
         "lint" => cmd::lint::run(&ctx),
-        "scan" => cmd::scan::run(&sub.get_many::<PathBuf>("files").expect("required").cloned().collect::<Vec<_>>(), ctx.json),
+        "scan" => {
+            cmd::scan::run(&sub.get_many::<PathBuf>("files").expect("required").cloned().collect::<Vec<_>>(), ctx.json)
+        }
         "doctor" => cmd::doctor::run(&ctx),
         "bench" => cmd::bench::run(&ctx),
         other => unreachable!("clap accepted an unknown subcommand {other}"),
@@ -211,7 +218,12 @@ fn options(sub: &ArgMatches) -> cmd::session::Options {
     cmd::session::Options {
         target: text("target"),
         db_url: text("db-url"),
-        molecules: sub.try_get_many::<String>("molecule").ok().flatten().map(|v| v.cloned().collect()).unwrap_or_default(),
+        molecules: sub
+            .try_get_many::<String>("molecule")
+            .ok()
+            .flatten()
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
         plan: sub.try_get_one::<PathBuf>("plan").ok().flatten().cloned(),
         no_atomic: flag("no-atomic"),
         fail_fast: flag("fail-fast"),

@@ -82,7 +82,10 @@ impl Plan {
         let mut chosen = Vec::new();
         for id in named {
             if !all.iter().any(|m| m.get("id").and_then(Value::as_str) == Some(id)) {
-                return Err(exit::cannot_run(format!("molecule `{id}` is not in the data plan {}", self.path.display())));
+                return Err(exit::cannot_run(format!(
+                    "molecule `{id}` is not in the data plan {}",
+                    self.path.display()
+                )));
             }
         }
         for m in &all {
@@ -92,9 +95,11 @@ impl Plan {
             if !wanted {
                 continue;
             }
-            let globs: Vec<String> = m.get("migrations").and_then(Value::as_array).map(|a| {
-                a.iter().filter_map(Value::as_str).map(str::to_string).collect()
-            }).unwrap_or_default();
+            let globs: Vec<String> = m
+                .get("migrations")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
             let files: Vec<String> = migrations
                 .iter()
                 .filter(|mig| globs.iter().any(|g| glob_match(g, &mig.file)))
@@ -144,7 +149,8 @@ pub fn record_attempt(workdir: &Path, date: &str, molecule: &Molecule, line: &Va
     let rel = format!("artifacts/data/{date}/mcp_attempt{}.jsonl", molecule.attempt);
     let path = workdir.join(&rel);
     std::fs::create_dir_all(path.parent().expect("has a parent")).with_context(|| format!("creating {rel}"))?;
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {rel}"))?;
+    let mut file =
+        std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {rel}"))?;
     writeln!(file, "{}", serde_json::to_string(line)?).with_context(|| format!("appending to {rel}"))?;
     Ok(rel)
 }
@@ -169,9 +175,18 @@ mod tests {
 
     #[test]
     fn the_runbooks_globs() {
-        assert!(glob_match("supabase/migrations/2025101109*.sql", "supabase/migrations/20251011090000_inventory_bundle.sql"));
-        assert!(!glob_match("supabase/migrations/2025101109*.sql", "supabase/migrations/20251011140000_knowledge_base.sql"));
-        assert!(glob_match("supabase/migrations/20251019004500_programmatic_seo_blueprints.sql", "supabase/migrations/20251019004500_programmatic_seo_blueprints.sql"));
+        assert!(glob_match(
+            "supabase/migrations/2025101109*.sql",
+            "supabase/migrations/20251011090000_inventory_bundle.sql"
+        ));
+        assert!(!glob_match(
+            "supabase/migrations/2025101109*.sql",
+            "supabase/migrations/20251011140000_knowledge_base.sql"
+        ));
+        assert!(glob_match(
+            "supabase/migrations/20251019004500_programmatic_seo_blueprints.sql",
+            "supabase/migrations/20251019004500_programmatic_seo_blueprints.sql"
+        ));
         assert!(!glob_match("supabase/*.sql", "supabase/migrations/x.sql"));
     }
 }

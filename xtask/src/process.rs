@@ -21,13 +21,23 @@ use crate::signals::{self, ChildGuard};
 /// libpq variables that choose where and as whom to connect. They are removed so that a stray
 /// `PGHOST` in a user's shell cannot send a rehearsal somewhere other than the DSN it was given.
 const CONNECTION_VARS: &[&str] = &[
-    "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGOPTIONS", "PGSERVICE",
-    "PGSERVICEFILE", "PGTARGETSESSIONATTRS", "PGREQUIRESSL", "PGSSLMODE",
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGOPTIONS",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGTARGETSESSIONATTRS",
+    "PGREQUIRESSL",
+    "PGSSLMODE",
 ];
 
 /// Variables that carry secrets. No child inherits them from the tool's environment; the one child
 /// that needs one gets it through [`Cmd::env`].
-pub const SECRET_VARS: &[&str] = &["DATABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_ACCESS_TOKEN", "SUPABASE_DB_PASSWORD"];
+pub const SECRET_VARS: &[&str] =
+    &["DATABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_ACCESS_TOKEN", "SUPABASE_DB_PASSWORD"];
 
 pub struct Cmd {
     program: PathBuf,

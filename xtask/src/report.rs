@@ -34,7 +34,8 @@ pub fn screen(summary: &Value) -> String {
         }
         out.push_str(&format!("\n{}\n", header.trim_end()));
         for r in &rows {
-            let mut line = format!("{:<width$}  {:<8}", format!("{}_{}", s(&r["version"]), s(&r["name"])), status(&r["apply"]));
+            let mut line =
+                format!("{:<width$}  {:<8}", format!("{}_{}", s(&r["version"]), s(&r["name"])), status(&r["apply"]));
             if rollbacks {
                 line.push_str(&format!("  {:<11}", status(&r["rollback"])));
             }
@@ -47,7 +48,9 @@ pub fn screen(summary: &Value) -> String {
     }
     match summary["schema_restored"].as_bool() {
         Some(true) => out.push_str("schema after rollback: identical to before the apply\n"),
-        Some(false) => out.push_str(&format!("schema after rollback: DIFFERS from before the apply (see {dir}/schema_rollback.diff)\n")),
+        Some(false) => out.push_str(&format!(
+            "schema after rollback: DIFFERS from before the apply (see {dir}/schema_rollback.diff)\n"
+        )),
         None => {}
     }
     let rls = &summary["rls"];
@@ -59,7 +62,10 @@ pub fn screen(summary: &Value) -> String {
         for f in rls["files"].as_array().into_iter().flatten() {
             let verdict = if f["ran_over"].as_bool() == Some(true) {
                 format!("ran {} tests but planned {}: update the plan", f["ran"], f["planned"])
-            } else if f["failed"].as_u64() == Some(0) && f["errors"].as_u64() == Some(0) && f["ran_short"].as_bool() != Some(true) {
+            } else if f["failed"].as_u64() == Some(0)
+                && f["errors"].as_u64() == Some(0)
+                && f["ran_short"].as_bool() != Some(true)
+            {
                 "ok".to_string()
             } else if f["ran_short"].as_bool() == Some(true) {
                 format!("FAILED: ran short, {} of {} planned tests ran", f["ran"], f["planned"])
@@ -84,7 +90,8 @@ pub fn screen(summary: &Value) -> String {
             out.push_str(&format!("{label}: {}\n", s(item)));
         }
     }
-    let logs: Vec<String> = summary["logs"].as_array().into_iter().flatten().map(|l| s(&l["path"]).to_string()).collect();
+    let logs: Vec<String> =
+        summary["logs"].as_array().into_iter().flatten().map(|l| s(&l["path"]).to_string()).collect();
     if !logs.is_empty() {
         out.push_str(&format!("logs: {}\n", logs.join("  ")));
     }
@@ -94,7 +101,8 @@ pub fn screen(summary: &Value) -> String {
 
 /// `class SQLSTATE file:line: message`.
 pub fn finding_line(f: &Value) -> String {
-    let mut line = if f["severity"] == "warning" { format!("warning {}", s(&f["class"])) } else { s(&f["class"]).to_string() };
+    let mut line =
+        if f["severity"] == "warning" { format!("warning {}", s(&f["class"])) } else { s(&f["class"]).to_string() };
     if let Some(code) = f["sqlstate"].as_str() {
         line.push(' ');
         line.push_str(code);
@@ -157,11 +165,17 @@ pub fn handoff(summary: &Value) -> String {
         count("reapply", "failed"),
     ));
     if let Some(restored) = summary["schema_restored"].as_bool() {
-        out.push_str(&format!("- Schema after rollback: {}\n", if restored { "identical to before the apply" } else { "differs (see schema_rollback.diff)" }));
+        out.push_str(&format!(
+            "- Schema after rollback: {}\n",
+            if restored { "identical to before the apply" } else { "differs (see schema_rollback.diff)" }
+        ));
     }
     let rls = &summary["rls"];
     if rls.is_object() {
-        out.push_str(&format!("- RLS contract: {} of {} planned passed, {} failed, {} errors\n", rls["passed"], rls["planned"], rls["failed"], rls["errors"]));
+        out.push_str(&format!(
+            "- RLS contract: {} of {} planned passed, {} failed, {} errors\n",
+            rls["passed"], rls["planned"], rls["failed"], rls["errors"]
+        ));
     }
     let logs: Vec<String> = summary["logs"]
         .as_array()

@@ -16,7 +16,13 @@ pub const DEFAULT_LOCK_WAIT: &str = "30s";
 
 /// `pg_dump --schema-only` of `dsn`, normalised. `schemas` limits the dump (`-n`), empty for all.
 /// `lock_wait` bounds the wait for each table's lock (`--lock-wait-timeout`).
-pub fn snapshot(pg_dump: &Path, dsn: &str, schemas: &[&str], redactor: &Redactor, lock_wait: Option<&str>) -> Result<String> {
+pub fn snapshot(
+    pg_dump: &Path,
+    dsn: &str,
+    schemas: &[&str],
+    redactor: &Redactor,
+    lock_wait: Option<&str>,
+) -> Result<String> {
     let wait = format!("--lock-wait-timeout={}", lock_wait.unwrap_or(DEFAULT_LOCK_WAIT));
     let mut cmd = Cmd::new(pg_dump).args(["--schema-only", "--no-owner", &wait, "--dbname", dsn]);
     for schema in schemas {

@@ -66,7 +66,8 @@ fn raw_spans(sql: &str) -> Vec<(usize, usize)> {
                 continue;
             }
             b'\'' => {
-                let escapes = i > 0 && matches!(bytes[i - 1], b'e' | b'E') && !is_ident(bytes.get(i.wrapping_sub(2)).copied());
+                let escapes =
+                    i > 0 && matches!(bytes[i - 1], b'e' | b'E') && !is_ident(bytes.get(i.wrapping_sub(2)).copied());
                 i = skip_quoted(bytes, i, b'\'', escapes);
                 has_code = true;
                 continue;
@@ -242,10 +243,15 @@ mod tests {
 
     #[test]
     fn statements_that_cannot_run_in_a_transaction() {
-        assert_eq!(first_non_transactional("create table a(x int);\n-- note\ncreate unique index concurrently i on a(x);"),
-            Some("CREATE INDEX CONCURRENTLY"));
+        assert_eq!(
+            first_non_transactional("create table a(x int);\n-- note\ncreate unique index concurrently i on a(x);"),
+            Some("CREATE INDEX CONCURRENTLY")
+        );
         assert_eq!(first_non_transactional("vacuum analyze a;"), Some("VACUUM"));
         assert_eq!(first_non_transactional("create index i on a(x); select 'vacuum';"), None);
-        assert_eq!(first_non_transactional("begin; create table b(); commit;"), Some("its own transaction control (BEGIN/COMMIT)"));
+        assert_eq!(
+            first_non_transactional("begin; create table b(); commit;"),
+            Some("its own transaction control (BEGIN/COMMIT)")
+        );
     }
 }

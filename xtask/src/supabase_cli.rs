@@ -57,7 +57,10 @@ impl SupabaseCli {
             return None;
         }
         let npm = on_path("npm")?;
-        eprintln!("the Supabase CLI is missing: installing the version pinned in {} (npm ci)", root.join("package.json").display());
+        eprintln!(
+            "the Supabase CLI is missing: installing the version pinned in {} (npm ci)",
+            root.join("package.json").display()
+        );
         let mut npm = Command::new(npm);
         for var in crate::process::SECRET_VARS {
             npm.env_remove(var);
@@ -102,7 +105,12 @@ impl SupabaseCli {
             .run(&redactor, None)?;
         let json = out.text.find('[').and_then(|start| out.text.rfind(']').map(|end| &out.text[start..=end]));
         let keys: serde_json::Value = json.and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
-        let key = keys.as_array().into_iter().flatten().find(|k| k["name"] == "service_role").and_then(|k| k["api_key"].as_str());
+        let key = keys
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|k| k["name"] == "service_role")
+            .and_then(|k| k["api_key"].as_str());
         match key {
             Some(key) if out.success() => Ok(key.to_string()),
             _ => Err(crate::exit::cannot_run(format!(

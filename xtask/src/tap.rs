@@ -91,7 +91,8 @@ mod tests {
 
     #[test]
     fn unaligned_output_that_dies_part_way_ran_short_with_an_error() {
-        let text = "1..5\nok 1 - a\nok 2 - b\npsql:supabase/rls_tests.sql:40: ERROR:  relation \"missing\" does not exist\n";
+        let text =
+            "1..5\nok 1 - a\nok 2 - b\npsql:supabase/rls_tests.sql:40: ERROR:  relation \"missing\" does not exist\n";
         let r = read(text, None);
         assert_eq!((r.planned, r.ran, r.failed), (Some(5), 2, 0));
         assert!(r.ran_short());

@@ -61,16 +61,30 @@ pub fn choose(flag: Option<&str>, workdir: &Path, config: &Config) -> (Kind, Str
             if found.is_empty() {
                 (Kind::Local, format!("no staging vault files ({}) under the workdir", config.env_files.join(", ")))
             } else {
-                (Kind::Staging, format!("staging vault files found: {}", found.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")))
+                (
+                    Kind::Staging,
+                    format!(
+                        "staging vault files found: {}",
+                        found.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                )
             }
         }
     }
 }
 
 /// Open the target: start the local cluster, or read and guard the DSN.
-pub fn open(kind: Kind, workdir: &Path, config: &Config, db_url: Option<&str>, superuser_postgres: bool) -> Result<Target> {
+pub fn open(
+    kind: Kind,
+    workdir: &Path,
+    config: &Config,
+    db_url: Option<&str>,
+    superuser_postgres: bool,
+) -> Result<Target> {
     if superuser_postgres && kind != Kind::Local {
-        return Err(exit::cannot_run("--superuser-postgres changes the throwaway local cluster only; drop it for --target staging or url"));
+        return Err(exit::cannot_run(
+            "--superuser-postgres changes the throwaway local cluster only; drop it for --target staging or url",
+        ));
     }
     match kind {
         Kind::Local => {
@@ -104,7 +118,9 @@ pub fn open(kind: Kind, workdir: &Path, config: &Config, db_url: Option<&str>, s
             let first = config.env_files.first().map_or("the vault files", String::as_str);
             let dsn = vars.get("DATABASE_URL").filter(|v| !v.is_empty()).cloned().ok_or_else(|| {
                 if missing.iter().any(|m| m == first) {
-                    exit::cannot_run(format!("reading {first}: No such file or directory (the staging vault file; fetch it from the vault)"))
+                    exit::cannot_run(format!(
+                        "reading {first}: No such file or directory (the staging vault file; fetch it from the vault)"
+                    ))
                 } else {
                     exit::cannot_run(format!("reading {first}: no DATABASE_URL (source of the pooler DSN)"))
                 }
@@ -112,7 +128,9 @@ pub fn open(kind: Kind, workdir: &Path, config: &Config, db_url: Option<&str>, s
             let mut service_key = vars.get("SUPABASE_SERVICE_KEY").cloned();
             if let Some(file) = missing.first() {
                 service_key = Some(just_in_time_service_key(workdir, &dsn).ok_or_else(|| {
-                    exit::cannot_run(format!("reading {file}: No such file or directory (the staging vault file; fetch it from the vault)"))
+                    exit::cannot_run(format!(
+                        "reading {file}: No such file or directory (the staging vault file; fetch it from the vault)"
+                    ))
                 })??);
             }
             guarded(kind, &dsn, service_key, config, "the DSN from the staging vault")
@@ -138,7 +156,9 @@ fn just_in_time_service_key(workdir: &Path, dsn: &str) -> Option<Result<String>>
     })?;
     let project_ref = dsn::project_ref(&dsn::parse(dsn).ok()?)?;
     let cli = crate::supabase_cli::SupabaseCli::find_or_install(workdir)?;
-    crate::progress!("step 1 environment: no service key file; fetching the service_role key just in time (kept in memory)");
+    crate::progress!(
+        "step 1 environment: no service key file; fetching the service_role key just in time (kept in memory)"
+    );
     Some(cli.fetch_service_key(&project_ref, &token))
 }
 

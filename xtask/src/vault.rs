@@ -17,7 +17,9 @@ pub fn read(workdir: &Path, files: &[String]) -> Result<BTreeMap<String, String>
             exit::cannot_run(format!("reading {file}: {e} (the staging vault file; fetch it from the vault)"))
         })?;
         for (n, line) in text.lines().enumerate() {
-            if let Some((key, value)) = parse_line(line).map_err(|why| exit::cannot_run(format!("{file}:{}: {why}", n + 1)))? {
+            if let Some((key, value)) =
+                parse_line(line).map_err(|why| exit::cannot_run(format!("{file}:{}: {why}", n + 1)))?
+            {
                 vars.insert(key, value);
             }
         }

@@ -24,16 +24,30 @@ fn each_advisor_fires_on_its_mistake_with_its_severity() {
     assert_eq!(run.code, Some(1), "{run}");
     let findings = run.json()["findings"].as_array().unwrap().clone();
     let has = |class: &str, severity: &str, needle: &str| {
-        findings.iter().any(|f| f["class"] == class && f["severity"] == severity && f["message"].as_str().unwrap().contains(needle) && f["log"].is_null())
+        findings.iter().any(|f| {
+            f["class"] == class
+                && f["severity"] == severity
+                && f["message"].as_str().unwrap().contains(needle)
+                && f["log"].is_null()
+        })
     };
     assert!(has("rls_disabled", "error", "public.open_table"), "{findings:#?}");
     assert!(has("rls_enabled_no_policy", "warning", "public.locked"), "{findings:#?}");
     assert!(has("policy_exists_rls_disabled", "error", "public.forgotten"), "{findings:#?}");
     assert!(has("function_search_path_mutable", "warning", "public.loose()"), "{findings:#?}");
     assert!(has("security_definer_view", "error", "public.owner_view"), "{findings:#?}");
-    assert!(!has("security_definer_view", "error", "public.user_emails"), "security_invoker views are fine: {findings:#?}");
+    assert!(
+        !has("security_definer_view", "error", "public.user_emails"),
+        "security_invoker views are fine: {findings:#?}"
+    );
     assert!(has("auth_users_exposed", "error", "public.user_emails"), "{findings:#?}");
     assert!(has("anon_policy_always_true", "warning", "public.notices"), "{findings:#?}");
-    let open = findings.iter().find(|f| f["class"] == "rls_disabled" && f["message"].as_str().unwrap().contains("open_table")).unwrap();
-    assert_eq!((open["file"].as_str(), open["line"].as_u64()), (Some("supabase/migrations/20250101000000_mistakes.sql"), Some(1)));
+    let open = findings
+        .iter()
+        .find(|f| f["class"] == "rls_disabled" && f["message"].as_str().unwrap().contains("open_table"))
+        .unwrap();
+    assert_eq!(
+        (open["file"].as_str(), open["line"].as_u64()),
+        (Some("supabase/migrations/20250101000000_mistakes.sql"), Some(1))
+    );
 }

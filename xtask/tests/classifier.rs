@@ -92,7 +92,8 @@ fn a_real_lock_held_by_another_session_and_concurrently_in_a_transaction() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    writeln!(holder.stdin.as_mut().unwrap(), "begin; lock table busy in access exclusive mode; select 'held';").unwrap();
+    writeln!(holder.stdin.as_mut().unwrap(), "begin; lock table busy in access exclusive mode; select 'held';")
+        .unwrap();
     let mut line = String::new();
     std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "held");
@@ -103,15 +104,28 @@ fn a_real_lock_held_by_another_session_and_concurrently_in_a_transaction() {
         let log = sandbox.workdir.join(format!("lock-{verbose}.log"));
         std::fs::write(&log, psql(&cluster.dsn(), verbose, &file, &sandbox.workdir, &[])).unwrap();
         let (_, findings) = scan(&sandbox, log.to_str().unwrap());
-        assert_eq!((findings[0]["class"].as_str(), findings[0]["sqlstate"].as_str(), findings[0]["line"].as_u64()), (Some("lock_timeout"), Some("55P03"), Some(2)), "{findings:#?}");
+        assert_eq!(
+            (findings[0]["class"].as_str(), findings[0]["sqlstate"].as_str(), findings[0]["line"].as_u64()),
+            (Some("lock_timeout"), Some("55P03"), Some(2)),
+            "{findings:#?}"
+        );
 
         let file = sandbox.workdir.join("concurrently.sql");
-        std::fs::write(&file, "create table if not exists idx (id int);\ncreate index concurrently idx_id on idx (id);\n").unwrap();
+        std::fs::write(
+            &file,
+            "create table if not exists idx (id int);\ncreate index concurrently idx_id on idx (id);\n",
+        )
+        .unwrap();
         let log = sandbox.workdir.join(format!("concurrently-{verbose}.log"));
-        std::fs::write(&log, psql(&cluster.dsn(), verbose, &file, &sandbox.workdir, &["--single-transaction"])).unwrap();
+        std::fs::write(&log, psql(&cluster.dsn(), verbose, &file, &sandbox.workdir, &["--single-transaction"]))
+            .unwrap();
         let (_, findings) = scan(&sandbox, log.to_str().unwrap());
         assert_eq!(findings.len(), 1, "the NOTICE of IF NOT EXISTS is not a finding: {findings:#?}");
-        assert_eq!((findings[0]["class"].as_str(), findings[0]["sqlstate"].as_str(), findings[0]["line"].as_u64()), (Some("not_in_transaction"), Some("25001"), Some(2)), "{findings:#?}");
+        assert_eq!(
+            (findings[0]["class"].as_str(), findings[0]["sqlstate"].as_str(), findings[0]["line"].as_u64()),
+            (Some("not_in_transaction"), Some("25001"), Some(2)),
+            "{findings:#?}"
+        );
     }
     drop(holder.stdin.take());
     holder.wait().unwrap();
@@ -124,7 +138,11 @@ fn notices_and_the_aborted_transaction_aftermath_are_not_findings() {
     let server = binaries::ensure_server_with_pgtap().unwrap();
     let cluster = LocalCluster::start(&server).unwrap();
     let file = sandbox.workdir.join("replay.sql");
-    std::fs::write(&file, "create table if not exists t (id int);\ncreate table if not exists t (id int);\ndrop table if exists gone;\n").unwrap();
+    std::fs::write(
+        &file,
+        "create table if not exists t (id int);\ncreate table if not exists t (id int);\ndrop table if exists gone;\n",
+    )
+    .unwrap();
     let log = sandbox.workdir.join("notices.log");
     let output = psql(&cluster.dsn(), true, &file, &sandbox.workdir, &[]);
     assert!(output.contains("NOTICE:  42P07"), "{output}");
@@ -136,7 +154,11 @@ fn notices_and_the_aborted_transaction_aftermath_are_not_findings() {
     // Without ON_ERROR_STOP, later statements of the transaction fail with 25P02: one finding only.
     let file = sandbox.workdir.join("aborted.sql");
     std::fs::write(&file, "begin;\nselect * from nowhere;\nselect 1;\ncommit;\n").unwrap();
-    let out = Command::new(binaries::find_client("psql").unwrap()).args([cluster.dsn().as_str(), "-X", "-v", "VERBOSITY=verbose", "-f", "aborted.sql"]).current_dir(&sandbox.workdir).output().unwrap();
+    let out = Command::new(binaries::find_client("psql").unwrap())
+        .args([cluster.dsn().as_str(), "-X", "-v", "VERBOSITY=verbose", "-f", "aborted.sql"])
+        .current_dir(&sandbox.workdir)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(text.contains("25P02"), "{text}");
     let log = sandbox.workdir.join("aborted.log");
@@ -167,7 +189,13 @@ fn connection_failures_from_psql_and_both_supabase_cli_flavours() {
     if xtask::local::binaries::is_root() || std::env::var_os("HOME").is_some() {
         let cli = xtask::supabase_cli::SupabaseCli::find_or_install(&common::repo_root()).expect("the pinned CLI");
         let dsn = format!("postgresql://postgres:pw@127.0.0.1:{closed}/postgres?sslmode=disable");
-        let out = Command::new(&cli.path).args(["migration", "list"]).args(cli.dsn_args(&dsn)).arg("--workdir").arg(common::repo_root()).output().unwrap();
+        let out = Command::new(&cli.path)
+            .args(["migration", "list"])
+            .args(cli.dsn_args(&dsn))
+            .arg("--workdir")
+            .arg(common::repo_root())
+            .output()
+            .unwrap();
         let log = sandbox.workdir.join("cli.log");
         std::fs::write(&log, [out.stdout, out.stderr].concat()).unwrap();
         let (_, findings) = scan(&sandbox, log.to_str().unwrap());

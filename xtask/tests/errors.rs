@@ -119,7 +119,14 @@ fn doctor_passes_on_the_repo_tree_and_names_each_fix_on_an_empty_one() {
     let good = Sandbox::with_repo_tree("doctor-good");
     let run = good.xtask(&["doctor"]);
     assert_eq!(run.code, Some(0), "{run}");
-    for line in ["ok    psql", "ok    pg_dump", "ok    postgres server", "ok    pgTAP", "ok    migrations", "ok    RLS contract"] {
+    for line in [
+        "ok    psql",
+        "ok    pg_dump",
+        "ok    postgres server",
+        "ok    pgTAP",
+        "ok    migrations",
+        "ok    RLS contract",
+    ] {
         assert!(run.stdout.contains(line), "{line:?} missing:\n{run}");
     }
     assert!(run.stdout.contains("staging vault") && run.stdout.contains("needed for --target staging only"), "{run}");
@@ -128,6 +135,9 @@ fn doctor_passes_on_the_repo_tree_and_names_each_fix_on_an_empty_one() {
     let run = empty.xtask(&["doctor"]);
     assert_eq!(run.code, Some(2), "{run}");
     assert!(run.stdout.contains("MISS  migrations       supabase/migrations missing; fix:"), "{run}");
-    assert!(run.stdout.contains("MISS  RLS contract     supabase/rls_tests.sql or supabase/tests missing; fix:"), "{run}");
+    assert!(
+        run.stdout.contains("MISS  RLS contract     supabase/rls_tests.sql or supabase/tests missing; fix:"),
+        "{run}"
+    );
     assert!(run.stderr.contains("doctor: 2 required prerequisite(s) missing"), "{run}");
 }

@@ -12,7 +12,10 @@ fn staging_tree(name: &str, stack: &Stack) -> (Sandbox, String) {
     let sandbox = Sandbox::new(name);
     sandbox.with_vault(&stack.dsn());
     sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('contract runs');\n");
-    sandbox.write("supabase/migrations/20250101000000_hot.sql", "create table if not exists public.hot (id int);\nalter table public.hot enable row level security;\n");
+    sandbox.write(
+        "supabase/migrations/20250101000000_hot.sql",
+        "create table if not exists public.hot (id int);\nalter table public.hot enable row level security;\n",
+    );
     sandbox.write("supabase/migrations.backup/20250101000000_hot_rollback.sql", "drop table if exists public.hot;\n");
     let plan = sandbox.root.join("plan.json");
     std::fs::write(&plan, r#"{"molecules": [{"id": "hot", "migrations": ["supabase/migrations/*.sql"], "status": "pending", "attempts": 0}]}"#).unwrap();
@@ -25,7 +28,10 @@ fn plan_status(plan: &str) -> (String, u64) {
 }
 
 fn summary(sandbox: &Sandbox) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(sandbox.rehearsal_dirs().last().unwrap().join("summary.json")).unwrap()).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(sandbox.rehearsal_dirs().last().unwrap().join("summary.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -46,7 +52,10 @@ fn two_rehearsals_started_together_on_one_database_exactly_one_runs() {
     let refused = if x.status.code() == Some(2) { &x } else { &y };
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(codes, [Some(0), Some(2)], "{stderr}");
-    assert!(stderr.contains("error: another rehearsal is in progress on 127.0.0.1/postgres (it holds advisory lock"), "{stderr}");
+    assert!(
+        stderr.contains("error: another rehearsal is in progress on 127.0.0.1/postgres (it holds advisory lock"),
+        "{stderr}"
+    );
     assert!(lock_is_free(&stack), "the lock is released when the run ends");
     let refused_plan = if x.status.code() == Some(2) { &plan_a } else { &plan_b };
     assert_eq!(plan_status(refused_plan), ("pending".to_string(), 0), "a refused run writes nothing to the plan");
@@ -56,9 +65,14 @@ fn two_rehearsals_started_together_on_one_database_exactly_one_runs() {
 fn a_lock_held_by_another_session_times_out_on_the_server_instead_of_hanging() {
     let stack = Stack::start();
     let (sandbox, plan) = staging_tree("held-lock", &stack);
-    stack.admin_sql("set role postgres; create table public.busy (id int); alter table public.busy enable row level security;");
+    stack.admin_sql(
+        "set role postgres; create table public.busy (id int); alter table public.busy enable row level security;",
+    );
     sandbox.write("supabase/migrations/20250102000000_busy.sql", "alter table public.busy add column note text;\n");
-    sandbox.write("supabase/migrations.backup/20250102000000_busy_rollback.sql", "alter table public.busy drop column note;\n");
+    sandbox.write(
+        "supabase/migrations.backup/20250102000000_busy_rollback.sql",
+        "alter table public.busy drop column note;\n",
+    );
     let _held = stack.hold("begin; lock table public.busy in access exclusive mode;");
     let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan, "--lock-timeout", "1s", "--json"]);
     assert_eq!(run.code, Some(1), "{run}");
@@ -69,7 +83,10 @@ fn a_lock_held_by_another_session_times_out_on_the_server_instead_of_hanging() {
     assert_eq!(error["file"], "supabase/migrations/20250102000000_busy.sql");
     assert!(error["hint"].as_str().unwrap().contains("--lock-timeout"), "{error}");
     let log = std::fs::read_to_string(sandbox.rehearsal_dirs()[0].join("migration_apply.log")).unwrap();
-    assert!(log.contains("==> supabase/migrations/20250102000000_busy.sql\nSET\n"), "the timeout is set on the server session:\n{log}");
+    assert!(
+        log.contains("==> supabase/migrations/20250102000000_busy.sql\nSET\n"),
+        "the timeout is set on the server session:\n{log}"
+    );
     assert_eq!(plan_status(&plan), ("failed".to_string(), 1));
     assert!(lock_is_free(&stack));
 }
@@ -82,7 +99,11 @@ fn a_statement_past_the_statement_timeout_is_cancelled_by_the_server() {
     let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan, "--statement-timeout", "500ms", "--json"]);
     assert_eq!(run.code, Some(1), "{run}");
     let error = &run.json()["migrations"][1]["apply"]["error"];
-    assert_eq!((error["class"].as_str(), error["sqlstate"].as_str()), (Some("statement_timeout"), Some("57014")), "{error}");
+    assert_eq!(
+        (error["class"].as_str(), error["sqlstate"].as_str()),
+        (Some("statement_timeout"), Some("57014")),
+        "{error}"
+    );
 }
 
 #[test]
@@ -104,7 +125,10 @@ fn the_pooler_down_at_the_connectivity_check_is_exit_2_with_the_fix() {
 fn the_database_going_away_mid_apply_ends_the_run_with_a_summary_that_says_so() {
     let mut stack = Stack::start();
     let (sandbox, plan) = staging_tree("db-gone", &stack);
-    sandbox.write("supabase/migrations/20250102000000_slow.sql", "do $$ begin raise notice 'slow migration started'; end $$;\nselect pg_sleep(60);\n");
+    sandbox.write(
+        "supabase/migrations/20250102000000_slow.sql",
+        "do $$ begin raise notice 'slow migration started'; end $$;\nselect pg_sleep(60);\n",
+    );
     let mut child = sandbox.spawn(&["stage-rehearse", "--plan", &plan]);
     wait_for_log(&sandbox, "migration_apply.log", "slow migration started", &mut child);
     drop(stack.cluster.take()); // the server stops under the running migration
@@ -124,7 +148,10 @@ fn the_database_going_away_mid_apply_ends_the_run_with_a_summary_that_says_so() 
 fn interrupted_on_staging(signal: i32, name: &str) {
     let stack = Stack::start();
     let (sandbox, plan) = staging_tree(name, &stack);
-    sandbox.write("supabase/migrations/20250102000000_slow.sql", "do $$ begin raise notice 'slow migration started'; end $$;\nselect pg_sleep(60);\n");
+    sandbox.write(
+        "supabase/migrations/20250102000000_slow.sql",
+        "do $$ begin raise notice 'slow migration started'; end $$;\nselect pg_sleep(60);\n",
+    );
     let mut child = sandbox.spawn(&["stage-rehearse", "--plan", &plan]);
     wait_for_log(&sandbox, "migration_apply.log", "slow migration started", &mut child);
     assert!(!lock_is_free(&stack), "the rehearsal holds the lock while it runs");
@@ -138,9 +165,15 @@ fn interrupted_on_staging(signal: i32, name: &str) {
     assert_eq!(s["outcome"], "halted", "{s:#}");
     assert_eq!(s["migrations"][0]["apply"]["status"], "applied");
     assert!(s["blockers"].to_string().contains("interrupted (Ctrl-C or SIGTERM) part way"), "{s:#}");
-    assert_eq!(plan_status(&plan), ("failed".to_string(), 1), "the plan shows the attempt and that it did not complete");
+    assert_eq!(
+        plan_status(&plan),
+        ("failed".to_string(), 1),
+        "the plan shows the attempt and that it did not complete"
+    );
     assert!(lock_is_free(&stack), "the lock is released");
-    let still_running = stack.admin_sql("select count(*) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()");
+    let still_running = stack.admin_sql(
+        "select count(*) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()",
+    );
     assert_eq!(still_running, "0", "the interrupted statement is not left running on the server");
     sandbox.assert_nothing_left();
 }

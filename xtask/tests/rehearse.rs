@@ -26,20 +26,46 @@ fn the_green_tree_passes_end_to_end_with_every_artifact() {
     let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan]);
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stderr.starts_with("target: local (no staging vault files"), "{run}");
-    for step in ["step 0 alignment", "step 2 connectivity: postgres at 127.0.0.1 (IPv4)", "step 3 inventory (supabase CLI 2.", "step 4 apply", "step 5 rollback", "step 5 re-apply", "step 6 rls: 41 of 41", "step 7 inventory after: 0 pending, 9 applied", "step 8 hand-off"] {
+    for step in [
+        "step 0 alignment",
+        "step 2 connectivity: postgres at 127.0.0.1 (IPv4)",
+        "step 3 inventory (supabase CLI 2.",
+        "step 4 apply",
+        "step 5 rollback",
+        "step 5 re-apply",
+        "step 6 rls: 41 of 41",
+        "step 7 inventory after: 0 pending, 9 applied",
+        "step 8 hand-off",
+    ] {
         assert!(run.stderr.contains(step), "progress line {step:?}:\n{run}");
     }
     assert!(run.stdout.contains("20251019004500_programmatic_seo_blueprints  applied   rolled_back  applied"), "{run}");
     assert!(run.stdout.contains("schema after rollback: identical to before the apply"), "{run}");
 
     let dir = sandbox.rehearsal_dir();
-    let mut names: Vec<String> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
-    let fixed = ["MANIFEST.sha256", "SUMMARY.md", "migration_apply.log", "migration_rollback.log", "migration_status_post.txt", "rls_contract.log", "schema_after_rollback.sql", "schema_before.sql", "summary.json"];
+    let fixed = [
+        "MANIFEST.sha256",
+        "SUMMARY.md",
+        "migration_apply.log",
+        "migration_rollback.log",
+        "migration_status_post.txt",
+        "rls_contract.log",
+        "schema_after_rollback.sql",
+        "schema_before.sql",
+        "summary.json",
+    ];
     for name in fixed {
         assert!(names.contains(&name.to_string()), "{name} missing from {names:?}");
     }
-    assert!(names.iter().any(|n| n.starts_with("ipv4_pooler_check_") && n.ends_with(".log") && n.len() == "ipv4_pooler_check_090000.log".len()), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("ipv4_pooler_check_")
+            && n.ends_with(".log")
+            && n.len() == "ipv4_pooler_check_090000.log".len()),
+        "{names:?}"
+    );
     assert!(names.iter().any(|n| n.starts_with("migration_status_pre_") && n.ends_with(".txt")), "{names:?}");
     assert!(!names.contains(&"schema_rollback.diff".to_string()), "no diff when the schema is restored");
     assert_eq!(names.len(), fixed.len() + 2, "nothing else: {names:?}");
@@ -52,16 +78,26 @@ fn the_green_tree_passes_end_to_end_with_every_artifact() {
 
     let rollback_log = std::fs::read_to_string(dir.join("migration_rollback.log")).unwrap();
     let first = rollback_log.lines().next().unwrap();
-    assert_eq!(first, "==> rollback supabase/migrations.backup/20251019024000_ab_harness_exposures_rollback.sql", "newest first");
+    assert_eq!(
+        first, "==> rollback supabase/migrations.backup/20251019024000_ab_harness_exposures_rollback.sql",
+        "newest first"
+    );
     let apply_log = std::fs::read_to_string(dir.join("migration_apply.log")).unwrap();
-    assert_eq!(apply_log.matches("==> supabase/migrations/").count(), 18, "applied, then re-applied under `== re-apply`");
+    assert_eq!(
+        apply_log.matches("==> supabase/migrations/").count(),
+        18,
+        "applied, then re-applied under `== re-apply`"
+    );
     assert!(apply_log.contains("\n== re-apply\n"), "{apply_log}");
 
     let s = summary(&sandbox);
     assert_eq!(s["outcome"], "passed");
     assert_eq!(s["schema_restored"], true);
     assert_eq!(s["migrations"][0]["rollback"]["status"], "rolled_back");
-    assert_eq!(s["migrations"][0]["rollback"]["file"], "supabase/migrations.backup/20251011090000_inventory_bundle_rollback.sql");
+    assert_eq!(
+        s["migrations"][0]["rollback"]["file"],
+        "supabase/migrations.backup/20251011090000_inventory_bundle_rollback.sql"
+    );
     assert_eq!(s["migrations"][0]["reapply"]["status"], "applied");
     assert_eq!(s["inventory"]["pre"]["pending"].as_array().unwrap().len(), 9);
     assert_eq!(s["inventory"]["post"]["applied"].as_array().unwrap().len(), 9);
@@ -73,7 +109,15 @@ fn the_green_tree_passes_end_to_end_with_every_artifact() {
     // The feedback file: header once, hand-off appended, a person's words kept.
     let feedback_rel = format!("feedback/data/{}.md", day.file_name().unwrap().to_string_lossy());
     let first_day = sandbox.read(&feedback_rel);
-    for part in ["## Objective", "## Planned commands", "## Artifact folder", "docs/runbooks/agent_startup_checklist.md", "docs/directions/data.md", "## Hand-off: rehearsal_", "- Outcome: **passed** (exit 0)"] {
+    for part in [
+        "## Objective",
+        "## Planned commands",
+        "## Artifact folder",
+        "docs/runbooks/agent_startup_checklist.md",
+        "docs/directions/data.md",
+        "## Hand-off: rehearsal_",
+        "- Outcome: **passed** (exit 0)",
+    ] {
         assert!(first_day.contains(part), "{part:?} missing:\n{first_day}");
     }
     let person = format!("{first_day}\nNote from Dana: checked with DevOps, window is Thursday.\n");
@@ -97,16 +141,31 @@ fn the_red_tree_reports_each_fault_with_its_class_and_never_rolls_back_a_failed_
     sandbox.write("supabase/migrations/20250101000000_accounts.sql", "create table public.accounts (id int primary key, email text);\nalter table public.accounts enable row level security;\ncreate index accounts_email_idx on public.accounts (email);\n");
     sandbox.write("supabase/migrations.backup/20250101000000_accounts_rollback.sql", "drop table public.accounts;\n");
     // References a column that does not exist.
-    sandbox.write("supabase/migrations/20250102000000_plan_index.sql", "create index accounts_plan_idx on public.accounts (plan);\n");
-    sandbox.write("supabase/migrations.backup/20250102000000_plan_index_rollback.sql", "drop index public.accounts_plan_idx;\n");
+    sandbox.write(
+        "supabase/migrations/20250102000000_plan_index.sql",
+        "create index accounts_plan_idx on public.accounts (plan);\n",
+    );
+    sandbox.write(
+        "supabase/migrations.backup/20250102000000_plan_index_rollback.sql",
+        "drop index public.accounts_plan_idx;\n",
+    );
     // Re-creates an existing index.
-    sandbox.write("supabase/migrations/20250103000000_email_index_again.sql", "create index accounts_email_idx on public.accounts (email);\n");
-    sandbox.write("supabase/migrations.backup/20250103000000_email_index_again_rollback.sql", "drop index if exists public.accounts_email_idx;\n");
+    sandbox.write(
+        "supabase/migrations/20250103000000_email_index_again.sql",
+        "create index accounts_email_idx on public.accounts (email);\n",
+    );
+    sandbox.write(
+        "supabase/migrations.backup/20250103000000_email_index_again_rollback.sql",
+        "drop index if exists public.accounts_email_idx;\n",
+    );
     // A table without RLS and without a rollback.
     sandbox.write("supabase/migrations/20250104000000_audit_log.sql", "-- audit trail\ncreate table public.audit_log (id bigint generated always as identity primary key, note text);\n");
     // A rollback that fails on a dependent object.
     sandbox.write("supabase/migrations/20250105000000_account_plans.sql", "alter table public.accounts add column tier text;\ncreate view public.account_tiers as select id, tier from public.accounts;\n");
-    sandbox.write("supabase/migrations.backup/20250105000000_account_plans_rollback.sql", "alter table public.accounts drop column tier;\ndrop view public.account_tiers;\n");
+    sandbox.write(
+        "supabase/migrations.backup/20250105000000_account_plans_rollback.sql",
+        "alter table public.accounts drop column tier;\ndrop view public.account_tiers;\n",
+    );
 
     let plan = plan_arg(&sandbox);
     let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan]);
@@ -115,12 +174,28 @@ fn the_red_tree_reports_each_fault_with_its_class_and_never_rolls_back_a_failed_
     assert_eq!(s["outcome"], "failed");
     let findings = s["findings"].as_array().unwrap();
     let has = |class: &str, code: Option<&str>, file: &str, line: u64| {
-        findings.iter().any(|f| f["class"] == class && f["sqlstate"].as_str() == code && f["file"] == file && f["line"] == line)
+        findings
+            .iter()
+            .any(|f| f["class"] == class && f["sqlstate"].as_str() == code && f["file"] == file && f["line"] == line)
     };
-    assert!(has("undefined_object", Some("42703"), "supabase/migrations/20250102000000_plan_index.sql", 1), "{findings:#?}");
-    assert!(has("duplicate_object", Some("42P07"), "supabase/migrations/20250103000000_email_index_again.sql", 1), "{findings:#?}");
+    assert!(
+        has("undefined_object", Some("42703"), "supabase/migrations/20250102000000_plan_index.sql", 1),
+        "{findings:#?}"
+    );
+    assert!(
+        has("duplicate_object", Some("42P07"), "supabase/migrations/20250103000000_email_index_again.sql", 1),
+        "{findings:#?}"
+    );
     assert!(has("rls_disabled", None, "supabase/migrations/20250104000000_audit_log.sql", 2), "{findings:#?}");
-    assert!(has("dependent_objects", Some("2BP01"), "supabase/migrations.backup/20250105000000_account_plans_rollback.sql", 1), "{findings:#?}");
+    assert!(
+        has(
+            "dependent_objects",
+            Some("2BP01"),
+            "supabase/migrations.backup/20250105000000_account_plans_rollback.sql",
+            1
+        ),
+        "{findings:#?}"
+    );
 
     let rows = s["migrations"].as_array().unwrap();
     let row = |v: &str| rows.iter().find(|r| r["version"] == v).unwrap().clone();
@@ -130,18 +205,34 @@ fn the_red_tree_reports_each_fault_with_its_class_and_never_rolls_back_a_failed_
     assert_eq!(row("20250105000000")["rollback"]["status"], "failed");
     assert_eq!(row("20250105000000")["rollback"]["error"]["class"], "dependent_objects");
     assert_eq!(s["schema_restored"], false);
-    assert!(s["blockers"].as_array().unwrap().iter().any(|b| b.as_str().unwrap().contains("no rollback script for supabase/migrations/20250104000000_audit_log.sql")));
+    assert!(s["blockers"].as_array().unwrap().iter().any(|b| b
+        .as_str()
+        .unwrap()
+        .contains("no rollback script for supabase/migrations/20250104000000_audit_log.sql")));
 
     let dir = sandbox.rehearsal_dir();
     let rollback_log = std::fs::read_to_string(dir.join("migration_rollback.log")).unwrap();
-    assert!(!rollback_log.contains("plan_index_rollback"), "the rollback of a failed apply never runs:\n{rollback_log}");
+    assert!(
+        !rollback_log.contains("plan_index_rollback"),
+        "the rollback of a failed apply never runs:\n{rollback_log}"
+    );
     assert!(!rollback_log.contains("email_index_again_rollback"), "{rollback_log}");
-    assert!(rollback_log.contains("!! rollback failure: supabase/migrations.backup/20250105000000_account_plans_rollback.sql"), "{rollback_log}");
+    assert!(
+        rollback_log
+            .contains("!! rollback failure: supabase/migrations.backup/20250105000000_account_plans_rollback.sql"),
+        "{rollback_log}"
+    );
     let diff = std::fs::read_to_string(dir.join("schema_rollback.diff")).unwrap();
     assert!(diff.contains("audit_log"), "{diff}");
 
     // The summary and `scan` of the rehearsal's logs agree finding for finding.
-    let logs: Vec<String> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "log" || x == "txt")).map(|p| p.to_string_lossy().into_owned()).collect();
+    let logs: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log" || x == "txt"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     let mut args = vec!["scan", "--json"];
     args.extend(logs.iter().map(String::as_str));
     let scanned = sandbox.xtask(&args).json()["findings"].as_array().unwrap().clone();
@@ -151,9 +242,19 @@ fn the_red_tree_reports_each_fault_with_its_class_and_never_rolls_back_a_failed_
     from_logs.sort();
     from_scan.sort();
     assert_eq!(from_logs, from_scan, "summary and scan disagree");
-    assert!(findings.iter().any(|f| f["log"].is_null() && f["class"] == "rls_disabled"), "advisor findings come from the catalog, not a log");
+    assert!(
+        findings.iter().any(|f| f["log"].is_null() && f["class"] == "rls_disabled"),
+        "advisor findings come from the catalog, not a log"
+    );
 
-    for line in ["undefined_object 42703 supabase/migrations/20250102000000_plan_index.sql:1", "duplicate_object 42P07 supabase/migrations/20250103000000_email_index_again.sql:1", "rls_disabled supabase/migrations/20250104000000_audit_log.sql:2", "dependent_objects 2BP01 supabase/migrations.backup/20250105000000_account_plans_rollback.sql:1", "what to do:", "schema after rollback: DIFFERS"] {
+    for line in [
+        "undefined_object 42703 supabase/migrations/20250102000000_plan_index.sql:1",
+        "duplicate_object 42P07 supabase/migrations/20250103000000_email_index_again.sql:1",
+        "rls_disabled supabase/migrations/20250104000000_audit_log.sql:2",
+        "dependent_objects 2BP01 supabase/migrations.backup/20250105000000_account_plans_rollback.sql:1",
+        "what to do:",
+        "schema after rollback: DIFFERS",
+    ] {
         assert!(run.stdout.contains(line), "{line:?}:\n{run}");
     }
     sandbox.assert_nothing_left();
@@ -200,13 +301,20 @@ fn the_plans_active_molecule_is_rehearsed_over_a_baseline_and_recorded() {
     let evidence: Vec<&str> = ab["evidence"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(evidence.iter().any(|e| e.ends_with("/migration_apply.log")), "{evidence:?}");
     assert!(evidence.iter().any(|e| e.ends_with("/mcp_attempt1.jsonl")), "{evidence:?}");
-    assert_eq!(p["molecules"][1], serde_json::json!({"id": "done", "migrations": ["supabase/migrations/2025101109*.sql"], "status": "completed", "attempts": 1, "evidence": ["old.log"]}), "other molecules untouched");
+    assert_eq!(
+        p["molecules"][1],
+        serde_json::json!({"id": "done", "migrations": ["supabase/migrations/2025101109*.sql"], "status": "completed", "attempts": 1, "evidence": ["old.log"]}),
+        "other molecules untouched"
+    );
 
     let day = sandbox.rehearsal_dir().parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
     let attempts = sandbox.read(&format!("artifacts/data/{day}/mcp_attempt1.jsonl"));
     assert_eq!(attempts.lines().count(), 1);
     let line: Value = serde_json::from_str(attempts.lines().next().unwrap()).unwrap();
-    assert_eq!((line["molecule"].as_str(), line["attempt"].as_u64(), line["outcome"].as_str()), (Some("ab"), Some(1), Some("completed")));
+    assert_eq!(
+        (line["molecule"].as_str(), line["attempt"].as_u64(), line["outcome"].as_str()),
+        (Some("ab"), Some(1), Some("completed"))
+    );
     assert_eq!(line["files"][0], "supabase/migrations/20251019024000_ab_harness_exposures.sql");
 }
 
@@ -245,7 +353,11 @@ fn bad_plans_are_refused_and_left_untouched() {
     let before = std::fs::read(&plan).unwrap();
     let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan]);
     assert_eq!(run.code, Some(2), "{run}");
-    assert!(run.stderr.contains("molecule `ab` in") && run.stderr.contains("matches no migration file (globs: supabase/migrations/1999*.sql)"), "{run}");
+    assert!(
+        run.stderr.contains("molecule `ab` in")
+            && run.stderr.contains("matches no migration file (globs: supabase/migrations/1999*.sql)"),
+        "{run}"
+    );
     assert_eq!(std::fs::read(&plan).unwrap(), before, "nothing written to the plan");
     let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan, "--molecule", "nope"]);
     assert_eq!(run.code, Some(2), "{run}");
@@ -261,7 +373,12 @@ fn an_orphan_rollback_is_a_warning_not_an_error() {
     let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan_arg(&sandbox), "--json"]);
     assert_eq!(run.code, Some(0), "{run}");
     let warnings = run.json()["warnings"].clone();
-    assert!(warnings.to_string().contains("supabase/migrations.backup/19990101000000_gone_rollback.sql rolls back no migration"), "{warnings}");
+    assert!(
+        warnings
+            .to_string()
+            .contains("supabase/migrations.backup/19990101000000_gone_rollback.sql rolls back no migration"),
+        "{warnings}"
+    );
 }
 
 #[test]
@@ -270,7 +387,10 @@ fn fail_fast_stops_the_loop_and_no_atomic_runs_the_runbooks_command() {
     let sandbox = Sandbox::new("fail-fast");
     sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('ok');\n");
     sandbox.write("supabase/migrations/20250101000000_a.sql", "create table public.a (id int);\nalter table public.a enable row level security;\nselect * from public.missing;\n");
-    sandbox.write("supabase/migrations/20250102000000_b.sql", "create table public.b (id int);\nalter table public.b enable row level security;\n");
+    sandbox.write(
+        "supabase/migrations/20250102000000_b.sql",
+        "create table public.b (id int);\nalter table public.b enable row level security;\n",
+    );
     let plan = plan_arg(&sandbox);
     let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan, "--fail-fast", "--json"]);
     assert_eq!(run.code, Some(1), "{run}");
@@ -280,7 +400,10 @@ fn fail_fast_stops_the_loop_and_no_atomic_runs_the_runbooks_command() {
 
     // --no-atomic: no transaction, so the failed file's first statement stays (the runbook's behaviour).
     let sandbox = Sandbox::new("no-atomic");
-    sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect hasnt_table('public', 'a', 'the half-applied table is gone');\n");
+    sandbox.write(
+        "supabase/rls_tests.sql",
+        "select plan(1);\nselect hasnt_table('public', 'a', 'the half-applied table is gone');\n",
+    );
     sandbox.write("supabase/migrations/20250101000000_a.sql", "create table public.a (id int);\nalter table public.a enable row level security;\nselect * from public.missing;\n");
     let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan_arg(&sandbox), "--no-atomic", "--json"]);
     assert_eq!(run.code, Some(1), "{run}");
@@ -293,11 +416,23 @@ fn fail_fast_stops_the_loop_and_no_atomic_runs_the_runbooks_command() {
 fn a_concurrent_index_runs_outside_a_transaction_and_the_log_says_so() {
     prepare();
     let sandbox = Sandbox::new("concurrently");
-    sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect has_index('public', 'a', 'a_id_idx', 'index built');\n");
-    sandbox.write("supabase/migrations/20250101000000_a.sql", "create table public.a (id int);\nalter table public.a enable row level security;\n");
+    sandbox.write(
+        "supabase/rls_tests.sql",
+        "select plan(1);\nselect has_index('public', 'a', 'a_id_idx', 'index built');\n",
+    );
+    sandbox.write(
+        "supabase/migrations/20250101000000_a.sql",
+        "create table public.a (id int);\nalter table public.a enable row level security;\n",
+    );
     sandbox.write("supabase/migrations.backup/20250101000000_a_rollback.sql", "drop table public.a;\n");
-    sandbox.write("supabase/migrations/20250102000000_a_idx.sql", "create index concurrently if not exists a_id_idx on public.a (id);\n");
-    sandbox.write("supabase/migrations.backup/20250102000000_a_idx_rollback.sql", "drop index concurrently if exists public.a_id_idx;\n");
+    sandbox.write(
+        "supabase/migrations/20250102000000_a_idx.sql",
+        "create index concurrently if not exists a_id_idx on public.a (id);\n",
+    );
+    sandbox.write(
+        "supabase/migrations.backup/20250102000000_a_idx_rollback.sql",
+        "drop index concurrently if exists public.a_id_idx;\n",
+    );
     let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan_arg(&sandbox), "--json"]);
     assert_eq!(run.code, Some(0), "{run}");
     let s = run.json();

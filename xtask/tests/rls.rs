@@ -17,7 +17,10 @@ fn the_repo_tree_passes_and_writes_its_logs_and_summary() {
 
     let dir = sandbox.rehearsal_dir();
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with("rehearsal_") && name.ends_with('Z') && name.len() == "rehearsal_20251019T004500Z".len(), "{name}");
+    assert!(
+        name.starts_with("rehearsal_") && name.ends_with('Z') && name.len() == "rehearsal_20251019T004500Z".len(),
+        "{name}"
+    );
     let day = dir.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
     assert!(name["rehearsal_".len()..].starts_with(&day.replace('-', "")), "{day} / {name}");
 
@@ -125,7 +128,8 @@ fn a_failing_rls_test_is_named_by_number_and_description() {
     assert_eq!(run.code, Some(1), "{run}");
     let rls = &run.json()["rls"];
     assert_eq!(rls["failed"], 3, "{rls:#}");
-    let failures: Vec<String> = rls["failures"].as_array().unwrap().iter().map(|f| f["description"].as_str().unwrap().to_string()).collect();
+    let failures: Vec<String> =
+        rls["failures"].as_array().unwrap().iter().map(|f| f["description"].as_str().unwrap().to_string()).collect();
     assert!(failures.contains(&"alice sees only her inventory".to_string()), "{failures:?}");
     assert!(failures.contains(&"bob sees only his inventory, unchanged by alice".to_string()), "{failures:?}");
 
@@ -155,13 +159,23 @@ fn a_contract_that_dies_part_way_ran_short_even_though_psql_exits_zero() {
 fn unaligned_tap_from_the_test_layout_is_read_per_file() {
     prepare();
     let sandbox = Sandbox::new("layout");
-    sandbox.write("supabase/migrations/20250101000000_a.sql", "create table public.a (id int);\nalter table public.a enable row level security;\n");
-    sandbox.write("supabase/tests/database/01_rls.test.sql", "begin;\nselect plan(1);\nselect ok(true, 'fine');\nselect * from finish();\nrollback;\n");
+    sandbox.write(
+        "supabase/migrations/20250101000000_a.sql",
+        "create table public.a (id int);\nalter table public.a enable row level security;\n",
+    );
+    sandbox.write(
+        "supabase/tests/database/01_rls.test.sql",
+        "begin;\nselect plan(1);\nselect ok(true, 'fine');\nselect * from finish();\nrollback;\n",
+    );
     sandbox.write("supabase/tests/database/02_more.test.sql", "begin;\nselect plan(2);\nselect ok(true, 'fine');\nselect ok(false, 'broken on purpose');\nselect * from finish();\nrollback;\n");
     let run = sandbox.xtask(&["rls", "--json"]);
     assert_eq!(run.code, Some(1), "{run}");
     let rls = &run.json()["rls"];
-    assert_eq!((rls["planned"].as_u64(), rls["passed"].as_u64(), rls["failed"].as_u64()), (Some(3), Some(2), Some(1)), "{rls:#}");
+    assert_eq!(
+        (rls["planned"].as_u64(), rls["passed"].as_u64(), rls["failed"].as_u64()),
+        (Some(3), Some(2), Some(1)),
+        "{rls:#}"
+    );
     assert_eq!(rls["files"][0]["path"], "supabase/tests/database/01_rls.test.sql");
     assert_eq!(rls["files"][1]["failed"], 1);
     assert_eq!(rls["failures"][0]["file"], "supabase/tests/database/02_more.test.sql");
@@ -199,8 +213,8 @@ fn two_runs_at_once_do_not_collide() {
 }
 
 fn first_ok(out: std::process::Output) -> String {
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     v["outcome"].as_str().unwrap().to_string()
 }
 

@@ -17,25 +17,45 @@ fn with_vault_files_and_no_flags_the_staging_rehearsal_passes_and_leaks_nothing(
     let mut cmd = sandbox.command(&["stage-rehearse", "--plan", plan.to_str().unwrap()]);
     cmd.env("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN);
     let out = cmd.output().unwrap();
-    let run = common::Run { cmdline: "stage-rehearse (staging)".into(), code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() };
+    let run = common::Run {
+        cmdline: "stage-rehearse (staging)".into(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    };
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stderr.starts_with("target: staging (staging vault files found: vault/occ/supabase/database_url_staging.env, vault/occ/supabase/service_key_staging.env)"), "{run}");
     assert!(run.stderr.contains("step 2 connectivity: postgres at 127.0.0.1 (IPv4)"), "{run}");
-    assert!(run.stderr.contains("step 3 inventory (supabase CLI 2."), "the real CLI read the history through the pooler:\n{run}");
+    assert!(
+        run.stderr.contains("step 3 inventory (supabase CLI 2."),
+        "the real CLI read the history through the pooler:\n{run}"
+    );
     assert!(run.stdout.contains("rls: 41 planned, 41 ran, 41 passed"), "{run}");
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sandbox.rehearsal_dir().join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sandbox.rehearsal_dir().join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["target"], serde_json::json!({"kind": "staging", "host": "127.0.0.1", "database": "postgres"}));
     let feedback = std::fs::read_dir(sandbox.path("feedback/data")).unwrap().next().unwrap().unwrap().path();
     let feedback = std::fs::read_to_string(feedback).unwrap();
-    assert!(feedback.contains("psql \"$DATABASE_URL\""), "commands are logged with the variable, not the DSN:\n{feedback}");
+    assert!(
+        feedback.contains("psql \"$DATABASE_URL\""),
+        "commands are logged with the variable, not the DSN:\n{feedback}"
+    );
     sandbox.assert_no_secrets(&run);
     // The contract alone on staging, where the rehearsal left the migrations applied.
     let mut cmd = sandbox.command(&["rls", "--target", "staging", "--json"]);
     cmd.env("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN);
     let out = cmd.output().unwrap();
-    let rls = common::Run { cmdline: "rls --target staging".into(), code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() };
+    let rls = common::Run {
+        cmdline: "rls --target staging".into(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    };
     assert_eq!(rls.code, Some(0), "{rls}");
-    assert!(rls.stderr.starts_with("target: staging (--target staging; the contract alone, nothing is applied)"), "{rls}");
+    assert!(
+        rls.stderr.starts_with("target: staging (--target staging; the contract alone, nothing is applied)"),
+        "{rls}"
+    );
     assert_eq!(rls.json()["rls"]["passed"], 41);
     assert!(rls.json()["migrations"].as_array().unwrap().is_empty());
     sandbox.assert_no_secrets(&rls);
@@ -50,8 +70,18 @@ fn refused(sandbox: &Sandbox, args: &[&str], messages: &[&str]) {
     for m in messages {
         assert!(run.stderr.contains(m), "{m:?}:\n{run}");
     }
-    assert!(!run.stderr.contains(common::PASSWORD) && !run.stderr.contains("s3cr%26t"), "the password is never printed:\n{run}");
-    assert!(!sandbox.path("artifacts").exists() || std::fs::read_dir(sandbox.path("artifacts/ops")).unwrap().flatten().all(|d| std::fs::read_dir(d.path()).unwrap().flatten().all(|r| !r.path().join("summary.json").exists())), "no rehearsal ran");
+    assert!(
+        !run.stderr.contains(common::PASSWORD) && !run.stderr.contains("s3cr%26t"),
+        "the password is never printed:\n{run}"
+    );
+    assert!(
+        !sandbox.path("artifacts").exists()
+            || std::fs::read_dir(sandbox.path("artifacts/ops")).unwrap().flatten().all(|d| std::fs::read_dir(d.path())
+                .unwrap()
+                .flatten()
+                .all(|r| !r.path().join("summary.json").exists())),
+        "no rehearsal ran"
+    );
 }
 
 #[test]
@@ -60,15 +90,55 @@ fn each_guard_refuses_with_exit_2_and_ipv6_is_named_first() {
     let sandbox = Sandbox::with_repo_tree("guards");
     sandbox.with_vault("unused");
     let pw = "s3cr%26t%2Fp%40ss%3Aw0rd%25";
-    refused(&sandbox, &["stage-rehearse", "--target", "url", "--db-url", &format!("postgresql://postgres:{pw}@[2600:1f18::1]:6543/postgres?sslmode=disable")], &[
-        "refusing the DSN (host 2600:1f18::1)",
-        "2600:1f18::1 resolves to IPv6 only",
-        "IPv6 hosts fail today: source the IPv4 session pooler DSN from the vault",
-        "sslmode is `disable`",
-    ]);
-    refused(&sandbox, &["stage-rehearse", "--target", "url", "--db-url", &format!("postgresql://postgres:{pw}@127.0.0.1:5432/postgres?sslmode=disable")], &["sslmode is `disable`; it must be require or stricter"]);
-    refused(&sandbox, &["stage-rehearse", "--target", "url", "--db-url", &format!("postgresql://postgres:{pw}@127.0.0.2:5432/postgres?sslmode=require")], &["127.0.0.2 is not a session pooler host"]);
-    refused(&sandbox, &["stage-rehearse", "--target", "url", "--db-url", &format!("postgresql://postgres.prodref123:{pw}@127.0.0.1:5432/postgres?sslmode=require")], &["project ref prodref123 is listed as production"]);
+    refused(
+        &sandbox,
+        &[
+            "stage-rehearse",
+            "--target",
+            "url",
+            "--db-url",
+            &format!("postgresql://postgres:{pw}@[2600:1f18::1]:6543/postgres?sslmode=disable"),
+        ],
+        &[
+            "refusing the DSN (host 2600:1f18::1)",
+            "2600:1f18::1 resolves to IPv6 only",
+            "IPv6 hosts fail today: source the IPv4 session pooler DSN from the vault",
+            "sslmode is `disable`",
+        ],
+    );
+    refused(
+        &sandbox,
+        &[
+            "stage-rehearse",
+            "--target",
+            "url",
+            "--db-url",
+            &format!("postgresql://postgres:{pw}@127.0.0.1:5432/postgres?sslmode=disable"),
+        ],
+        &["sslmode is `disable`; it must be require or stricter"],
+    );
+    refused(
+        &sandbox,
+        &[
+            "stage-rehearse",
+            "--target",
+            "url",
+            "--db-url",
+            &format!("postgresql://postgres:{pw}@127.0.0.2:5432/postgres?sslmode=require"),
+        ],
+        &["127.0.0.2 is not a session pooler host"],
+    );
+    refused(
+        &sandbox,
+        &[
+            "stage-rehearse",
+            "--target",
+            "url",
+            "--db-url",
+            &format!("postgresql://postgres.prodref123:{pw}@127.0.0.1:5432/postgres?sslmode=require"),
+        ],
+        &["project ref prodref123 is listed as production"],
+    );
 }
 
 #[test]
@@ -77,10 +147,21 @@ fn a_vault_without_database_url_or_a_missing_vault_file_is_named() {
     let sandbox = Sandbox::with_repo_tree("vault-errors");
     sandbox.with_vault("unused");
     sandbox.write("vault/occ/supabase/database_url_staging.env", "# rotated, not yet refilled\n");
-    refused(&sandbox, &["stage-rehearse"], &["error: reading vault/occ/supabase/database_url_staging.env: no DATABASE_URL (source of the pooler DSN)"]);
+    refused(
+        &sandbox,
+        &["stage-rehearse"],
+        &["error: reading vault/occ/supabase/database_url_staging.env: no DATABASE_URL (source of the pooler DSN)"],
+    );
     sandbox.remove("vault/occ/supabase/service_key_staging.env");
-    sandbox.write("vault/occ/supabase/database_url_staging.env", "DATABASE_URL=postgres://x@127.0.0.1/postgres?sslmode=require\n");
-    refused(&sandbox, &["stage-rehearse", "--target", "staging"], &["reading vault/occ/supabase/service_key_staging.env: No such file or directory"]);
+    sandbox.write(
+        "vault/occ/supabase/database_url_staging.env",
+        "DATABASE_URL=postgres://x@127.0.0.1/postgres?sslmode=require\n",
+    );
+    refused(
+        &sandbox,
+        &["stage-rehearse", "--target", "staging"],
+        &["reading vault/occ/supabase/service_key_staging.env: No such file or directory"],
+    );
 }
 
 #[test]
@@ -116,13 +197,26 @@ fn without_a_service_key_file_the_key_is_fetched_just_in_time_and_leaks_nowhere(
     let mut cmd = sandbox.command(&["stage-rehearse", "--plan", plan.to_str().unwrap()]);
     cmd.env("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN).env("REHEARSAL_SUPABASE_CLI", &stand_in);
     let out = cmd.output().unwrap();
-    let run = common::Run { cmdline: "stage-rehearse (jit key)".into(), code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() };
+    let run = common::Run {
+        cmdline: "stage-rehearse (jit key)".into(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    };
     assert_eq!(run.code, Some(0), "{run}");
-    assert!(run.stderr.contains("step 1 environment: no service key file; fetching the service_role key just in time (kept in memory)"), "{run}");
+    assert!(
+        run.stderr.contains(
+            "step 1 environment: no service key file; fetching the service_role key just in time (kept in memory)"
+        ),
+        "{run}"
+    );
     sandbox.assert_no_secrets(&run);
 
     // Without a token, the missing file is named as before.
     let refused = sandbox.xtask(&["stage-rehearse", "--plan", plan.to_str().unwrap()]);
     assert_eq!(refused.code, Some(2), "{refused}");
-    assert!(refused.stderr.contains("reading vault/occ/supabase/service_key_staging.env: No such file or directory"), "{refused}");
+    assert!(
+        refused.stderr.contains("reading vault/occ/supabase/service_key_staging.env: No such file or directory"),
+        "{refused}"
+    );
 }

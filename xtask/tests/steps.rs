@@ -18,7 +18,8 @@ fn connectivity_and_inventory_report_without_a_rehearsal_dir() {
     assert!(run.stdout.contains("pending (9): 20251011090000 "), "{run}");
     assert!(run.stdout.contains("pending without a rollback script (0)"), "{run}");
     let day = std::fs::read_dir(sandbox.path("artifacts/ops")).unwrap().next().unwrap().unwrap().path();
-    let names: Vec<String> = std::fs::read_dir(day).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(day).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names.len(), 2, "the two transcripts, as the runbook leaves them in LOG_ROOT: {names:?}");
     assert!(!sandbox.path("feedback").exists(), "a check starts no feedback header");
     sandbox.assert_nothing_left();
@@ -35,7 +36,12 @@ fn apply_and_rollback_on_a_named_staging_target_undo_exactly_what_was_applied() 
 
     let refused = sandbox.xtask(&["rollback"]);
     assert_eq!(refused.code, Some(2), "{refused}");
-    assert!(refused.stderr.contains("rollback needs --target staging or --target url: it never runs on a target chosen by default"), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("rollback needs --target staging or --target url: it never runs on a target chosen by default"),
+        "{refused}"
+    );
     let refused = sandbox.xtask(&["rollback", "--target", "local"]);
     assert_eq!(refused.code, Some(2), "{refused}");
     let nothing = sandbox.xtask(&["rollback", "--target", "staging", "--plan", &plan]);
@@ -63,7 +69,10 @@ fn apply_and_rollback_on_a_named_staging_target_undo_exactly_what_was_applied() 
     assert_eq!(replay.code, Some(0), "{replay}");
     assert_eq!(replay.json()["migrations"].as_array().unwrap().len(), 1);
     let p: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
-    assert_eq!((p["molecules"][0]["status"].as_str(), p["molecules"][0]["attempts"].as_u64()), (Some("in_progress"), Some(1)));
+    assert_eq!(
+        (p["molecules"][0]["status"].as_str(), p["molecules"][0]["attempts"].as_u64()),
+        (Some("in_progress"), Some(1))
+    );
     sandbox.assert_no_secrets(&replay);
 }
 

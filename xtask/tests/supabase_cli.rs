@@ -35,7 +35,10 @@ fn cli_3x() -> PathBuf {
 fn the_supabase_cli_sees_our_apply_and_our_rollback_in_both_flavours() {
     common::prepare();
     let sandbox = common::Sandbox::new("cli-history");
-    sandbox.write("supabase/migrations/20250101000000_widgets.sql", "create table public.widgets (id int primary key);\nalter table public.widgets enable row level security;\n");
+    sandbox.write(
+        "supabase/migrations/20250101000000_widgets.sql",
+        "create table public.widgets (id int primary key);\nalter table public.widgets enable row level security;\n",
+    );
     sandbox.write("supabase/migrations.backup/20250101000000_widgets_rollback.sql", "drop table public.widgets;\n");
     let tree = Tree::load(&sandbox.workdir).unwrap();
     let migration = &tree.migrations[0];
@@ -75,10 +78,21 @@ fn the_supabase_cli_sees_our_apply_and_our_rollback_in_both_flavours() {
         assert!(applied.ok, "{}", String::from_utf8_lossy(&log));
         assert!(list().contains("20250101000000"), "{flavour}: applied remotely after our apply");
         let row = Command::new(&db.psql)
-            .args([&db.dsn, "-X", "-A", "-t", "-c", "select name, array_length(statements, 1) from supabase_migrations.schema_migrations"])
+            .args([
+                &db.dsn,
+                "-X",
+                "-A",
+                "-t",
+                "-c",
+                "select name, array_length(statements, 1) from supabase_migrations.schema_migrations",
+            ])
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&row.stdout).trim(), "widgets|2", "name and statements as the CLI stores them");
+        assert_eq!(
+            String::from_utf8_lossy(&row.stdout).trim(),
+            "widgets|2",
+            "name and statements as the CLI stores them"
+        );
 
         let (rolled, _) = rollback::rollback(&db, migration, &mut log, "log").unwrap();
         assert!(matches!(rolled, rollback::RolledBack::Done), "{}", String::from_utf8_lossy(&log));

@@ -11,7 +11,10 @@ use serde_json::Value;
 
 fn teamdocs(name: &str) -> Sandbox {
     let sandbox = Sandbox::new(name);
-    common::copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/teamdocs/supabase"), &sandbox.path("supabase"));
+    common::copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/teamdocs/supabase"),
+        &sandbox.path("supabase"),
+    );
     sandbox
 }
 
@@ -48,7 +51,13 @@ fn weakened(name: &str, sql: &str) -> (Option<i32>, Value, String) {
 }
 
 fn failing_files(rls_json: &Value) -> Vec<String> {
-    rls_json["files"].as_array().unwrap().iter().filter(|f| f["failed"].as_u64() != Some(0) || f["errors"].as_u64() != Some(0) || f["ran_short"] == true).map(|f| f["path"].as_str().unwrap().to_string()).collect()
+    rls_json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["failed"].as_u64() != Some(0) || f["errors"].as_u64() != Some(0) || f["ran_short"] == true)
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -56,7 +65,10 @@ fn with_rls_off_on_one_table_the_suite_fails() {
     prepare();
     let (code, rls_json, run) = weakened("weak-rls", "alter table public.documents disable row level security;\n");
     assert_eq!(code, Some(1), "{run}");
-    assert!(failing_files(&rls_json).contains(&"supabase/tests/database/020-documents.test.sql".to_string()), "{rls_json:#}");
+    assert!(
+        failing_files(&rls_json).contains(&"supabase/tests/database/020-documents.test.sql".to_string()),
+        "{rls_json:#}"
+    );
 }
 
 #[test]
@@ -91,25 +103,43 @@ fn postgres_is_not_a_superuser_unless_asked() {
 fn a_missing_extension_is_named_with_what_to_install() {
     prepare();
     let sandbox = teamdocs("extension");
-    sandbox.write("supabase/migrations/20240309000000_hashids.sql", "create extension if not exists pg_trgm with schema extensions;\ncreate extension \"pg_hashids\";\n");
+    sandbox.write(
+        "supabase/migrations/20240309000000_hashids.sql",
+        "create extension if not exists pg_trgm with schema extensions;\ncreate extension \"pg_hashids\";\n",
+    );
     let run = sandbox.xtask(&["rls"]);
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stdout.contains("undefined_object 0A000 supabase/migrations/20240309000000_hashids.sql:2: extension \"pg_hashids\" is not available"), "{run}");
-    assert!(run.stdout.contains("the extension pg_hashids is not installed on this PostgreSQL server") && run.stdout.contains("postgresql-<major>-pg-hashids"), "{run}");
+    assert!(
+        run.stdout.contains("the extension pg_hashids is not installed on this PostgreSQL server")
+            && run.stdout.contains("postgresql-<major>-pg-hashids"),
+        "{run}"
+    );
 }
 
 #[test]
 fn the_server_does_not_inherit_the_clients_connection_variables() {
     prepare();
     let sandbox = teamdocs("server-env");
-    sandbox.write("supabase/migrations/20240309000000_slow.sql", "do $$ begin raise notice 'slow migration started'; end $$;\nselect pg_sleep(60);\n");
+    sandbox.write(
+        "supabase/migrations/20240309000000_slow.sql",
+        "do $$ begin raise notice 'slow migration started'; end $$;\nselect pg_sleep(60);\n",
+    );
     let mut cmd = sandbox.command(&["rls"]);
     cmd.env("PGHOST", "/nonexistent").env("PGPORT", "1").env("PGUSER", "nobody").env("PGPASSWORD", "client-secret");
     cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
     common::wait_for_log(&sandbox, "migration_apply.log", "slow migration started", &mut child);
-    let servers: Vec<std::path::PathBuf> = std::fs::read_dir("/proc").unwrap().flatten().map(|e| e.path())
-        .filter(|p| std::fs::read(p.join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*sandbox.tmp.to_string_lossy()) && String::from_utf8_lossy(&c).contains("postgres")))
+    let servers: Vec<std::path::PathBuf> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            std::fs::read(p.join("cmdline")).is_ok_and(|c| {
+                String::from_utf8_lossy(&c).contains(&*sandbox.tmp.to_string_lossy())
+                    && String::from_utf8_lossy(&c).contains("postgres")
+            })
+        })
         .collect();
     assert!(!servers.is_empty());
     for server in servers {

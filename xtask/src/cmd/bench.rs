@@ -24,8 +24,8 @@ use super::Ctx;
 use crate::exit::Exit;
 use crate::local::pooler::Pooler;
 use crate::local::{binaries, LocalCluster};
-use crate::supabase_cli::SupabaseCli;
 use crate::progress;
+use crate::supabase_cli::SupabaseCli;
 
 const RUNS: usize = 5;
 const RUNBOOK_BASH: &str = include_str!("../../bench/runbook_steps_2_7.sh");
@@ -48,7 +48,11 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         let started = Instant::now();
         let out = cmd.output().context("running xtask rls")?;
         let took = started.elapsed();
-        anyhow::ensure!(out.status.success(), "xtask rls failed during the benchmark:\n{}", String::from_utf8_lossy(&out.stderr));
+        anyhow::ensure!(
+            out.status.success(),
+            "xtask rls failed during the benchmark:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok(took)
     };
 
@@ -72,11 +76,13 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     }
 
     progress!("bench: through pgbouncer (TLS, session mode): the runbook's bash, steps 2-7, against stage-rehearse, 3 runs each");
-    let cli = SupabaseCli::find_or_install(&ctx.workdir).context("the Supabase CLI is needed for the pooler benchmark (npm ci)")?;
+    let cli = SupabaseCli::find_or_install(&ctx.workdir)
+        .context("the Supabase CLI is needed for the pooler benchmark (npm ci)")?;
     let script = scratch.0.join("runbook_steps_2_7.sh");
     std::fs::write(&script, RUNBOOK_BASH)?;
     std::fs::write(tree.join("supabase/rehearsal.toml"), "[staging]\npooler_hosts = [\"127.0.0.1\"]\n")?;
-    let path = format!("{}:{}", cli.path.parent().expect("a bin dir").display(), std::env::var("PATH").unwrap_or_default());
+    let path =
+        format!("{}:{}", cli.path.parent().expect("a bin dir").display(), std::env::var("PATH").unwrap_or_default());
     let mut bash_times = Vec::new();
     let mut tool_times = Vec::new();
     for round in 0..3 {
@@ -88,7 +94,10 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             let _ = std::fs::remove_dir_all(tree.join("feedback"));
             let mut cmd = if tool {
                 let mut c = Command::new(&exe);
-                c.arg("--workdir").arg(&tree).args(["stage-rehearse", "--target", "url", "--plan"]).arg(scratch.0.join("no-plan.json"));
+                c.arg("--workdir")
+                    .arg(&tree)
+                    .args(["stage-rehearse", "--target", "url", "--plan"])
+                    .arg(scratch.0.join("no-plan.json"));
                 c
             } else {
                 let mut c = Command::new("bash");
@@ -100,22 +109,37 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             let out = cmd.output().context("running a pooler benchmark round")?;
             let took = started.elapsed();
             if tool {
-                anyhow::ensure!(out.status.success(), "stage-rehearse failed through the pooler:\n{}", String::from_utf8_lossy(&out.stderr));
+                anyhow::ensure!(
+                    out.status.success(),
+                    "stage-rehearse failed through the pooler:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 tool_times.push(took);
             } else {
                 bash_times.push(took);
             }
-            progress!("  round {}: {} {} ms", round + 1, if tool { "stage-rehearse" } else { "runbook bash  " }, took.as_millis());
+            progress!(
+                "  round {}: {} {} ms",
+                round + 1,
+                if tool { "stage-rehearse" } else { "runbook bash  " },
+                took.as_millis()
+            );
         }
     }
     let (bash, tool) = (median(&mut bash_times), median(&mut tool_times));
 
     progress!("bench: `xtask rls` on ~200 pgTAP tests in 13 files, {RUNS} runs");
     let project = scratch.0.join("teamdocs");
-    copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/teamdocs/supabase"), &project.join("supabase"))?;
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/teamdocs/supabase"),
+        &project.join("supabase"),
+    )?;
     let mut tests = 28;
     for n in 0..7 {
-        std::fs::write(project.join(format!("supabase/tests/database/{}-generated.test.sql", 100 + n)), generated_test_file(n))?;
+        std::fs::write(
+            project.join(format!("supabase/tests/database/{}-generated.test.sql", 100 + n)),
+            generated_test_file(n),
+        )?;
         tests += 25;
     }
     let mut suite = Vec::new();
@@ -123,7 +147,11 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         let started = Instant::now();
         let out = Command::new(&exe).arg("--workdir").arg(&project).args(["rls", "--json"]).output()?;
         suite.push(started.elapsed());
-        anyhow::ensure!(out.status.success(), "rls on the {tests}-test project failed:\n{}", String::from_utf8_lossy(&out.stdout));
+        anyhow::ensure!(
+            out.status.success(),
+            "rls on the {tests}-test project failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     progress!("  {tests} tests in 13 files");
 
@@ -149,9 +177,16 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         let target = target.map_or("-".to_string(), |t| format!("{} ms", t.as_millis()));
         println!("{name:<30} {:>7} ms {target:>10}  {verdict}", took.as_millis());
     }
-    println!("stage-rehearse / runbook bash through the pooler: {:.2} (target <= 1.00)", tool.as_secs_f64() / bash.as_secs_f64());
+    println!(
+        "stage-rehearse / runbook bash through the pooler: {:.2} (target <= 1.00)",
+        tool.as_secs_f64() / bash.as_secs_f64()
+    );
     let scan_ok = scan_rate >= 200.0;
-    println!("scan of a 1 GiB log: {scan_rate:.0} MB/s (target >= 200), peak memory {} MB: {}", scan_rss_kb / 1024, if scan_ok { "ok" } else { "MISSED" });
+    println!(
+        "scan of a 1 GiB log: {scan_rate:.0} MB/s (target >= 200), peak memory {} MB: {}",
+        scan_rss_kb / 1024,
+        if scan_ok { "ok" } else { "MISSED" }
+    );
     if !scan_ok {
         missed += 1;
     }

@@ -52,7 +52,11 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         level: Level::Required,
         found: match &server {
             Ok(s) => s.pgtap_version().map(|v| format!("pgTAP {v}")).ok_or_else(|| {
-                format!("not installed for PostgreSQL {}; fix: {}", s.major, install_hint(&format!("postgresql-{}-pgtap", s.major)))
+                format!(
+                    "not installed for PostgreSQL {}; fix: {}",
+                    s.major,
+                    install_hint(&format!("postgresql-{}-pgtap", s.major))
+                )
             }),
             Err(_) => Err("needs the server first".to_string()),
         },
@@ -62,18 +66,50 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         name: "Supabase CLI",
         level: Level::Optional,
         found: match SupabaseCli::find(w) {
-            Some(cli) if cli.is_supported() => Ok(format!("{} ({}) {}", cli.version_string(), cli.flavour(), cli.path.display())),
-            Some(cli) => Err(format!("{} is older than {min_major}.{min_minor}; fix: npm ci (installs the version pinned in package.json)", cli.version_string())),
-            None => Err("not found (inventory falls back to SQL); fix: npm ci (installs the version pinned in package.json)".into()),
+            Some(cli) if cli.is_supported() => {
+                Ok(format!("{} ({}) {}", cli.version_string(), cli.flavour(), cli.path.display()))
+            }
+            Some(cli) => Err(format!(
+                "{} is older than {min_major}.{min_minor}; fix: npm ci (installs the version pinned in package.json)",
+                cli.version_string()
+            )),
+            None => Err(
+                "not found (inventory falls back to SQL); fix: npm ci (installs the version pinned in package.json)"
+                    .into(),
+            ),
         },
     });
-    checks.push(file_check("migrations", Level::Required, w, &[MIGRATIONS], "create supabase/migrations/ with <version>_<name>.sql files"));
-    checks.push(file_check("RLS contract", Level::Required, w, &[CONTRACT, TESTS], "add supabase/rls_tests.sql or supabase/tests/ (without either the rehearsal halts: escalate to the manager)"));
+    checks.push(file_check(
+        "migrations",
+        Level::Required,
+        w,
+        &[MIGRATIONS],
+        "create supabase/migrations/ with <version>_<name>.sql files",
+    ));
+    checks.push(file_check(
+        "RLS contract",
+        Level::Required,
+        w,
+        &[CONTRACT, TESTS],
+        "add supabase/rls_tests.sql or supabase/tests/ (without either the rehearsal halts: escalate to the manager)",
+    ));
     for doc in DOCS {
-        checks.push(file_check("doc", Level::Optional, w, &[doc], "the rehearsal warns without it; restore it from git"));
+        checks.push(file_check(
+            "doc",
+            Level::Optional,
+            w,
+            &[doc],
+            "the rehearsal warns without it; restore it from git",
+        ));
     }
     for vault in VAULT_FILES {
-        checks.push(file_check("staging vault", Level::Optional, w, &[vault], "needed for --target staging only: fetch it from the vault"));
+        checks.push(file_check(
+            "staging vault",
+            Level::Optional,
+            w,
+            &[vault],
+            "needed for --target staging only: fetch it from the vault",
+        ));
     }
 
     let mut missing = 0;

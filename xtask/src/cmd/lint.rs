@@ -17,7 +17,12 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     let findings = lint::tree(&ctx.workdir, &rules);
     let errors = findings.iter().filter(|f| f.severity == "error").count();
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&json!({"findings": findings.iter().map(Finding::to_json).collect::<Vec<_>>()}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"findings": findings.iter().map(Finding::to_json).collect::<Vec<_>>()})
+            )?
+        );
     } else {
         for f in &findings {
             println!("{}\n    what to do: {}", report::finding_line(&f.to_json()), f.hint);

@@ -4,10 +4,10 @@ pub mod bench;
 pub mod doctor;
 pub mod lint;
 pub mod rehearse;
+pub mod rls;
 pub mod scan;
 pub mod session;
 pub mod step;
-pub mod rls;
 
 use std::path::PathBuf;
 

@@ -33,7 +33,10 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
     let (baseline, selected) = select(s.kind, &s.tree, &pre, &s.molecules, &mut s.summary.warnings);
     for m in &selected {
         if m.rollback.is_none() {
-            s.summary.blockers.push(format!("no rollback script for {}: write supabase/migrations.backup/{}_{}_rollback.sql", m.file, m.version, m.name));
+            s.summary.blockers.push(format!(
+                "no rollback script for {}: write supabase/migrations.backup/{}_{}_rollback.sql",
+                m.file, m.version, m.name
+            ));
         }
     }
     // Step 3 also lints what is about to be rehearsed (rollback pairs are reported above).
@@ -45,7 +48,10 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
         linted += found.len();
         s.summary.findings.extend(found);
     }
-    progress!("step 3 lint: {linted} finding(s) in the {} migration(s) to rehearse and their rollbacks", selected.len());
+    progress!(
+        "step 3 lint: {linted} finding(s) in the {} migration(s) to rehearse and their rollbacks",
+        selected.len()
+    );
     s.start_attempts()?;
     let post = match rehearse(&mut s, &baseline, &selected, opts, before) {
         Ok(post) => post,
@@ -62,7 +68,13 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<Exit> {
 }
 
 /// Steps 4–6 (and the post-run inventory of step 7), which run while the target is open.
-fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opts: &Options, before: Result<String>) -> Result<Option<serde_json::Value>> {
+fn rehearse(
+    s: &mut Session,
+    baseline: &[Migration],
+    selected: &[Migration],
+    opts: &Options,
+    before: Result<String>,
+) -> Result<Option<serde_json::Value>> {
     let Session { db, pg_dump, rehearsal, tree, contract, molecules, kind, summary: r, cli, .. } = s;
     let (db, rehearsal, kind) = (&*db, &*rehearsal, *kind);
     let apply_rel = rehearsal.rel_file(APPLY_LOG);
@@ -92,7 +104,10 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
         Err(e) if exit::exit_of(&e) == Exit::Interrupted => return Err(e),
         Err(e) => {
             progress!("step 4 schema snapshot: could not be taken ({})", first_line(&format!("{e:#}")));
-            r.blockers.push(format!("no schema snapshot before the apply, so no rollback evidence: {}", first_line(&format!("{e:#}"))));
+            r.blockers.push(format!(
+                "no schema snapshot before the apply, so no rollback evidence: {}",
+                first_line(&format!("{e:#}"))
+            ));
             None
         }
     };
@@ -102,7 +117,14 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
         let mut row = MigrationRow::new(m, molecule);
         if !stopped {
             let applied = apply::apply(db, m, !opts.no_atomic, &mut apply_log, &apply_rel)?;
-            progress!("step 4 apply {}_{} .. {}{} ({} ms)", m.version, m.name, if applied.ok { "ok" } else { "FAILED" }, if applied.atomic { "" } else { ", not atomic" }, applied.duration_ms);
+            progress!(
+                "step 4 apply {}_{} .. {}{} ({} ms)",
+                m.version,
+                m.name,
+                if applied.ok { "ok" } else { "FAILED" },
+                if applied.atomic { "" } else { ", not atomic" },
+                applied.duration_ms
+            );
             stopped = !applied.ok && opts.fail_fast;
             r.findings.extend(applied.findings.iter().cloned());
             row.apply = Some(applied);
@@ -114,7 +136,8 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
         return Ok(None);
     }
     // After the forward apply: the security advisors.
-    let applied: Vec<Migration> = r.migrations.iter().filter(|row| row.applied()).map(|row| row.migration.clone()).collect();
+    let applied: Vec<Migration> =
+        r.migrations.iter().filter(|row| row.applied()).map(|row| row.migration.clone()).collect();
     r.findings.extend(advisors::run(db, &applied)?);
 
     // Step 5: rollback, newest first, only what applied in this run; then compare and re-apply.
@@ -127,11 +150,16 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
             continue;
         }
         let (result, found) = rollback::rollback(db, &row.migration, &mut rollback_log, &rollback_rel)?;
-        progress!("step 5 rollback {}_{} .. {}", row.migration.version, row.migration.name, match &result {
-            RolledBack::Done => "ok",
-            RolledBack::Missing => "MISSING (no rollback script)",
-            _ => "FAILED",
-        });
+        progress!(
+            "step 5 rollback {}_{} .. {}",
+            row.migration.version,
+            row.migration.name,
+            match &result {
+                RolledBack::Done => "ok",
+                RolledBack::Missing => "MISSING (no rollback script)",
+                _ => "FAILED",
+            }
+        );
         r.findings.extend(found);
         row.rollback = Some(result);
     }
@@ -143,16 +171,23 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
             write_atomic(&rehearsal.file("schema_after_rollback.sql"), after.as_bytes())?;
             r.schema_restored = Some(before == after);
             if before != after {
-                let diff = schema::diff(&rehearsal.path, "schema_before.sql", "schema_after_rollback.sql", &before, &after);
+                let diff =
+                    schema::diff(&rehearsal.path, "schema_before.sql", "schema_after_rollback.sql", &before, &after);
                 write_atomic(&rehearsal.file("schema_rollback.diff"), diff.as_bytes())?;
                 r.logs.push(("schema diff".into(), rehearsal.rel_file("schema_rollback.diff")));
             }
-            progress!("step 5 schema after rollback: {}", if before == after { "identical to before the apply" } else { "DIFFERS (schema_rollback.diff)" });
+            progress!(
+                "step 5 schema after rollback: {}",
+                if before == after { "identical to before the apply" } else { "DIFFERS (schema_rollback.diff)" }
+            );
         }
         // The database went away, or a lock stayed held: say so in the summary rather than stop.
         Some((_, Err(e))) if exit::exit_of(&e) != Exit::Interrupted => {
             progress!("step 5 schema after rollback: could not be read ({})", first_line(&format!("{e:#}")));
-            r.blockers.push(format!("the schema after the rollbacks could not be read, so the rollback evidence is incomplete: {}", first_line(&format!("{e:#}"))));
+            r.blockers.push(format!(
+                "the schema after the rollbacks could not be read, so the rollback evidence is incomplete: {}",
+                first_line(&format!("{e:#}"))
+            ));
         }
         Some((_, Err(e))) => return Err(e),
         None => {}
@@ -162,7 +197,12 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
     for row in r.migrations.iter_mut() {
         if matches!(row.rollback, Some(RolledBack::Done)) {
             let again = apply::apply(db, &row.migration, !opts.no_atomic, &mut apply_log, &apply_rel)?;
-            progress!("step 5 re-apply {}_{} .. {}", row.migration.version, row.migration.name, if again.ok { "ok" } else { "FAILED" });
+            progress!(
+                "step 5 re-apply {}_{} .. {}",
+                row.migration.version,
+                row.migration.name,
+                if again.ok { "ok" } else { "FAILED" }
+            );
             r.findings.extend(again.findings.iter().cloned());
             row.reapply = Some(again);
         }
@@ -192,7 +232,13 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
         (post.join().expect("the inventory thread does not panic"), rls_result)
     });
     let result = rls_result?;
-    progress!("step 6 rls: {} of {} planned passed, {} failed, {} errors", result.passed(), result.planned(), result.failed(), result.errors().len());
+    progress!(
+        "step 6 rls: {} of {} planned passed, {} failed, {} errors",
+        result.passed(),
+        result.planned(),
+        result.failed(),
+        result.errors().len()
+    );
     r.findings.extend(result.errors().into_iter().cloned());
     r.rls = Some(result);
     let post = post?;
@@ -200,7 +246,6 @@ fn rehearse(s: &mut Session, baseline: &[Migration], selected: &[Migration], opt
     progress!("step 7 inventory after: {} pending, {} applied", post.pending.len(), post.applied.len());
     Ok(Some(post.to_json()))
 }
-
 
 fn first_line(text: &str) -> &str {
     text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim()

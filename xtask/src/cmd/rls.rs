@@ -13,9 +13,9 @@ use crate::clock::Utc;
 use crate::exit::{self, Exit};
 use crate::local::{binaries, LocalCluster};
 use crate::redact::Redactor;
+use crate::report;
 use crate::steps::{apply, rls, Db};
 use crate::summary::{MigrationRow, Summary, Target};
-use crate::report;
 use crate::tree::{self, Tree, CONTRACT, SEED, TESTS};
 use crate::{findings, progress};
 
@@ -50,8 +50,20 @@ pub fn run(ctx: &Ctx, superuser_postgres: bool, opts: &crate::cmd::session::Opti
     if superuser_postgres {
         cluster.make_postgres_superuser()?;
     }
-    progress!("cluster: PostgreSQL {} on 127.0.0.1:{} up in {} ms", server.major, cluster.port(), clock.elapsed().as_millis());
-    let db = Db { psql, dsn: cluster.dsn(), redactor: Redactor::new(), workdir: ctx.workdir.clone(), settings: Vec::new(), lock_timeout: None };
+    progress!(
+        "cluster: PostgreSQL {} on 127.0.0.1:{} up in {} ms",
+        server.major,
+        cluster.port(),
+        clock.elapsed().as_millis()
+    );
+    let db = Db {
+        psql,
+        dsn: cluster.dsn(),
+        redactor: Redactor::new(),
+        workdir: ctx.workdir.clone(),
+        settings: Vec::new(),
+        lock_timeout: None,
+    };
 
     let apply_log = rehearsal.rel_file(APPLY_LOG);
     let mut log = rehearsal.log(APPLY_LOG)?;
@@ -107,12 +119,17 @@ pub fn run(ctx: &Ctx, superuser_postgres: bool, opts: &crate::cmd::session::Opti
     if !result.is_clean() {
         next_actions.push(format!("read {rls_log}: every RLS test must pass before the rehearsal on staging"));
     }
-    let mut summary = Summary::new(Target { kind: "local", host: "127.0.0.1".into(), database: "postgres".into() }, started.rfc3339(), &rehearsal.rel);
+    let mut summary = Summary::new(
+        Target { kind: "local", host: "127.0.0.1".into(), database: "postgres".into() },
+        started.rfc3339(),
+        &rehearsal.rel,
+    );
     summary.migrations = rows;
     summary.rls = Some(result);
     summary.findings = findings;
     summary.next_actions = next_actions;
-    summary.warnings = tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")).collect();
+    summary.warnings =
+        tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")).collect();
     summary.logs = vec![("apply".into(), apply_log), ("RLS contract".into(), rls_log)];
     hand_off(ctx, &rehearsal, summary)
 }
@@ -140,12 +157,21 @@ fn remote(ctx: &Ctx, kind: &str, opts: &crate::cmd::session::Options) -> Result<
     progress!("target: {} ({why}; the contract alone, nothing is applied)", kind.as_str());
     let contract = tree::contract_files(&ctx.workdir)?;
     if contract.is_empty() {
-        return Err(exit::halt(format!("halted: no RLS contract ({CONTRACT}) and no {TESTS}/: escalate to the manager (runbook §6)")));
+        return Err(exit::halt(format!(
+            "halted: no RLS contract ({CONTRACT}) and no {TESTS}/: escalate to the manager (runbook §6)"
+        )));
     }
     let target = crate::target::open(kind, &ctx.workdir, &config, opts.db_url.as_deref(), false)?;
     let psql = binaries::find_client("psql")?;
     let rehearsal = RehearsalDir::create(&ctx.workdir, &started)?;
-    let db = Db { psql, dsn: target.dsn.clone(), redactor: target.redactor.clone(), workdir: ctx.workdir.clone(), settings: opts.settings.clone(), lock_timeout: opts.lock_timeout.clone() };
+    let db = Db {
+        psql,
+        dsn: target.dsn.clone(),
+        redactor: target.redactor.clone(),
+        workdir: ctx.workdir.clone(),
+        settings: opts.settings.clone(),
+        lock_timeout: opts.lock_timeout.clone(),
+    };
     let rls_log = rehearsal.rel_file(RLS_LOG);
     let result = rls::run(&db, &contract, &mut rehearsal.log(RLS_LOG)?, &rls_log)?;
     progress!("rls: {} of {} planned passed", result.passed(), result.planned());

@@ -22,12 +22,22 @@ pub fn run(files: &[PathBuf], json_out: bool) -> Result<Exit> {
             .with_context(|| format!("reading {name}"))?;
     }
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&json!({"findings": findings.iter().map(Finding::to_json).collect::<Vec<_>>()}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"findings": findings.iter().map(Finding::to_json).collect::<Vec<_>>()})
+            )?
+        );
     } else if findings.is_empty() {
         println!("no failures found in {} file(s) ({bytes} bytes)", files.len());
     } else {
         for f in &findings {
-            println!("{}: {}\n    what to do: {}", f.log.as_deref().unwrap_or("-"), report::finding_line(&f.to_json()), f.hint);
+            println!(
+                "{}: {}\n    what to do: {}",
+                f.log.as_deref().unwrap_or("-"),
+                report::finding_line(&f.to_json()),
+                f.hint
+            );
         }
         println!("{} finding(s) in {} file(s)", findings.len(), files.len());
     }

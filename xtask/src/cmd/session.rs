@@ -102,19 +102,60 @@ impl Session {
         let rehearsal = RehearsalDir::create(w, &started)?;
         let rehearsal_path = rehearsal.path.clone();
         let target = target::open(kind, w, &config, opts.db_url.as_deref(), opts.superuser_postgres)?;
-        let db = Db { psql, dsn: target.dsn.clone(), redactor: target.redactor.clone(), workdir: w.clone(), settings: opts.settings.clone(), lock_timeout: opts.lock_timeout.clone() };
+        let db = Db {
+            psql,
+            dsn: target.dsn.clone(),
+            redactor: target.redactor.clone(),
+            workdir: w.clone(),
+            settings: opts.settings.clone(),
+            lock_timeout: opts.lock_timeout.clone(),
+        };
         let mut summary = new_summary(&target.summary(), &started, &rehearsal.rel);
         if let Some(objective) = objective {
             let objective = match molecules.is_empty() {
                 true => format!("{objective} every pending migration on {}.", kind.as_str()),
-                false => format!("{objective} molecule(s) {} on {}.", molecules.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "), kind.as_str()),
+                false => format!(
+                    "{objective} molecule(s) {} on {}.",
+                    molecules.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "),
+                    kind.as_str()
+                ),
             };
-            let (created, doc_warnings) = feedback::ensure_header(w, &started.date(), &objective, &planned_commands(&db, cli.as_ref()), &rehearsal.rel)?;
-            progress!("step 0 alignment: {} {}", feedback::path(&started.date()), if created { "header created" } else { "exists; header kept" });
+            let (created, doc_warnings) = feedback::ensure_header(
+                w,
+                &started.date(),
+                &objective,
+                &planned_commands(&db, cli.as_ref()),
+                &rehearsal.rel,
+            )?;
+            progress!(
+                "step 0 alignment: {} {}",
+                feedback::path(&started.date()),
+                if created { "header created" } else { "exists; header kept" }
+            );
             summary.warnings.extend(doc_warnings);
         }
-        summary.warnings.extend(tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")));
-        Ok(Session { started, config, kind, tree, contract, plan, molecules, cli, pg_dump, rehearsal, db, target: Some(target), summary, day_logs: Vec::new(), _empty_dir: EmptyDirGuard(rehearsal_path), lock: None, success_status: "completed" })
+        summary
+            .warnings
+            .extend(tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")));
+        Ok(Session {
+            started,
+            config,
+            kind,
+            tree,
+            contract,
+            plan,
+            molecules,
+            cli,
+            pg_dump,
+            rehearsal,
+            db,
+            target: Some(target),
+            summary,
+            day_logs: Vec::new(),
+            _empty_dir: EmptyDirGuard(rehearsal_path),
+            lock: None,
+            success_status: "completed",
+        })
     }
 
     /// Halt (exit 3) when there is no contract: runbook §6, checked before the database is touched.
@@ -122,7 +163,8 @@ impl Session {
         if !contract.is_empty() {
             return Ok(());
         }
-        let message = format!("halted: no RLS contract ({CONTRACT}) and no {TESTS}/: escalate to the manager (runbook §6)");
+        let message =
+            format!("halted: no RLS contract ({CONTRACT}) and no {TESTS}/: escalate to the manager (runbook §6)");
         if json_out {
             println!("{}", json!({"schema_version": 1, "outcome": "halted", "blockers": [message]}));
         }
@@ -135,10 +177,17 @@ impl Session {
         let conn = connectivity::check(&self.db, &self.db.workdir.join(&rel), &rel)?;
         self.day_logs.push(("connectivity".into(), rel.clone()));
         if !conn.reached {
-            let why = conn.findings.first().map_or("no result row".to_string(), |f| format!("{}: {}\n  what to do: {}", f.class, f.message, f.hint));
+            let why = conn.findings.first().map_or("no result row".to_string(), |f| {
+                format!("{}: {}\n  what to do: {}", f.class, f.message, f.hint)
+            });
             return Err(exit::cannot_run(format!("step 2 connectivity: the database is unreachable ({rel})\n  {why}")));
         }
-        progress!("step 2 connectivity: {} at {} ({})", conn.database.as_deref().unwrap_or("?"), conn.server_addr.as_deref().unwrap_or("?"), if conn.ipv4() { "IPv4" } else { "NOT IPv4" });
+        progress!(
+            "step 2 connectivity: {} at {} ({})",
+            conn.database.as_deref().unwrap_or("?"),
+            conn.server_addr.as_deref().unwrap_or("?"),
+            if conn.ipv4() { "IPv4" } else { "NOT IPv4" }
+        );
         if !conn.ipv4() {
             self.summary.blockers.push(format!(
                 "the server address {} is not IPv4: staging must go through the IPv4 session pooler",
@@ -152,7 +201,8 @@ impl Session {
     pub fn lock(&mut self) -> Result<()> {
         if self.kind != Kind::Local {
             let what = format!("{}/{}", self.summary.target.host, self.summary.target.database);
-            self.lock = Some(crate::lock::RehearsalLock::acquire(&self.db.psql, &self.db.dsn, &self.db.redactor, &what)?);
+            self.lock =
+                Some(crate::lock::RehearsalLock::acquire(&self.db.psql, &self.db.dsn, &self.db.redactor, &what)?);
             progress!("step 1 lock: this rehearsal holds the rehearsal lock on {what}");
         }
         Ok(())
@@ -165,7 +215,10 @@ impl Session {
 
     /// Step 3 while `meanwhile` runs on this thread: the CLI takes half a second to start, time in
     /// which read-only work (the connectivity check, the first schema snapshot) can be done.
-    pub fn inventory_during<T>(&mut self, meanwhile: impl FnOnce(&mut Session) -> Result<T>) -> Result<(inventory::Inventory, T)> {
+    pub fn inventory_during<T>(
+        &mut self,
+        meanwhile: impl FnOnce(&mut Session) -> Result<T>,
+    ) -> Result<(inventory::Inventory, T)> {
         let rel = format!("artifacts/ops/{}/migration_status_pre_{}.txt", self.started.date(), Utc::now().hhmmss());
         let (db, tree, cli) = (self.db.clone(), self.tree.clone(), self.cli.clone());
         let path = self.db.workdir.join(&rel);
@@ -182,9 +235,17 @@ impl Session {
         if !pre.ok {
             return Err(exit::cannot_run(format!("step 3 inventory: could not read the migration history ({rel})")));
         }
-        progress!("step 3 inventory ({}): {} pending, {} applied, {} applied remotely but missing locally", pre.source, pre.pending.len(), pre.applied.len(), pre.remote_only.len());
+        progress!(
+            "step 3 inventory ({}): {} pending, {} applied, {} applied remotely but missing locally",
+            pre.source,
+            pre.pending.len(),
+            pre.applied.len(),
+            pre.remote_only.len()
+        );
         for v in &pre.remote_only {
-            self.summary.warnings.push(format!("version {v} is applied on the target but missing locally: fetch it with `supabase migration fetch`"));
+            self.summary.warnings.push(format!(
+                "version {v} is applied on the target but missing locally: fetch it with `supabase migration fetch`"
+            ));
         }
         Ok((pre, other))
     }
@@ -212,65 +273,76 @@ impl Session {
         Ok(())
     }
 
-/// Steps 7 and 8: the plan and attempts, then summary.json, SUMMARY.md, MANIFEST.sha256 and the
-/// hand-off in the day's feedback file; the one screen (or the JSON) last.
-pub fn finish(mut self, ctx: &Ctx) -> Result<Exit> {
+    /// Steps 7 and 8: the plan and attempts, then summary.json, SUMMARY.md, MANIFEST.sha256 and the
+    /// hand-off in the day's feedback file; the one screen (or the JSON) last.
+    pub fn finish(mut self, ctx: &Ctx) -> Result<Exit> {
         self.close_target()?;
-        let (rehearsal, started, mut r, plan, molecules) = (&self.rehearsal, &self.started, self.summary, self.plan, &self.molecules);
-    let w = &ctx.workdir;
-    let finished = Utc::now();
-    r.finished_at = finished.rfc3339();
-    if rehearsal.file("migration_status_post.txt").exists() {
-        r.logs.push(("inventory after".into(), rehearsal.rel_file("migration_status_post.txt")));
-    }
-    r.logs.push(("summary".into(), rehearsal.rel_file("summary.json")));
-    r.next_actions = next_actions(&r);
-    let outcome = r.outcome();
-    let evidence: Vec<String> = r.logs.iter().map(|(_, p)| p.clone()).collect();
-
-    if let Some(mut plan) = plan {
-        for m in molecules {
-            let rows: Vec<&MigrationRow> = r.migrations.iter().filter(|row| row.molecule.as_deref() == Some(&m.id)).collect();
-            let clean = outcome == crate::summary::Outcome::Passed
-                || (!r.halted && rows.iter().all(|row| !row.failed() && row.applied()) && r.rls.as_ref().is_some_and(|x| x.is_clean()) && r.schema_restored == Some(true));
-            let status = if clean { self.success_status } else { "failed" };
-            let line = json!({
-                "molecule": m.id, "attempt": m.attempt, "files": m.migrations,
-                "started_at": started.rfc3339(), "finished_at": finished.rfc3339(),
-                "outcome": if r.halted { "halted" } else { status }, "evidence": evidence,
-                "rehearsal_dir": rehearsal.rel,
-            });
-            let attempts_file = plan::record_attempt(w, &started.date(), m, &line)?;
-            let mut own = evidence.clone();
-            own.push(attempts_file);
-            plan.set(&m.id, status, Some(m.attempt), &own);
+        let (rehearsal, started, mut r, plan, molecules) =
+            (&self.rehearsal, &self.started, self.summary, self.plan, &self.molecules);
+        let w = &ctx.workdir;
+        let finished = Utc::now();
+        r.finished_at = finished.rfc3339();
+        if rehearsal.file("migration_status_post.txt").exists() {
+            r.logs.push(("inventory after".into(), rehearsal.rel_file("migration_status_post.txt")));
         }
-        plan.save()?;
-    }
+        r.logs.push(("summary".into(), rehearsal.rel_file("summary.json")));
+        r.next_actions = next_actions(&r);
+        let outcome = r.outcome();
+        let evidence: Vec<String> = r.logs.iter().map(|(_, p)| p.clone()).collect();
 
-    let value = r.to_json();
-    let json = serde_json::to_string_pretty(&value)?;
-    write_atomic(&rehearsal.file("summary.json"), format!("{json}\n").as_bytes())?;
-    write_atomic(&rehearsal.file("SUMMARY.md"), report::markdown(&value).as_bytes())?;
-    write_manifest(&rehearsal.path)?;
-    let feedback_file = feedback::append(w, &started.date(), &report::handoff(&value))?;
-    progress!("step 8 hand-off: {} and {feedback_file}", rehearsal.rel_file("summary.json"));
-    if ctx.json {
-        println!("{json}");
-    } else {
-        print!("{}", report::screen(&value));
-    }
-    Ok(if r.halted { Exit::Interrupted } else { outcome.exit() })
-}
+        if let Some(mut plan) = plan {
+            for m in molecules {
+                let rows: Vec<&MigrationRow> =
+                    r.migrations.iter().filter(|row| row.molecule.as_deref() == Some(&m.id)).collect();
+                let clean = outcome == crate::summary::Outcome::Passed
+                    || (!r.halted
+                        && rows.iter().all(|row| !row.failed() && row.applied())
+                        && r.rls.as_ref().is_some_and(|x| x.is_clean())
+                        && r.schema_restored == Some(true));
+                let status = if clean { self.success_status } else { "failed" };
+                let line = json!({
+                    "molecule": m.id, "attempt": m.attempt, "files": m.migrations,
+                    "started_at": started.rfc3339(), "finished_at": finished.rfc3339(),
+                    "outcome": if r.halted { "halted" } else { status }, "evidence": evidence,
+                    "rehearsal_dir": rehearsal.rel,
+                });
+                let attempts_file = plan::record_attempt(w, &started.date(), m, &line)?;
+                let mut own = evidence.clone();
+                own.push(attempts_file);
+                plan.set(&m.id, status, Some(m.attempt), &own);
+            }
+            plan.save()?;
+        }
 
+        let value = r.to_json();
+        let json = serde_json::to_string_pretty(&value)?;
+        write_atomic(&rehearsal.file("summary.json"), format!("{json}\n").as_bytes())?;
+        write_atomic(&rehearsal.file("SUMMARY.md"), report::markdown(&value).as_bytes())?;
+        write_manifest(&rehearsal.path)?;
+        let feedback_file = feedback::append(w, &started.date(), &report::handoff(&value))?;
+        progress!("step 8 hand-off: {} and {feedback_file}", rehearsal.rel_file("summary.json"));
+        if ctx.json {
+            println!("{json}");
+        } else {
+            print!("{}", report::screen(&value));
+        }
+        Ok(if r.halted { Exit::Interrupted } else { outcome.exit() })
+    }
 }
 
 /// What to do next, from what went wrong (or the sign-off when nothing did).
 fn next_actions(s: &Summary) -> Vec<String> {
     let mut next = Vec::new();
     for row in s.migrations.iter().filter(|row| row.apply.as_ref().is_some_and(|a| !a.ok)) {
-        let why = row.apply.as_ref().and_then(|a| a.error.as_ref()).map_or(String::new(), |e| format!(" ({} at {})", e.class, e.location().unwrap_or_default()));
-        let replay = row.molecule.as_ref().map_or("`cargo xtask stage-rehearse`".to_string(), |m| format!("`cargo xtask apply --molecule {m}`"));
+        let why = row
+            .apply
+            .as_ref()
+            .and_then(|a| a.error.as_ref())
+            .map_or(String::new(), |e| format!(" ({} at {})", e.class, e.location().unwrap_or_default()));
+        let replay = row
+            .molecule
+            .as_ref()
+            .map_or("`cargo xtask stage-rehearse`".to_string(), |m| format!("`cargo xtask apply --molecule {m}`"));
         next.push(format!("amend {}{why}, then replay with {replay}", row.migration.file));
     }
     if s.migrations.iter().any(|row| matches!(row.rollback, Some(RolledBack::Failed(_)))) {
@@ -294,17 +366,25 @@ fn next_actions(s: &Summary) -> Vec<String> {
 
 /// What to apply: on local every migration is pending, so a molecule's earlier migrations form a
 /// baseline; on staging, the pending ones (of the molecules, if any).
-pub fn select(kind: Kind, tree: &Tree, pre: &inventory::Inventory, molecules: &[Molecule], warnings: &mut Vec<String>) -> (Vec<Migration>, Vec<Migration>) {
+pub fn select(
+    kind: Kind,
+    tree: &Tree,
+    pre: &inventory::Inventory,
+    molecules: &[Molecule],
+    warnings: &mut Vec<String>,
+) -> (Vec<Migration>, Vec<Migration>) {
     let in_molecules = |m: &Migration| molecules.iter().any(|mol| mol.migrations.contains(&m.file));
     let pending = |m: &Migration| pre.pending.contains(&m.version);
-    let mut selected: Vec<Migration> = tree.migrations.iter().filter(|m| pending(m) && (molecules.is_empty() || in_molecules(m))).cloned().collect();
+    let mut selected: Vec<Migration> =
+        tree.migrations.iter().filter(|m| pending(m) && (molecules.is_empty() || in_molecules(m))).cloned().collect();
     for m in tree.migrations.iter().filter(|m| in_molecules(m) && !pending(m)) {
         warnings.push(format!("{} is already applied on the target: not re-applied", m.file));
     }
     let mut baseline = Vec::new();
     if kind == Kind::Local && !molecules.is_empty() {
         let last = selected.iter().map(|m| m.version.clone()).max().unwrap_or_default();
-        baseline = tree.migrations.iter().filter(|m| pending(m) && !in_molecules(m) && m.version < last).cloned().collect();
+        baseline =
+            tree.migrations.iter().filter(|m| pending(m) && !in_molecules(m) && m.version < last).cloned().collect();
     }
     selected.sort_by(|a, b| a.version.cmp(&b.version));
     (baseline, selected)
@@ -319,11 +399,16 @@ fn planned_commands(db: &Db, cli: Option<&SupabaseCli>) -> Vec<String> {
     };
     let _ = db;
     vec![
-        format!("cargo xtask {}", std::env::args().skip(1).map(|a| db.redactor.redact(&a)).collect::<Vec<_>>().join(" ")),
+        format!(
+            "cargo xtask {}",
+            std::env::args().skip(1).map(|a| db.redactor.redact(&a)).collect::<Vec<_>>().join(" ")
+        ),
         format!("psql {dsn} -c \"{}\"", connectivity::QUERY),
         list,
         format!("psql {dsn} -X -v ON_ERROR_STOP=1 --single-transaction -f supabase/migrations/<each selected>.sql"),
-        format!("psql {dsn} -X -v ON_ERROR_STOP=1 --single-transaction -f supabase/migrations.backup/<its rollback>.sql"),
+        format!(
+            "psql {dsn} -X -v ON_ERROR_STOP=1 --single-transaction -f supabase/migrations.backup/<its rollback>.sql"
+        ),
         format!("psql {dsn} -X -f supabase/rls_tests.sql"),
     ]
 }

@@ -22,7 +22,12 @@ pub fn connectivity(ctx: &Ctx, opts: &Options) -> Result<Exit> {
     let conn = s.connectivity()?;
     let rel = s.day_logs.last().map(|(_, p)| p.clone()).unwrap_or_default();
     s.target = None;
-    println!("{} at {} ({}): {rel}", conn.database.unwrap_or_default(), conn.server_addr.as_deref().unwrap_or("no address"), if s.summary.blockers.is_empty() { "IPv4" } else { "NOT IPv4" });
+    println!(
+        "{} at {} ({}): {rel}",
+        conn.database.unwrap_or_default(),
+        conn.server_addr.as_deref().unwrap_or("no address"),
+        if s.summary.blockers.is_empty() { "IPv4" } else { "NOT IPv4" }
+    );
     std::fs::remove_dir(&s.rehearsal.path).ok();
     Ok(if s.summary.blockers.is_empty() { Exit::Passed } else { Exit::Failed })
 }
@@ -34,7 +39,13 @@ pub fn inventory(ctx: &Ctx, opts: &Options) -> Result<Exit> {
     let rel = s.day_logs.last().map(|(_, p)| p.clone()).unwrap_or_default();
     s.target = None;
     std::fs::remove_dir(&s.rehearsal.path).ok();
-    let gaps: Vec<&str> = s.tree.migrations.iter().filter(|m| inv.pending.contains(&m.version) && m.rollback.is_none()).map(|m| m.file.as_str()).collect();
+    let gaps: Vec<&str> = s
+        .tree
+        .migrations
+        .iter()
+        .filter(|m| inv.pending.contains(&m.version) && m.rollback.is_none())
+        .map(|m| m.file.as_str())
+        .collect();
     println!("inventory from {} ({rel})", inv.source);
     println!("pending ({}): {}", inv.pending.len(), inv.pending.join(" "));
     println!("applied ({}): {}", inv.applied.len(), inv.applied.join(" "));
@@ -68,7 +79,13 @@ pub fn apply(ctx: &Ctx, opts: &Options) -> Result<Exit> {
         let mut row = MigrationRow::new(m, molecule);
         if !stopped {
             let applied = apply::apply(&s.db, m, !opts.no_atomic, &mut log, &rel)?;
-            progress!("step 4 apply {}_{} .. {} ({} ms)", m.version, m.name, if applied.ok { "ok" } else { "FAILED" }, applied.duration_ms);
+            progress!(
+                "step 4 apply {}_{} .. {} ({} ms)",
+                m.version,
+                m.name,
+                if applied.ok { "ok" } else { "FAILED" },
+                applied.duration_ms
+            );
             stopped = !applied.ok && opts.fail_fast;
             s.summary.findings.extend(applied.findings.iter().cloned());
             row.apply = Some(applied);
@@ -100,17 +117,30 @@ pub fn rollback(ctx: &Ctx, opts: &Options) -> Result<Exit> {
     let host = s.summary.target.host.clone();
     let database = s.summary.target.database.clone();
     let Some((run_dir, versions)) = latest_applied(&ctx.workdir, &host, &database, &s.rehearsal.path) else {
-        return Err(exit::cannot_run(format!("no earlier run applied anything to {host}/{database}: nothing of ours to roll back")));
+        return Err(exit::cannot_run(format!(
+            "no earlier run applied anything to {host}/{database}: nothing of ours to roll back"
+        )));
     };
     progress!("step 5 rollback: undoing what {run_dir} applied, where the target still records it");
     let rel = s.rehearsal.rel_file(super::rehearse::ROLLBACK_LOG);
     let mut log = s.rehearsal.log(super::rehearse::ROLLBACK_LOG)?;
     s.summary.logs.push(("rollback".into(), rel.clone()));
-    let mut targets: Vec<_> = s.tree.migrations.iter().filter(|m| versions.contains(&m.version) && pre.applied.contains(&m.version)).cloned().collect();
+    let mut targets: Vec<_> = s
+        .tree
+        .migrations
+        .iter()
+        .filter(|m| versions.contains(&m.version) && pre.applied.contains(&m.version))
+        .cloned()
+        .collect();
     targets.reverse();
     for m in targets {
         let (result, found) = rollback::rollback(&s.db, &m, &mut log, &rel)?;
-        progress!("step 5 rollback {}_{} .. {}", m.version, m.name, if matches!(result, RolledBack::Done) { "ok" } else { "FAILED" });
+        progress!(
+            "step 5 rollback {}_{} .. {}",
+            m.version,
+            m.name,
+            if matches!(result, RolledBack::Done) { "ok" } else { "FAILED" }
+        );
         s.summary.findings.extend(found);
         let mut row = MigrationRow::new(&m, None);
         row.rollback = Some(result);
@@ -120,7 +150,12 @@ pub fn rollback(ctx: &Ctx, opts: &Options) -> Result<Exit> {
 }
 
 /// The versions the most recent earlier run on `host`/`database` applied, and that run's dir.
-fn latest_applied(workdir: &std::path::Path, host: &str, database: &str, skip: &std::path::Path) -> Option<(String, Vec<String>)> {
+fn latest_applied(
+    workdir: &std::path::Path,
+    host: &str,
+    database: &str,
+    skip: &std::path::Path,
+) -> Option<(String, Vec<String>)> {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(workdir.join("artifacts/ops"))
         .ok()?
         .flatten()
@@ -130,7 +165,10 @@ fn latest_applied(workdir: &std::path::Path, host: &str, database: &str, skip: &
     runs.sort_by_key(|p| p.file_name().map(|n| n.to_owned()));
     runs.into_iter().rev().find_map(|dir| {
         let summary: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).ok()?).ok()?;
-        if summary["target"]["host"] != host || summary["target"]["database"] != database || summary["target"]["kind"] == "local" {
+        if summary["target"]["host"] != host
+            || summary["target"]["database"] != database
+            || summary["target"]["kind"] == "local"
+        {
             return None;
         }
         let versions: Vec<String> = summary["migrations"]
@@ -151,14 +189,26 @@ pub fn feedback(ctx: &Ctx) -> Result<Exit> {
     let rel = feedback::path(&today);
     if !w.join(&rel).exists() {
         let commands = vec!["cargo xtask stage-rehearse".to_string()];
-        let (_, warnings) = feedback::ensure_header(w, &today, "Rehearse the pending Supabase migrations on staging and hand off a clean audit trail.", &commands, &format!("artifacts/ops/{today}/"))?;
+        let (_, warnings) = feedback::ensure_header(
+            w,
+            &today,
+            "Rehearse the pending Supabase migrations on staging and hand off a clean audit trail.",
+            &commands,
+            &format!("artifacts/ops/{today}/"),
+        )?;
         for warning in warnings {
             eprintln!("warning: {warning}");
         }
         println!("started today's header: {rel}");
         return Ok(Exit::Passed);
     }
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(w.join(format!("artifacts/ops/{today}"))).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.join("summary.json").is_file()).collect();
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(w.join(format!("artifacts/ops/{today}")))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("summary.json").is_file())
+        .collect();
     runs.sort();
     let Some(latest) = runs.pop() else {
         println!("{rel} has its header and there is no rehearsal today to hand off");

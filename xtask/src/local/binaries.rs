@@ -88,12 +88,16 @@ pub fn ensure_server_with_pgtap() -> Result<Server> {
 /// A program from a Debian package (`pgbouncer`, `openssl`), installed with apt-get when missing
 /// and the tool may (root on Debian); else exit 2 naming the command that installs it.
 pub fn ensure_program(program: &str, package: &str, why: &str) -> Result<PathBuf> {
-    if let Some(path) = on_path(program).or_else(|| Some(PathBuf::from("/usr/sbin").join(program)).filter(|p| p.is_file())) {
+    if let Some(path) =
+        on_path(program).or_else(|| Some(PathBuf::from("/usr/sbin").join(program)).filter(|p| p.is_file()))
+    {
         return Ok(path);
     }
     if can_apt_install() {
         apt_install(package, &format!("{program} is missing ({why})"))?;
-        if let Some(path) = on_path(program).or_else(|| Some(PathBuf::from("/usr/sbin").join(program)).filter(|p| p.is_file())) {
+        if let Some(path) =
+            on_path(program).or_else(|| Some(PathBuf::from("/usr/sbin").join(program)).filter(|p| p.is_file()))
+        {
             return Ok(path);
         }
     }
@@ -199,7 +203,10 @@ pub fn find_client(name: &str) -> Result<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|path| path.is_file());
     in_bindirs.or_else(|| on_path(name)).ok_or_else(|| {
-        exit::cannot_run(format!("`{name}` is not on PATH; install the PostgreSQL client: {}", install_hint("postgresql-client")))
+        exit::cannot_run(format!(
+            "`{name}` is not on PATH; install the PostgreSQL client: {}",
+            install_hint("postgresql-client")
+        ))
     })
 }
 

@@ -18,8 +18,8 @@ use std::path::Path;
 use anyhow::Result;
 
 pub use binaries::Server;
-pub use rundir::{scratch_dir, Scratch};
 use postmaster::Postmaster;
+pub use rundir::{scratch_dir, Scratch};
 use rundir::{RunAs, RunDir};
 
 /// The bootstrap superuser: owns the Supabase surface and the extensions, as on Supabase.

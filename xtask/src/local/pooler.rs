@@ -38,8 +38,12 @@ impl Pooler {
         let dir = scratch_dir("rehearsal-pooler-")?;
         let d = dir.path();
 
-        let set = format!("set password_encryption = 'scram-sha-256';\nalter role postgres password {};\n", quote(password));
-        let out = Cmd::new(find_client("psql")?).args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &cluster.admin_dsn(), "-f", "-"]).stdin(set).run(&Redactor::new().with_secret(password), None)?;
+        let set =
+            format!("set password_encryption = 'scram-sha-256';\nalter role postgres password {};\n", quote(password));
+        let out = Cmd::new(find_client("psql")?)
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &cluster.admin_dsn(), "-f", "-"])
+            .stdin(set)
+            .run(&Redactor::new().with_secret(password), None)?;
         anyhow::ensure!(out.success(), "setting the pooler password: {}", out.text);
 
         let cert = Command::new(openssl)
@@ -55,7 +59,10 @@ impl Pooler {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         // `postgres` and Supavisor's `postgres.<project ref>` shape, both logging in as postgres.
         let secret = password.replace('"', "\"\"");
-        std::fs::write(d.join("userlist.txt"), format!("\"postgres\" \"{secret}\"\n\"postgres.{TEST_REF}\" \"{secret}\"\n"))?;
+        std::fs::write(
+            d.join("userlist.txt"),
+            format!("\"postgres\" \"{secret}\"\n\"postgres.{TEST_REF}\" \"{secret}\"\n"),
+        )?;
         let ini = format!(
             "[databases]\npostgres = host=127.0.0.1 port={server} dbname=postgres user=postgres\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
              listen_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {dir}/userlist.txt\n\
@@ -109,7 +116,11 @@ impl Pooler {
 
     /// The same, as Supavisor's `postgres.<project ref>` user.
     pub fn dsn_with_ref(&self, password: &str) -> String {
-        format!("postgresql://postgres.{TEST_REF}:{}@127.0.0.1:{}/postgres?sslmode=require", url_encode(password), self.port)
+        format!(
+            "postgresql://postgres.{TEST_REF}:{}@127.0.0.1:{}/postgres?sslmode=require",
+            url_encode(password),
+            self.port
+        )
     }
 
     /// Stop pgbouncer (also on drop): a pooler that goes away under a running rehearsal.

@@ -100,7 +100,9 @@ pub fn run(db: &Db, migrations: &[Migration]) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     for row in out.text.lines() {
         let mut cells = row.split('\t');
-        let (Some(class), Some(name), detail) = (cells.next(), cells.next(), cells.next().unwrap_or("")) else { continue };
+        let (Some(class), Some(name), detail) = (cells.next(), cells.next(), cells.next().unwrap_or("")) else {
+            continue;
+        };
         let Some(advisor) = ADVISORS.iter().find(|a| a.class == class) else { continue };
         let object = match (advisor.class, detail) {
             ("function_search_path_mutable", args) => format!("{name}({args})"),
@@ -113,7 +115,10 @@ pub fn run(db: &Db, migrations: &[Migration]) -> Result<Vec<Finding>> {
             severity: advisor.severity,
             sqlstate: None,
             message: advisor.message.replace("{}", &object),
-            hint: advisor.hint.replace("{}", &object).replace("{file}", file.as_deref().unwrap_or("the migration that creates it")),
+            hint: advisor
+                .hint
+                .replace("{}", &object)
+                .replace("{file}", file.as_deref().unwrap_or("the migration that creates it")),
             file,
             line,
             // Read from the catalog, not from a log.
@@ -129,9 +134,14 @@ fn created_in(db: &Db, migrations: &[Migration], name: &str) -> Option<(String, 
         let Ok(text) = std::fs::read_to_string(db.workdir.join(&m.file)) else { continue };
         for (n, line) in text.lines().enumerate() {
             let l = line.to_ascii_lowercase();
-            let names_it = [format!("public.{name} "), format!("public.{name}("), format!(" {name} ("), format!("public.{name}\n")]
-                .iter()
-                .any(|p| format!("{l}\n").contains(p.as_str()));
+            let names_it = [
+                format!("public.{name} "),
+                format!("public.{name}("),
+                format!(" {name} ("),
+                format!("public.{name}\n"),
+            ]
+            .iter()
+            .any(|p| format!("{l}\n").contains(p.as_str()));
             if l.contains("create") && names_it {
                 return Some((m.file.clone(), n as u32 + 1));
             }

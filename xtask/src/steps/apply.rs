@@ -55,7 +55,11 @@ pub fn apply(db: &Db, migration: &Migration, atomic: bool, log: &mut dyn Write, 
     let mut transcript = String::new();
     let ok = match blocker {
         None => {
-            let out = db.psql().arg("--single-transaction").args(["-f", &migration.file, "-f", "-"]).stdin(record)
+            let out = db
+                .psql()
+                .arg("--single-transaction")
+                .args(["-f", &migration.file, "-f", "-"])
+                .stdin(record)
                 .run(&db.redactor, Some(log))?;
             transcript.push_str(&out.text);
             out.success()
@@ -69,7 +73,10 @@ pub fn apply(db: &Db, migration: &Migration, atomic: bool, log: &mut dyn Write, 
                 }
                 cmd.args(["-f", &migration.file])
             } else {
-                writeln!(log, "-- not atomic: {reason} cannot run inside a transaction block; running the file without one")?;
+                writeln!(
+                    log,
+                    "-- not atomic: {reason} cannot run inside a transaction block; running the file without one"
+                )?;
                 db.psql().args(["-f", &migration.file])
             };
             let out = out.run(&db.redactor, Some(log))?;

@@ -62,7 +62,9 @@ pub fn run(db: &Db, tree: &Tree, cli: Option<&SupabaseCli>, log: &Path, log_name
             remote = Some(parse_cli_table(&out.text));
         } else {
             let first = out.text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().trim().to_string();
-            inventory.warnings.push(format!("`supabase migration list` failed ({first}); read the history with SQL instead"));
+            inventory
+                .warnings
+                .push(format!("`supabase migration list` failed ({first}); read the history with SQL instead"));
             inventory.findings.extend(findings::scan(&out.text, Some(log_name)));
         }
     } else {
@@ -80,7 +82,8 @@ pub fn run(db: &Db, tree: &Tree, cli: Option<&SupabaseCli>, log: &Path, log_name
             .run(&db.redactor, None)?;
         if out.success() {
             inventory.source = "SQL (supabase_migrations.schema_migrations)".into();
-            let versions: BTreeSet<String> = out.text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+            let versions: BTreeSet<String> =
+                out.text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
             file.write_all(render_table(tree, &versions).as_bytes())?;
             remote = Some(versions);
         } else {
@@ -90,15 +93,18 @@ pub fn run(db: &Db, tree: &Tree, cli: Option<&SupabaseCli>, log: &Path, log_name
     }
     let Some(remote) = remote else { return Ok(inventory) };
     let local: BTreeSet<&str> = tree.migrations.iter().map(|m| m.version.as_str()).collect();
-    inventory.pending = tree.migrations.iter().filter(|m| !remote.contains(&m.version)).map(|m| m.version.clone()).collect();
-    inventory.applied = tree.migrations.iter().filter(|m| remote.contains(&m.version)).map(|m| m.version.clone()).collect();
+    inventory.pending =
+        tree.migrations.iter().filter(|m| !remote.contains(&m.version)).map(|m| m.version.clone()).collect();
+    inventory.applied =
+        tree.migrations.iter().filter(|m| remote.contains(&m.version)).map(|m| m.version.clone()).collect();
     inventory.remote_only = remote.iter().filter(|v| !local.contains(v.as_str())).cloned().collect();
     inventory.remote = remote;
     inventory.ok = true;
     Ok(inventory)
 }
 
-const HISTORY_SQL: &str = "select to_regclass('supabase_migrations.schema_migrations') is not null as has_history \\gset\n\
+const HISTORY_SQL: &str =
+    "select to_regclass('supabase_migrations.schema_migrations') is not null as has_history \\gset\n\
     \\if :has_history\nselect version from supabase_migrations.schema_migrations order by version;\n\\endif\n";
 
 /// The remote versions in the CLI's table (`Local | Remote | Time`), with or without backticks.

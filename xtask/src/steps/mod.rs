@@ -33,7 +33,8 @@ impl Db {
     /// `psql "$DATABASE_URL" -X -v ON_ERROR_STOP=1`, then a `SET` per setting, run from the workdir
     /// so psql names files as the tree does. `-X`: a user's `.psqlrc` must not change what is logged.
     pub fn psql(&self) -> Cmd {
-        let mut cmd = Cmd::new(&self.psql).arg(&self.dsn).args(["-X", "-v", "ON_ERROR_STOP=1"]).current_dir(&self.workdir);
+        let mut cmd =
+            Cmd::new(&self.psql).arg(&self.dsn).args(["-X", "-v", "ON_ERROR_STOP=1"]).current_dir(&self.workdir);
         for setting in &self.settings {
             cmd = cmd.arg("-c").arg(format!("set {setting}"));
         }

@@ -48,7 +48,9 @@ impl RlsResult {
         let failures: Vec<Value> = self
             .files
             .iter()
-            .flat_map(|f| f.report.failures.iter().map(move |(n, d)| json!({"file": f.file, "number": n, "description": d})))
+            .flat_map(|f| {
+                f.report.failures.iter().map(move |(n, d)| json!({"file": f.file, "number": n, "description": d}))
+            })
             .collect();
         let files: Vec<Value> = self
             .files

@@ -35,7 +35,12 @@ impl RolledBack {
     }
 }
 
-pub fn rollback(db: &Db, migration: &Migration, log: &mut dyn Write, log_name: &str) -> Result<(RolledBack, Vec<Finding>)> {
+pub fn rollback(
+    db: &Db,
+    migration: &Migration,
+    log: &mut dyn Write,
+    log_name: &str,
+) -> Result<(RolledBack, Vec<Finding>)> {
     let Some(file) = &migration.rollback else { return Ok((RolledBack::Missing, Vec::new())) };
     let text = std::fs::read_to_string(db.workdir.join(file)).with_context(|| format!("reading {file}"))?;
     writeln!(log, "==> rollback {file}")?;
@@ -47,12 +52,19 @@ pub fn rollback(db: &Db, migration: &Migration, log: &mut dyn Write, log_name: &
     let mut transcript = String::new();
     let ok = match sql::first_non_transactional(&text) {
         None => {
-            let out = psql().arg("--single-transaction").args(["-f", file, "-f", "-"]).stdin(forget).run(&db.redactor, Some(log))?;
+            let out = psql()
+                .arg("--single-transaction")
+                .args(["-f", file, "-f", "-"])
+                .stdin(forget)
+                .run(&db.redactor, Some(log))?;
             transcript.push_str(&out.text);
             out.success()
         }
         Some(reason) => {
-            writeln!(log, "-- not atomic: {reason} cannot run inside a transaction block; running the file without one")?;
+            writeln!(
+                log,
+                "-- not atomic: {reason} cannot run inside a transaction block; running the file without one"
+            )?;
             let out = psql().args(["-f", file]).run(&db.redactor, Some(log))?;
             transcript.push_str(&out.text);
             if out.success() {

@@ -30,7 +30,10 @@ pub fn prepare() {
         // any test of this binary starts a cluster; std serialises its env reads with this write.
         std::env::set_var("REHEARSAL_PG_CACHE", cache_dir());
         let sandbox = Sandbox::new("prepare");
-        sandbox.write("supabase/migrations/1_init.sql", "create table if not exists public.t (id int);\nalter table public.t enable row level security;\n");
+        sandbox.write(
+            "supabase/migrations/1_init.sql",
+            "create table if not exists public.t (id int);\nalter table public.t enable row level security;\n",
+        );
         sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('ready');\n");
         let run = sandbox.xtask(&["rls"]);
         assert_eq!(run.code, Some(0), "preparing the local target failed:\n{run}");
@@ -145,7 +148,11 @@ impl Sandbox {
     /// Every rehearsal dir, oldest first.
     pub fn rehearsal_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.path("artifacts/ops"))
-            .map(|days| days.flatten().flat_map(|day| std::fs::read_dir(day.path()).unwrap().flatten().map(|e| e.path())).collect())
+            .map(|days| {
+                days.flatten()
+                    .flat_map(|day| std::fs::read_dir(day.path()).unwrap().flatten().map(|e| e.path()))
+                    .collect()
+            })
             .unwrap_or_default();
         dirs.retain(|d| d.is_dir());
         dirs.sort();
@@ -273,7 +280,10 @@ impl Stack {
     /// Run SQL as the superuser, straight to the server.
     pub fn admin_sql(&self, sql: &str) -> String {
         let admin = self.cluster.as_ref().expect("the database is up").admin_dsn();
-        let out = std::process::Command::new("psql").args([admin.as_str(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]).output().unwrap();
+        let out = std::process::Command::new("psql")
+            .args([admin.as_str(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
@@ -322,7 +332,10 @@ pub fn lock_is_free(stack: &Stack) -> bool {
 pub fn wait_for_log(sandbox: &Sandbox, name: &str, needle: &str, child: &mut Child) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let found = sandbox.rehearsal_dirs().iter().any(|d| std::fs::read_to_string(d.join(name)).is_ok_and(|t| t.contains(needle)));
+        let found = sandbox
+            .rehearsal_dirs()
+            .iter()
+            .any(|d| std::fs::read_to_string(d.join(name)).is_ok_and(|t| t.contains(needle)));
         if found {
             return;
         }
@@ -337,16 +350,28 @@ pub fn wait_for_log(sandbox: &Sandbox, name: &str, needle: &str, child: &mut Chi
 impl Sandbox {
     /// Vault files holding `dsn` and the service key, and a config that accepts the local pooler.
     pub fn with_vault(&self, dsn: &str) {
-        self.write("vault/occ/supabase/database_url_staging.env", &format!("# staging pooler (IPv4)\nexport DATABASE_URL=\"{dsn}\"\n"));
+        self.write(
+            "vault/occ/supabase/database_url_staging.env",
+            &format!("# staging pooler (IPv4)\nexport DATABASE_URL=\"{dsn}\"\n"),
+        );
         self.write("vault/occ/supabase/service_key_staging.env", &format!("SUPABASE_SERVICE_KEY='{SERVICE_KEY}'\n"));
         self.write("supabase/rehearsal.toml", "[staging]\npooler_hosts = [\".pooler.supabase.com\", \"127.0.0.1\"]\nproduction_project_refs = [\"prodref123\"]\n");
     }
 
     /// Every planted secret, in every file under the sandbox and in the run's output, is absent.
     pub fn assert_no_secrets(&self, run: &Run) {
-        let needles = [PASSWORD.to_string(), xtask::local::pooler::url_encode(PASSWORD), SERVICE_KEY.to_string(), ACCESS_TOKEN.to_string(), FETCHED_KEY.to_string()];
+        let needles = [
+            PASSWORD.to_string(),
+            xtask::local::pooler::url_encode(PASSWORD),
+            SERVICE_KEY.to_string(),
+            ACCESS_TOKEN.to_string(),
+            FETCHED_KEY.to_string(),
+        ];
         for needle in &needles {
-            assert!(!run.stdout.contains(needle.as_str()) && !run.stderr.contains(needle.as_str()), "a secret reached the terminal:\n{run}");
+            assert!(
+                !run.stdout.contains(needle.as_str()) && !run.stderr.contains(needle.as_str()),
+                "a secret reached the terminal:\n{run}"
+            );
         }
         let mut stack = vec![self.workdir.clone()];
         let mut checked = 0;
