@@ -1,5 +1,5 @@
 //! The Supabase CLI: `$REHEARSAL_SUPABASE_CLI`, else the workdir's `node_modules/.bin`, else the
-//! copy this tool's package.json pins (installed with `npm ci` when missing), else PATH. Its major
+//! copy this tool's package.json pins (installed with `npm install --no-save` when missing), else PATH. Its major
 //! version decides how it takes a DSN: 2.x `--db-url URL`, 3.x `--remote=URL`.
 
 use std::path::{Path, PathBuf};
@@ -46,7 +46,7 @@ impl SupabaseCli {
         Some(SupabaseCli { path: path.to_path_buf(), version })
     }
 
-    /// Find the CLI; if there is none, install the version this tool pins with `npm ci` (saying
+    /// Find the CLI; if there is none, install the version this tool pins with `npm install --no-save` (saying
     /// so), unless `REHEARSAL_NO_INSTALL` is set or npm is missing.
     pub fn find_or_install(workdir: &Path) -> Option<SupabaseCli> {
         if let Some(cli) = SupabaseCli::find(workdir) {
@@ -58,20 +58,22 @@ impl SupabaseCli {
         }
         let npm = on_path("npm")?;
         eprintln!(
-            "the Supabase CLI is missing: installing the version pinned in {} (npm ci)",
+            "the Supabase CLI is missing: installing the version pinned in {} (npm install --no-save)",
             root.join("package.json").display()
         );
         let mut npm = Command::new(npm);
         for var in crate::process::SECRET_VARS {
             npm.env_remove(var);
         }
+        // `npm install --no-save`, not `npm install --no-save`: npm leaves the CLI's per-platform optional packages
+        // out of a lock file made on one platform, and `npm install --no-save` then refuses it.
         let ok = npm
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .args(["install", "--no-save", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(&root)
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            eprintln!("npm ci failed; the inventory will come from SQL");
+            eprintln!("npm install failed; the inventory will come from SQL");
         }
         SupabaseCli::find(workdir)
     }

@@ -77,7 +77,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
 
     progress!("bench: through pgbouncer (TLS, session mode): the runbook's bash, steps 2-7, against stage-rehearse, 3 runs each");
     let cli = SupabaseCli::find_or_install(&ctx.workdir)
-        .context("the Supabase CLI is needed for the pooler benchmark (npm ci)")?;
+        .context("the Supabase CLI is needed for the pooler benchmark (npm install --no-save)")?;
     let script = scratch.0.join("runbook_steps_2_7.sh");
     std::fs::write(&script, RUNBOOK_BASH)?;
     std::fs::write(tree.join("supabase/rehearsal.toml"), "[staging]\npooler_hosts = [\"127.0.0.1\"]\n")?;

@@ -70,11 +70,11 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
                 Ok(format!("{} ({}) {}", cli.version_string(), cli.flavour(), cli.path.display()))
             }
             Some(cli) => Err(format!(
-                "{} is older than {min_major}.{min_minor}; fix: npm ci (installs the version pinned in package.json)",
+                "{} is older than {min_major}.{min_minor}; fix: npm install --no-save (installs the version pinned in package.json)",
                 cli.version_string()
             )),
             None => Err(
-                "not found (inventory falls back to SQL); fix: npm ci (installs the version pinned in package.json)"
+                "not found (inventory falls back to SQL); fix: npm install --no-save (installs the version pinned in package.json)"
                     .into(),
             ),
         },

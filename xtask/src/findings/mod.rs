@@ -192,4 +192,31 @@ mod tests {
         assert_eq!(f.class, "ipv6_unreachable");
         assert!(f.hint.contains("pooler"));
     }
+
+    /// Real output captured from psql 15 and both CLI majors (xtask/test_data/).
+    #[test]
+    fn captured_logs_read_as_they_should() {
+        let key = |f: &Finding| (f.class, f.sqlstate.clone().unwrap_or_default(), f.location().unwrap_or_default());
+        for log in [include_str!("../../test_data/psql_apply_default.log"), include_str!("../../test_data/psql_apply_verbose.log")] {
+            let found: Vec<_> = scan(log, None).iter().map(key).collect();
+            assert_eq!(
+                found,
+                vec![
+                    ("duplicate_object", "42P07".into(), "supabase/migrations/20250101000000_accounts.sql:4".into()),
+                    ("undefined_object", "42P01".into(), "supabase/migrations/20250102000000_views.sql:1".into()),
+                ],
+                "the NOTICE of IF NOT EXISTS is not a finding"
+            );
+        }
+        for log in [include_str!("../../test_data/supabase_cli_2x_refused.log"), include_str!("../../test_data/supabase_cli_3x_refused.log")] {
+            let found = scan(log, None);
+            assert_eq!(found.len(), 1, "{found:#?}");
+            assert_eq!(found[0].class, "connection");
+        }
+        let tap = crate::tap::read(include_str!("../../test_data/pgtap_contract_aligned.log"), None);
+        assert_eq!((tap.planned, tap.ran, tap.passed, tap.failed), (Some(4), 3, 1, 2));
+        assert!(tap.ran_short());
+        let errors: Vec<_> = tap.errors.iter().map(key).collect();
+        assert_eq!(errors, vec![("undefined_object", "42P01".into(), String::new()), ("undefined_object", "42P01".into(), "tap.sql:6".into())], "died: and the ERROR line; not the 25P02 after it");
+    }
 }

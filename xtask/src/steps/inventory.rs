@@ -69,7 +69,7 @@ pub fn run(db: &Db, tree: &Tree, cli: Option<&SupabaseCli>, log: &Path, log_name
         }
     } else {
         inventory.warnings.push(
-            "the Supabase CLI is not installed (npm ci installs the pinned version); the inventory comes from \
+            "the Supabase CLI is not installed (`npm install --no-save` installs the pinned version); the inventory comes from \
              supabase_migrations.schema_migrations instead"
                 .into(),
         );

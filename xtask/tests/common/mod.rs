@@ -37,7 +37,7 @@ pub fn prepare() {
         sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('ready');\n");
         let run = sandbox.xtask(&["rls"]);
         assert_eq!(run.code, Some(0), "preparing the local target failed:\n{run}");
-        // Installs the pinned Supabase CLI (npm ci) once, before tests run rehearsals in parallel.
+        // Installs the pinned Supabase CLI (npm install --no-save) once, before tests run rehearsals in parallel.
         let run = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json"]);
         assert!(run.code == Some(0) || run.code == Some(1), "preparing the rehearsal failed:\n{run}");
     });
