@@ -65,8 +65,8 @@ impl SupabaseCli {
         for var in crate::process::SECRET_VARS {
             npm.env_remove(var);
         }
-        // `npm install --no-save`, not `npm install --no-save`: npm leaves the CLI's per-platform optional packages
-        // out of a lock file made on one platform, and `npm install --no-save` then refuses it.
+        // `npm install --no-save`, not `npm ci`: npm leaves the CLI's per-platform optional packages
+        // out of a lock file made on one platform, and `npm ci` then refuses it.
         let ok = npm
             .args(["install", "--no-save", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(&root)
