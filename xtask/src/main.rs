@@ -70,8 +70,24 @@ fn cli() -> Command {
                 .help("Repo root to work in: supabase/, artifacts/, docs/ are resolved under it [default: this workspace]"),
         )
         .subcommand(
+            Command::new("stage-rehearse")
+                .about("The whole rehearsal, runbook steps 0-8, into one rehearsal dir")
+                .long_about(
+                    "The whole rehearsal, runbook steps 0-8, into one rehearsal dir.\n\n\
+                     0 feedback header; 1 target and guards; 2 connectivity (IPv4); 3 inventory with the Supabase CLI \
+                     (else SQL); 4 schema snapshot, then each selected migration in one transaction with its history \
+                     row; 5 each rollback of what applied, newest first, the schema compared with the snapshot, then \
+                     re-apply; 6 the RLS contract; 7 inventory again, plan and attempts; 8 summary.json, SUMMARY.md, \
+                     MANIFEST.sha256 and the hand-off in feedback/data/<date>.md.",
+                )
+                .args(target_args())
+                .arg(Arg::new("no-atomic").long("no-atomic").action(ArgAction::SetTrue).help("Run each migration with the runbook's exact command (no transaction around the file)"))
+                .arg(Arg::new("fail-fast").long("fail-fast").action(ArgAction::SetTrue).help("Stop applying at the first failed migration (the runbook's loop goes on)"))
+                .arg(json.clone()),
+        )
+        .subcommand(
             Command::new("rls")
-                .about("Run the RLS contract on a throwaway local cluster (runbook step 6)")
+                .about("Run the RLS contract: on a throwaway local cluster after every migration (default), or alone on staging/url (runbook step 6)")
                 .long_about(
                     "Run the RLS contract on a throwaway local cluster (runbook step 6).\n\n\
                      Starts a PostgreSQL cluster that looks like a Supabase database (no Docker), applies every \
@@ -91,22 +107,6 @@ fn cli() -> Command {
                 )
                 .arg(Arg::new("db-url").long("db-url").value_name("URL").help("The DSN for --target url (else $DATABASE_URL); used exactly as given"))
                 .arg(superuser_arg())
-                .arg(json.clone()),
-        )
-        .subcommand(
-            Command::new("stage-rehearse")
-                .about("The whole rehearsal, runbook steps 0-8, into one rehearsal dir")
-                .long_about(
-                    "The whole rehearsal, runbook steps 0-8, into one rehearsal dir.\n\n\
-                     0 feedback header; 1 target and guards; 2 connectivity (IPv4); 3 inventory with the Supabase CLI \
-                     (else SQL); 4 schema snapshot, then each selected migration in one transaction with its history \
-                     row; 5 each rollback of what applied, newest first, the schema compared with the snapshot, then \
-                     re-apply; 6 the RLS contract; 7 inventory again, plan and attempts; 8 summary.json, SUMMARY.md, \
-                     MANIFEST.sha256 and the hand-off in feedback/data/<date>.md.",
-                )
-                .args(target_args())
-                .arg(Arg::new("no-atomic").long("no-atomic").action(ArgAction::SetTrue).help("Run each migration with the runbook's exact command (no transaction around the file)"))
-                .arg(Arg::new("fail-fast").long("fail-fast").action(ArgAction::SetTrue).help("Stop applying at the first failed migration (the runbook's loop goes on)"))
                 .arg(json.clone()),
         )
         .subcommand(Command::new("connectivity").about("Step 2 alone: the runbook's connectivity query; exit 0 when the server answers on IPv4").args(target_args()))
@@ -154,7 +154,7 @@ fn cli() -> Command {
         )
         .subcommand(Command::new("feedback").about("Start today's feedback header, or append the latest rehearsal's hand-off to it"))
         .subcommand(Command::new("bench").about(
-            "Measure the speed targets: cluster up (<= 1.5 s) and `rls` end to end on this repo's tree (<= 3 s)",
+            "Measure the speed targets: cluster up, rls, a 200-test suite, stage-rehearse against the runbook's bash through pgbouncer, scan",
         ))
         .subcommand(Command::new("doctor").about(
             "Check the prerequisites (psql, pg_dump, PostgreSQL server, pgTAP, Supabase CLI, contract, docs, vault) and print each fix",

@@ -197,7 +197,10 @@ mod tests {
     #[test]
     fn captured_logs_read_as_they_should() {
         let key = |f: &Finding| (f.class, f.sqlstate.clone().unwrap_or_default(), f.location().unwrap_or_default());
-        for log in [include_str!("../../test_data/psql_apply_default.log"), include_str!("../../test_data/psql_apply_verbose.log")] {
+        for log in [
+            include_str!("../../test_data/psql_apply_default.log"),
+            include_str!("../../test_data/psql_apply_verbose.log"),
+        ] {
             let found: Vec<_> = scan(log, None).iter().map(key).collect();
             assert_eq!(
                 found,
@@ -208,7 +211,10 @@ mod tests {
                 "the NOTICE of IF NOT EXISTS is not a finding"
             );
         }
-        for log in [include_str!("../../test_data/supabase_cli_2x_refused.log"), include_str!("../../test_data/supabase_cli_3x_refused.log")] {
+        for log in [
+            include_str!("../../test_data/supabase_cli_2x_refused.log"),
+            include_str!("../../test_data/supabase_cli_3x_refused.log"),
+        ] {
             let found = scan(log, None);
             assert_eq!(found.len(), 1, "{found:#?}");
             assert_eq!(found[0].class, "connection");
@@ -217,6 +223,13 @@ mod tests {
         assert_eq!((tap.planned, tap.ran, tap.passed, tap.failed), (Some(4), 3, 1, 2));
         assert!(tap.ran_short());
         let errors: Vec<_> = tap.errors.iter().map(key).collect();
-        assert_eq!(errors, vec![("undefined_object", "42P01".into(), String::new()), ("undefined_object", "42P01".into(), "tap.sql:6".into())], "died: and the ERROR line; not the 25P02 after it");
+        assert_eq!(
+            errors,
+            vec![
+                ("undefined_object", "42P01".into(), String::new()),
+                ("undefined_object", "42P01".into(), "tap.sql:6".into())
+            ],
+            "died: and the ERROR line; not the 25P02 after it"
+        );
     }
 }
