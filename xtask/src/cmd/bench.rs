@@ -134,7 +134,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/teamdocs/supabase"),
         &project.join("supabase"),
     )?;
-    let mut tests = 28;
+    let mut tests = 29;
     for n in 0..7 {
         std::fs::write(
             project.join(format!("supabase/tests/database/{}-generated.test.sql", 100 + n)),
