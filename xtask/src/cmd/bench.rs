@@ -75,7 +75,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         end_to_end.push(rls(None)?);
     }
 
-    progress!("bench: through pgbouncer (TLS, session mode): the runbook's bash, steps 2-7, against stage-rehearse, 3 runs each");
+    progress!("bench: through pgbouncer (TLS, session mode): the runbook's bash, steps 2-7, against stage-rehearse, 5 runs each");
     let cli = SupabaseCli::find_or_install(&ctx.workdir)
         .context("the Supabase CLI is needed for the pooler benchmark (npm install --no-save)")?;
     let script = scratch.0.join("runbook_steps_2_7.sh");
@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         format!("{}:{}", cli.path.parent().expect("a bin dir").display(), std::env::var("PATH").unwrap_or_default());
     let mut bash_times = Vec::new();
     let mut tool_times = Vec::new();
-    for round in 0..3 {
+    for round in 0..5 {
         for tool in [false, true] {
             let cluster = LocalCluster::start(&server)?;
             let pooler = Pooler::start(&cluster, BENCH_PASSWORD)?;
@@ -212,16 +212,26 @@ fn bench_scan(exe: &Path, dir: &Path) -> Result<(f64, i64)> {
     file.flush()?;
     drop(file);
     let started = Instant::now();
-    let out = Command::new(exe).arg("scan").arg(&path).output().context("running xtask scan")?;
-    let took = started.elapsed();
-    anyhow::ensure!(out.status.code() == Some(1), "scan of the benchmark log did not report its findings");
-    let _ = std::fs::remove_file(&path);
-    // SAFETY: getrusage into a zeroed struct we own.
-    let rss = unsafe {
+    let child = Command::new(exe)
+        .arg("scan")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("running xtask scan")?;
+    // wait4 gives this child's own peak memory (getrusage would give the largest of all children).
+    let (status, rss) = unsafe {
+        // SAFETY: wait4 on our own child, into locals we own.
+        let mut status = 0;
         let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage.ru_maxrss
+        libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
+        (status, usage.ru_maxrss)
     };
+    let took = started.elapsed();
+    anyhow::ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 1,
+        "scan of the benchmark log did not report its findings"
+    );
+    let _ = std::fs::remove_file(&path);
     Ok((written as f64 / 1e6 / took.as_secs_f64(), rss))
 }
 
