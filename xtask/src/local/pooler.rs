@@ -83,6 +83,14 @@ impl Pooler {
         if let Some((uid, gid)) = run_as.ids() {
             cmd.uid(uid).gid(gid);
         }
+        // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec. A killed
+        // owner takes its pooler with it.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().context("starting pgbouncer")?;
         let guard = ChildGuard::register(child.id(), None);
         let stderr = child.stderr.take().expect("piped");

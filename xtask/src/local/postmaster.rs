@@ -97,6 +97,9 @@ impl Postmaster {
             "TimeZone=UTC",
             "max_connections=50",
             "shared_buffers=32MB",
+            // Segments in the data dir (pg_dynshmem), not /dev/shm: they go with the directory even
+            // when the server is killed.
+            "dynamic_shared_memory_type=mmap",
         ] {
             cmd.args(["-c", setting]);
         }
