@@ -16,13 +16,7 @@ fn with_vault_files_and_no_flags_the_staging_rehearsal_passes_and_leaks_nothing(
     std::fs::write(&plan, r#"{"molecules": [{"id": "all", "migrations": ["supabase/migrations/*.sql"], "status": "pending", "attempts": 0}]}"#).unwrap();
     let mut cmd = sandbox.command(&["stage-rehearse", "--plan", plan.to_str().unwrap()]);
     cmd.env("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN);
-    let out = cmd.output().unwrap();
-    let run = common::Run {
-        cmdline: "stage-rehearse (staging)".into(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    };
+    let run = common::Run::of(cmd);
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stderr.starts_with("target: staging (staging vault files found: vault/occ/supabase/database_url_staging.env, vault/occ/supabase/service_key_staging.env)"), "{run}");
     assert!(run.stderr.contains("step 2 connectivity: postgres at 127.0.0.1 (IPv4)"), "{run}");
@@ -44,13 +38,7 @@ fn with_vault_files_and_no_flags_the_staging_rehearsal_passes_and_leaks_nothing(
     // The contract alone on staging, where the rehearsal left the migrations applied.
     let mut cmd = sandbox.command(&["rls", "--target", "staging", "--json"]);
     cmd.env("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN);
-    let out = cmd.output().unwrap();
-    let rls = common::Run {
-        cmdline: "rls --target staging".into(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    };
+    let rls = common::Run::of(cmd);
     assert_eq!(rls.code, Some(0), "{rls}");
     assert!(
         rls.stderr.starts_with("target: staging (--target staging; the contract alone, nothing is applied)"),
@@ -84,21 +72,20 @@ fn refused(sandbox: &Sandbox, args: &[&str], messages: &[&str]) {
     );
 }
 
+/// `stage-rehearse --target url --db-url DSN` is refused with each of `messages`.
+fn refused_dsn(sandbox: &Sandbox, dsn: &str, messages: &[&str]) {
+    refused(sandbox, &["stage-rehearse", "--target", "url", "--db-url", dsn], messages);
+}
+
 #[test]
 fn each_guard_refuses_with_exit_2_and_ipv6_is_named_first() {
     prepare();
     let sandbox = Sandbox::with_repo_tree("guards");
     sandbox.with_vault("unused");
     let pw = "s3cr%26t%2Fp%40ss%3Aw0rd%25";
-    refused(
+    refused_dsn(
         &sandbox,
-        &[
-            "stage-rehearse",
-            "--target",
-            "url",
-            "--db-url",
-            &format!("postgresql://postgres:{pw}@[2600:1f18::1]:6543/postgres?sslmode=disable"),
-        ],
+        &format!("postgresql://postgres:{pw}@[2600:1f18::1]:6543/postgres?sslmode=disable"),
         &[
             "refusing the DSN (host 2600:1f18::1)",
             "2600:1f18::1 resolves to IPv6 only",
@@ -106,37 +93,19 @@ fn each_guard_refuses_with_exit_2_and_ipv6_is_named_first() {
             "sslmode is `disable`",
         ],
     );
-    refused(
+    refused_dsn(
         &sandbox,
-        &[
-            "stage-rehearse",
-            "--target",
-            "url",
-            "--db-url",
-            &format!("postgresql://postgres:{pw}@127.0.0.1:5432/postgres?sslmode=disable"),
-        ],
+        &format!("postgresql://postgres:{pw}@127.0.0.1:5432/postgres?sslmode=disable"),
         &["sslmode is `disable`; it must be require or stricter"],
     );
-    refused(
+    refused_dsn(
         &sandbox,
-        &[
-            "stage-rehearse",
-            "--target",
-            "url",
-            "--db-url",
-            &format!("postgresql://postgres:{pw}@127.0.0.2:5432/postgres?sslmode=require"),
-        ],
+        &format!("postgresql://postgres:{pw}@127.0.0.2:5432/postgres?sslmode=require"),
         &["127.0.0.2 is not a session pooler host"],
     );
-    refused(
+    refused_dsn(
         &sandbox,
-        &[
-            "stage-rehearse",
-            "--target",
-            "url",
-            "--db-url",
-            &format!("postgresql://postgres.prodref123:{pw}@127.0.0.1:5432/postgres?sslmode=require"),
-        ],
+        &format!("postgresql://postgres.prodref123:{pw}@127.0.0.1:5432/postgres?sslmode=require"),
         &["project ref prodref123 is listed as production"],
     );
 }
@@ -196,13 +165,7 @@ fn without_a_service_key_file_the_key_is_fetched_just_in_time_and_leaks_nowhere(
     let plan = sandbox.root.join("plan.json");
     let mut cmd = sandbox.command(&["stage-rehearse", "--plan", plan.to_str().unwrap()]);
     cmd.env("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN).env("REHEARSAL_SUPABASE_CLI", &stand_in);
-    let out = cmd.output().unwrap();
-    let run = common::Run {
-        cmdline: "stage-rehearse (jit key)".into(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    };
+    let run = common::Run::of(cmd);
     assert_eq!(run.code, Some(0), "{run}");
     assert!(
         run.stderr.contains(

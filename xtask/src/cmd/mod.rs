@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod doctor;
+pub mod forward;
 pub mod lint;
 pub mod rehearse;
 pub mod rls;

@@ -7,13 +7,13 @@
 use anyhow::Result;
 use serde_json::json;
 
+use super::forward;
 use super::session::{select, Options, Session};
 use super::Ctx;
 use crate::artifacts::write_atomic;
 use crate::exit::{self, Exit};
 use crate::steps::rollback::RolledBack;
 use crate::steps::{advisors, apply, inventory, rls, rollback};
-use crate::summary::MigrationRow;
 use crate::target::Kind;
 use crate::tree::{Migration, SEED};
 use crate::{findings, lint, progress, schema};
@@ -80,15 +80,8 @@ fn rehearse(
     let apply_rel = rehearsal.rel_file(APPLY_LOG);
     let mut apply_log = rehearsal.log(APPLY_LOG)?;
     r.logs.push(("apply".into(), apply_rel.clone()));
-    for m in baseline {
-        // On local, the migrations before a molecule's: the schema it expects, not rehearsed.
-        let applied = apply::apply(db, m, true, &mut apply_log, &apply_rel)?;
-        progress!("step 4 baseline {}_{} .. {}", m.version, m.name, if applied.ok { "ok" } else { "FAILED" });
-        if !applied.ok {
-            r.findings.extend(applied.findings);
-            r.blockers.push(format!("the baseline migration {} failed on the throwaway cluster", m.file));
-            return Ok(None);
-        }
+    if !forward::baseline(db, baseline, &mut apply_log, &apply_rel, r)? {
+        return Ok(None);
     }
 
     // Step 4: the schema snapshot (taken during step 3; again after a baseline, which changes the
@@ -111,26 +104,7 @@ fn rehearse(
             None
         }
     };
-    let mut stopped = false;
-    for m in selected {
-        let molecule = molecules.iter().find(|mol| mol.migrations.contains(&m.file)).map(|mol| mol.id.clone());
-        let mut row = MigrationRow::new(m, molecule);
-        if !stopped {
-            let applied = apply::apply(db, m, !opts.no_atomic, &mut apply_log, &apply_rel)?;
-            progress!(
-                "step 4 apply {}_{} .. {}{} ({} ms)",
-                m.version,
-                m.name,
-                if applied.ok { "ok" } else { "FAILED" },
-                if applied.atomic { "" } else { ", not atomic" },
-                applied.duration_ms
-            );
-            stopped = !applied.ok && opts.fail_fast;
-            r.findings.extend(applied.findings.iter().cloned());
-            row.apply = Some(applied);
-        }
-        r.migrations.push(row);
-    }
+    forward::apply_selected(db, selected, molecules, opts, &mut apply_log, &apply_rel, r)?;
 
     if lost(r) {
         return Ok(None);

@@ -71,14 +71,7 @@ pub fn run(ctx: &Ctx, superuser_postgres: bool, opts: &crate::cmd::session::Opti
     let mut findings = Vec::new();
     for migration in &tree.migrations {
         let applied = apply::apply(&db, migration, true, &mut log, &apply_log)?;
-        progress!(
-            "apply {}_{} .. {}{} ({} ms)",
-            migration.version,
-            migration.name,
-            if applied.ok { "ok" } else { "FAILED" },
-            if applied.atomic { "" } else { ", not atomic" },
-            applied.duration_ms
-        );
+        progress!("{}", applied.progress_line("apply", migration));
         findings.extend(applied.findings.iter().cloned());
         let mut row = MigrationRow::new(migration, None);
         row.apply = Some(applied);

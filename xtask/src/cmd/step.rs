@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::Value;
 
+use super::forward;
 use super::session::{select, Options, Session};
 use super::Ctx;
 use crate::clock::Utc;
 use crate::exit::{self, Exit};
 use crate::steps::rollback::RolledBack;
-use crate::steps::{advisors, apply, rollback};
+use crate::steps::{advisors, rollback};
 use crate::summary::MigrationRow;
 use crate::{feedback, progress, report};
 
@@ -28,7 +29,6 @@ pub fn connectivity(ctx: &Ctx, opts: &Options) -> Result<Exit> {
         conn.server_addr.as_deref().unwrap_or("no address"),
         if s.summary.blockers.is_empty() { "IPv4" } else { "NOT IPv4" }
     );
-    std::fs::remove_dir(&s.rehearsal.path).ok();
     Ok(if s.summary.blockers.is_empty() { Exit::Passed } else { Exit::Failed })
 }
 
@@ -38,7 +38,6 @@ pub fn inventory(ctx: &Ctx, opts: &Options) -> Result<Exit> {
     let inv = s.inventory()?;
     let rel = s.day_logs.last().map(|(_, p)| p.clone()).unwrap_or_default();
     s.target = None;
-    std::fs::remove_dir(&s.rehearsal.path).ok();
     let gaps: Vec<&str> = s
         .tree
         .migrations
@@ -69,28 +68,8 @@ pub fn apply(ctx: &Ctx, opts: &Options) -> Result<Exit> {
     let rel = s.rehearsal.rel_file(super::rehearse::APPLY_LOG);
     let mut log = s.rehearsal.log(super::rehearse::APPLY_LOG)?;
     s.summary.logs.push(("apply".into(), rel.clone()));
-    for m in &baseline {
-        let applied = apply::apply(&s.db, m, true, &mut log, &rel)?;
-        progress!("step 4 baseline {}_{} .. {}", m.version, m.name, if applied.ok { "ok" } else { "FAILED" });
-    }
-    let mut stopped = false;
-    for m in &selected {
-        let molecule = s.molecules.iter().find(|mol| mol.migrations.contains(&m.file)).map(|mol| mol.id.clone());
-        let mut row = MigrationRow::new(m, molecule);
-        if !stopped {
-            let applied = apply::apply(&s.db, m, !opts.no_atomic, &mut log, &rel)?;
-            progress!(
-                "step 4 apply {}_{} .. {} ({} ms)",
-                m.version,
-                m.name,
-                if applied.ok { "ok" } else { "FAILED" },
-                applied.duration_ms
-            );
-            stopped = !applied.ok && opts.fail_fast;
-            s.summary.findings.extend(applied.findings.iter().cloned());
-            row.apply = Some(applied);
-        }
-        s.summary.migrations.push(row);
+    if forward::baseline(&s.db, &baseline, &mut log, &rel, &mut s.summary)? {
+        forward::apply_selected(&s.db, &selected, &s.molecules, opts, &mut log, &rel, &mut s.summary)?;
     }
     let applied: Vec<_> = s.summary.migrations.iter().filter(|r| r.applied()).map(|r| r.migration.clone()).collect();
     let found = advisors::run(&s.db, &applied)?;

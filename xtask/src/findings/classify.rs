@@ -39,16 +39,7 @@ pub(super) fn parse_error_line(line: &str) -> Option<Finding> {
         let (class, derived) = classify(sqlstate.as_deref(), message);
         let sqlstate = sqlstate.or(derived.map(str::to_string));
         let hint = hint(class, None, None, message);
-        return Some(Finding {
-            class,
-            severity: "error",
-            sqlstate,
-            file: None,
-            line: None,
-            message: message.to_string(),
-            hint,
-            log: None,
-        });
+        return Some(Finding::error(class, sqlstate, None, None, message, hint));
     }
     let (file, line_no, rest) = match line.strip_prefix("psql:") {
         Some(located) => {
@@ -95,30 +86,12 @@ pub(super) fn parse_error_line(line: &str) -> Option<Finding> {
             name.replace('_', "-")
         );
         let sqlstate = sqlstate.or(Some("0A000".to_string()));
-        return Some(Finding {
-            class: "undefined_object",
-            severity: "error",
-            sqlstate,
-            file,
-            line: line_no,
-            message: message.to_string(),
-            hint,
-            log: None,
-        });
+        return Some(Finding::error("undefined_object", sqlstate, file, line_no, message, hint));
     }
     let (class, derived) = classify(sqlstate.as_deref(), message);
     let sqlstate = sqlstate.or(derived.map(str::to_string));
     let hint = hint(class, file.as_deref(), line_no, message);
-    Some(Finding {
-        class,
-        severity: "error",
-        sqlstate,
-        file,
-        line: line_no,
-        message: message.to_string(),
-        hint,
-        log: None,
-    })
+    Some(Finding::error(class, sqlstate, file, line_no, message, hint))
 }
 
 /// `42P07: relation "x" already exists` (VERBOSITY verbose) into its code and message.
@@ -230,16 +203,7 @@ fn connection_finding(message: &str) -> Finding {
         Some("08006".to_string())
     };
     let hint = hint(class, None, None, message);
-    Finding {
-        class,
-        severity: "error",
-        sqlstate,
-        file: None,
-        line: None,
-        message: message.to_string(),
-        hint,
-        log: None,
-    }
+    Finding::error(class, sqlstate, None, None, message, hint)
 }
 
 /// `extension "x" is not available` (PostgreSQL 15 and later) or the older `could not open

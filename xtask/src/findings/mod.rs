@@ -27,6 +27,18 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// An error read from a log (`log` is set by the scanner).
+    pub fn error(
+        class: &'static str,
+        sqlstate: Option<String>,
+        file: Option<String>,
+        line: Option<u32>,
+        message: &str,
+        hint: String,
+    ) -> Finding {
+        Finding { class, severity: "error", sqlstate, file, line, message: message.to_string(), hint, log: None }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "class": self.class, "severity": self.severity, "sqlstate": self.sqlstate, "file": self.file, "line": self.line,

@@ -30,6 +30,18 @@ pub struct Applied {
 }
 
 impl Applied {
+    /// The progress line: `<label> <version>_<name> .. ok (12 ms)`, with `not atomic` when so.
+    pub fn progress_line(&self, label: &str, migration: &Migration) -> String {
+        format!(
+            "{label} {}_{} .. {}{} ({} ms)",
+            migration.version,
+            migration.name,
+            if self.ok { "ok" } else { "FAILED" },
+            if self.atomic { "" } else { ", not atomic" },
+            self.duration_ms
+        )
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "status": if self.ok { "applied" } else { "failed" },

@@ -116,15 +116,7 @@ impl Sandbox {
     }
 
     pub fn xtask(&self, args: &[&str]) -> Run {
-        let mut cmd = self.command(args);
-        let shown = format!("{cmd:?}");
-        let out = cmd.output().expect("running xtask");
-        Run {
-            cmdline: shown,
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::of(self.command(args))
     }
 
     /// Start xtask with stderr piped, for tests that act while it runs.
@@ -222,6 +214,18 @@ pub struct Run {
 }
 
 impl Run {
+    /// Run `cmd` to the end, keeping what a failing test should show.
+    pub fn of(mut cmd: Command) -> Run {
+        let cmdline = format!("{cmd:?}");
+        let out = cmd.output().expect("running xtask");
+        Run {
+            cmdline,
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
     }
