@@ -90,9 +90,12 @@ pub fn screen(summary: &Value) -> String {
             out.push_str(&format!("{label}: {}\n", s(item)));
         }
     }
-    let logs: Vec<String> =
-        summary["logs"].as_array().into_iter().flatten().map(|l| s(&l["path"]).to_string()).collect();
-    if !logs.is_empty() {
+    let logs: Vec<&str> = summary["logs"].as_array().into_iter().flatten().map(|l| s(&l["path"])).collect();
+    let prefix = format!("{dir}/");
+    if !logs.is_empty() && logs.iter().all(|l| l.starts_with(&prefix)) {
+        let names: Vec<&str> = logs.iter().map(|l| &l[prefix.len()..]).collect();
+        out.push_str(&format!("logs in {dir}/:\n  {}\n", names.join("  ")));
+    } else if !logs.is_empty() {
         out.push_str(&format!("logs: {}\n", logs.join("  ")));
     }
     out.push_str(&format!("outcome: {} (exit {})\n", s(&summary["outcome"]), summary["exit_code"]));

@@ -67,8 +67,10 @@ impl SupabaseCli {
         }
         // `npm install --no-save`, not `npm ci`: npm leaves the CLI's per-platform optional packages
         // out of a lock file made on one platform, and `npm ci` then refuses it.
+        // npm's report goes to stderr with the progress: stdout is the summary's (or --json's) alone.
         let ok = npm
             .args(["install", "--no-save", "--no-audit", "--no-fund", "--loglevel=error"])
+            .stdout(std::io::stderr())
             .current_dir(&root)
             .status()
             .is_ok_and(|s| s.success());
