@@ -89,6 +89,12 @@ impl Rules {
     fn finding(&self, rule: &'static str, file: &str, line: usize, message: String) -> Option<Finding> {
         let severity = self.severity.get(rule).copied().unwrap_or("error");
         let hint = RULES.iter().find(|(r, _, _)| *r == rule).map_or("", |r| r.2);
+        // Name the object where the message does (`table public.x ...`).
+        let table = message.strip_prefix("table ").and_then(|rest| rest.split_whitespace().next());
+        let hint = table.map_or(hint.to_string(), |t| hint.replace("<table>", t));
+        // ... and the rollback to write, from the migration's own name.
+        let stem = Path::new(file).file_stem().and_then(|s| s.to_str()).unwrap_or("<version>_<name>");
+        let hint = hint.replace("<version>_<name>", stem);
         (severity != "off").then(|| Finding {
             class: rule,
             severity,

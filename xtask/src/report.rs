@@ -80,7 +80,7 @@ pub fn screen(summary: &Value) -> String {
     }
     let findings = summary["findings"].as_array().cloned().unwrap_or_default();
     if !findings.is_empty() {
-        out.push_str("\nfailures:\n");
+        out.push_str("\nfindings:\n");
         for f in &findings {
             out.push_str(&format!("  {}\n    what to do: {}\n", finding_line(f), s(&f["hint"])));
         }

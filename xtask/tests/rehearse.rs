@@ -41,7 +41,13 @@ fn the_green_tree_passes_end_to_end_with_every_artifact() {
     }
     assert!(run.stdout.contains("20251019004500_programmatic_seo_blueprints  applied   rolled_back  applied"), "{run}");
     assert!(run.stdout.contains("schema after rollback: identical to before the apply"), "{run}");
-    assert!(run.stdout.contains(&format!("logs in {}/:\n  ipv4_pooler_check_", sandbox.rehearsal_dir().strip_prefix(&sandbox.workdir).unwrap().display())), "{run}");
+    assert!(
+        run.stdout.contains(&format!(
+            "logs in {}/:\n  ipv4_pooler_check_",
+            sandbox.rehearsal_dir().strip_prefix(&sandbox.workdir).unwrap().display()
+        )),
+        "{run}"
+    );
 
     let dir = sandbox.rehearsal_dir();
     let mut names: Vec<String> =
