@@ -1,4 +1,9 @@
-//! Exit codes (SPEC §9) and the error that carries one.
+//! Exit codes and the error that carries one.
+//!
+//! `0` everything passed; `1` the rehearsal ran and found failures; `2` it could not run (usage,
+//! config, missing tool, refused DSN, unreachable database, another rehearsal holds the lock, an
+//! artifact that could not be written); `3` halted for escalation (missing contract, attempts used
+//! up); `130` interrupted (Ctrl-C, SIGTERM), after cleaning up.
 //!
 //! Any error reaching `main` without a [`Stop`] is a "could not run" (exit 2): the tool failed to
 //! do its job before it could judge the migrations.
@@ -7,15 +12,10 @@ use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
-    /// Everything passed.
     Passed = 0,
-    /// The rehearsal ran and found failures.
     Failed = 1,
-    /// It could not run: usage, config, missing tool, refused DSN, unreachable database, lock held.
     CannotRun = 2,
-    /// Halted for escalation: missing contract, attempts used up.
     Halted = 3,
-    /// Ctrl-C or SIGTERM, after cleaning up.
     Interrupted = 130,
 }
 
@@ -58,4 +58,9 @@ pub fn interrupted() -> anyhow::Error {
 /// The exit code an error maps to.
 pub fn exit_of(err: &anyhow::Error) -> Exit {
     err.chain().find_map(|e| e.downcast_ref::<Stop>()).map_or(Exit::CannotRun, |s| s.exit)
+}
+
+/// Whether the error is an interrupt (Ctrl-C or SIGTERM).
+pub fn is_interrupt(err: &anyhow::Error) -> bool {
+    exit_of(err) == Exit::Interrupted
 }

@@ -1,31 +1,28 @@
-//! The rehearsal tool as a library: `main.rs` parses flags and dispatches to [`cmd`]; the
+//! The rehearsal tool as a library: `main.rs` parses flags and dispatches to [`commands`]; the
 //! integration tests in `xtask/tests/` reuse the local target and the readers directly.
 //!
-//! Data flows one way: workdir + config → target → steps → artifacts → summary.
+//! The flow is one way, and the layout follows it:
+//! flags ([`cli`]) → [`prepare`] (config, tree, plan, programs; nothing written) → [`target`] (the
+//! DSN and its guards, or a throwaway cluster; the lock; every Postgres session) → [`runbook`]'s
+//! steps, each returning what it found → [`evidence`] (the record that writes every artifact).
+//! Beside them: [`text`] (the pure readers of SQL, logs, TAP, DSNs and config), [`process`] (the
+//! one home for child processes) and [`tools`] (the programs and where they come from).
 
-pub mod artifacts;
-pub mod clock;
-pub mod cmd;
-pub mod config;
-pub mod dsn;
+pub mod cli;
+pub mod commands;
+pub mod evidence;
 pub mod exit;
-pub mod feedback;
-pub mod findings;
-pub mod lint;
-pub mod local;
-pub mod lock;
-pub mod plan;
+pub mod out;
+pub mod prepare;
 pub mod process;
-pub mod redact;
-pub mod report;
-pub mod schema;
-pub mod sha256;
-pub mod signals;
-pub mod sql;
-pub mod steps;
-pub mod summary;
-pub mod supabase_cli;
-pub mod tap;
+pub mod runbook;
 pub mod target;
-pub mod tree;
-pub mod vault;
+pub mod text;
+pub mod tools;
+pub mod walk;
+
+/// A progress line, to stderr (stdout is for the summary or `--json` alone).
+#[macro_export]
+macro_rules! progress {
+    ($($arg:tt)*) => { $crate::out::err_line(&format!($($arg)*)) };
+}

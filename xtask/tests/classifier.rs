@@ -8,7 +8,9 @@ use std::process::Command;
 
 use common::{prepare, Sandbox};
 use serde_json::Value;
-use xtask::local::{binaries, LocalCluster};
+use xtask::target::local::LocalCluster;
+use xtask::tools::find_client;
+use xtask::tools::server::ensure_server_with_pgtap;
 
 struct Case {
     name: &'static str,
@@ -32,7 +34,7 @@ const CASES: &[Case] = &[
 ];
 
 fn psql(dsn: &str, verbose: bool, file: &std::path::Path, cwd: &std::path::Path, extra: &[&str]) -> String {
-    let mut cmd = Command::new(binaries::find_client("psql").unwrap());
+    let mut cmd = Command::new(find_client("psql").unwrap());
     cmd.arg(dsn).args(["-X", "-v", "ON_ERROR_STOP=1"]).args(extra).current_dir(cwd);
     if verbose {
         cmd.args(["-v", "VERBOSITY=verbose"]);
@@ -51,7 +53,7 @@ fn scan(sandbox: &Sandbox, log: &str) -> (Option<i32>, Vec<Value>) {
 fn each_class_from_a_real_failure_at_default_and_verbose_verbosity() {
     prepare();
     let sandbox = Sandbox::new("classifier");
-    let server = binaries::ensure_server_with_pgtap().unwrap();
+    let server = ensure_server_with_pgtap().unwrap();
     let cluster = LocalCluster::start(&server).unwrap();
     for verbose in [false, true] {
         for case in CASES {
@@ -79,14 +81,14 @@ fn each_class_from_a_real_failure_at_default_and_verbose_verbosity() {
 fn a_real_lock_held_by_another_session_and_concurrently_in_a_transaction() {
     prepare();
     let sandbox = Sandbox::new("classifier-lock");
-    let server = binaries::ensure_server_with_pgtap().unwrap();
+    let server = ensure_server_with_pgtap().unwrap();
     let cluster = LocalCluster::start(&server).unwrap();
     let setup = sandbox.workdir.join("setup.sql");
     std::fs::write(&setup, "create table busy (id int);\n").unwrap();
     psql(&cluster.dsn(), false, &setup, &sandbox.workdir, &[]);
     // Another session holds the table for as long as it lives.
     use std::io::{BufRead, Write};
-    let mut holder = Command::new(binaries::find_client("psql").unwrap())
+    let mut holder = Command::new(find_client("psql").unwrap())
         .args([cluster.dsn().as_str(), "-X", "-q", "-A", "-t"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -135,7 +137,7 @@ fn a_real_lock_held_by_another_session_and_concurrently_in_a_transaction() {
 fn notices_and_the_aborted_transaction_aftermath_are_not_findings() {
     prepare();
     let sandbox = Sandbox::new("classifier-quiet");
-    let server = binaries::ensure_server_with_pgtap().unwrap();
+    let server = ensure_server_with_pgtap().unwrap();
     let cluster = LocalCluster::start(&server).unwrap();
     let file = sandbox.workdir.join("replay.sql");
     std::fs::write(
@@ -154,7 +156,7 @@ fn notices_and_the_aborted_transaction_aftermath_are_not_findings() {
     // Without ON_ERROR_STOP, later statements of the transaction fail with 25P02: one finding only.
     let file = sandbox.workdir.join("aborted.sql");
     std::fs::write(&file, "begin;\nselect * from nowhere;\nselect 1;\ncommit;\n").unwrap();
-    let out = Command::new(binaries::find_client("psql").unwrap())
+    let out = Command::new(find_client("psql").unwrap())
         .args([cluster.dsn().as_str(), "-X", "-v", "VERBOSITY=verbose", "-f", "aborted.sql"])
         .current_dir(&sandbox.workdir)
         .output()
@@ -173,7 +175,7 @@ fn connection_failures_from_psql_and_both_supabase_cli_flavours() {
     prepare();
     let sandbox = Sandbox::new("classifier-connect");
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let psql = binaries::find_client("psql").unwrap();
+    let psql = find_client("psql").unwrap();
     let cases = [
         (format!("postgresql://postgres@127.0.0.1:{closed}/postgres"), "connection"),
         (format!("postgresql://postgres@[::1]:{closed}/postgres"), "ipv6_unreachable"),
@@ -186,8 +188,9 @@ fn connection_failures_from_psql_and_both_supabase_cli_flavours() {
         assert_eq!(code, Some(1));
         assert_eq!(findings[0]["class"], class, "{}", String::from_utf8_lossy(&out.stderr));
     }
-    if xtask::local::binaries::is_root() || std::env::var_os("HOME").is_some() {
-        let cli = xtask::supabase_cli::SupabaseCli::find_or_install(&common::repo_root()).expect("the pinned CLI");
+    if xtask::tools::is_root() || std::env::var_os("HOME").is_some() {
+        let cli =
+            xtask::tools::supabase_cli::SupabaseCli::find_or_install(&common::repo_root()).expect("the pinned CLI");
         let dsn = format!("postgresql://postgres:pw@127.0.0.1:{closed}/postgres?sslmode=disable");
         let out = Command::new(&cli.path)
             .args(["migration", "list"])

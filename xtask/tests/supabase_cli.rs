@@ -7,12 +7,16 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use xtask::local::{binaries, LocalCluster};
-use xtask::redact::Redactor;
-use xtask::steps::inventory::parse_cli_table;
-use xtask::steps::{apply, rollback, Db};
-use xtask::supabase_cli::SupabaseCli;
-use xtask::tree::Tree;
+use xtask::evidence::artifacts::Transcript;
+use xtask::evidence::summary::Status;
+use xtask::prepare::tree::Tree;
+use xtask::runbook::inventory::parse_cli_table;
+use xtask::runbook::{apply, rollback};
+use xtask::target::{Kind, Opening, Target};
+use xtask::text::config::Config;
+use xtask::tools::find_client;
+use xtask::tools::server::ensure_server_with_pgtap;
+use xtask::tools::supabase_cli::SupabaseCli;
 
 /// `supabase@3` in the target dir, installed once from the npm registry.
 fn cli_3x() -> PathBuf {
@@ -49,20 +53,23 @@ fn the_supabase_cli_sees_our_apply_and_our_rollback_in_both_flavours() {
     assert_eq!(latest.version.0, 3);
 
     for cli in [pinned, latest] {
-        let server = binaries::ensure_server_with_pgtap().unwrap();
-        let cluster = LocalCluster::start(&server).unwrap();
-        let db = Db {
-            psql: binaries::find_client("psql").unwrap(),
-            dsn: cluster.dsn(),
-            redactor: Redactor::new(),
-            workdir: sandbox.workdir.clone(),
-            settings: Vec::new(),
-            lock_timeout: None,
-        };
+        let config = Config::default();
+        let mut target = Target::open(Opening {
+            kind: Kind::Local,
+            workdir: &sandbox.workdir,
+            config: &config,
+            db_url: None,
+            superuser_postgres: false,
+            timeouts: Default::default(),
+            psql: find_client("psql").unwrap(),
+            server: Some(ensure_server_with_pgtap().unwrap()),
+        })
+        .unwrap();
+        let dsn = target.cluster().unwrap().dsn();
         let list = || {
             let out = Command::new(&cli.path)
                 .args(["migration", "list"])
-                .args(cli.dsn_args(&db.dsn))
+                .args(cli.dsn_args(&dsn))
                 .arg("--workdir")
                 .arg(&sandbox.workdir)
                 .output()
@@ -73,13 +80,15 @@ fn the_supabase_cli_sees_our_apply_and_our_rollback_in_both_flavours() {
         let flavour = cli.version_string();
         assert!(list().is_empty(), "{flavour}: nothing applied yet");
 
-        let mut log = Vec::new();
-        let applied = apply::apply(&db, migration, true, &mut log, "log").unwrap();
-        assert!(applied.ok, "{}", String::from_utf8_lossy(&log));
+        let log_path = sandbox.root.join(format!("log-{flavour}"));
+        let mut log = Transcript::append(&log_path, "log".into()).unwrap();
+        let read_log = || std::fs::read_to_string(&log_path).unwrap();
+        let applied = apply::apply(&mut target, migration, true, &mut log).unwrap();
+        assert!(applied.ok, "{}", read_log());
         assert!(list().contains("20250101000000"), "{flavour}: applied remotely after our apply");
-        let row = Command::new(&db.psql)
+        let row = Command::new(find_client("psql").unwrap())
             .args([
-                &db.dsn,
+                &dsn,
                 "-X",
                 "-A",
                 "-t",
@@ -94,8 +103,8 @@ fn the_supabase_cli_sees_our_apply_and_our_rollback_in_both_flavours() {
             "name and statements as the CLI stores them"
         );
 
-        let (rolled, _) = rollback::rollback(&db, migration, &mut log, "log").unwrap();
-        assert!(matches!(rolled, rollback::RolledBack::Done), "{}", String::from_utf8_lossy(&log));
+        let (rolled, _) = rollback::rollback(&mut target, migration, &mut log).unwrap();
+        assert_eq!(rolled.status, Status::RolledBack, "{}", read_log());
         assert!(list().is_empty(), "{flavour}: pending again after our rollback");
     }
 }

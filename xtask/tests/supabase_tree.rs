@@ -1,41 +1,69 @@
 //! The repo's own `supabase/` tree holds its promises: every migration has a rollback pair, and
-//! each rollback restores exactly the schema its migration changed (pg_dump before and after).
+//! each rollback restores exactly the schema its migration changed, as the rehearsal's catalog
+//! snapshot sees it and as `pg_dump --schema-only` sees it.
 
 mod common;
 
-use xtask::local::{binaries, LocalCluster};
-use xtask::process::Cmd;
-use xtask::redact::Redactor;
-use xtask::schema;
-use xtask::tree::Tree;
+use std::process::Command;
+
+use xtask::evidence::artifacts::Transcript;
+use xtask::prepare::tree::Tree;
+use xtask::runbook::{apply, rollback, snapshot};
+use xtask::target::{Kind, Opening, Target};
+use xtask::text::config::Config;
+use xtask::tools::find_client;
+use xtask::tools::server::ensure_server_with_pgtap;
 
 #[test]
 fn each_rollback_restores_the_schema_its_migration_changed() {
     common::prepare();
     let tree = Tree::load(&common::repo_root()).unwrap();
     assert!(tree.orphan_rollbacks.is_empty(), "{:?}", tree.orphan_rollbacks);
-    let server = binaries::ensure_server_with_pgtap().unwrap();
-    let cluster = LocalCluster::start(&server).unwrap();
-    let (psql, pg_dump) = (binaries::find_client("psql").unwrap(), binaries::find_client("pg_dump").unwrap());
-    let redactor = Redactor::new();
-    let run = |file: &str| {
-        let out = Cmd::new(&psql)
-            .arg(cluster.dsn())
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", file])
-            .current_dir(&tree.workdir)
-            .run(&redactor, None)
+    let sandbox = common::Sandbox::new("own-tree");
+    let config = Config::default();
+    let mut target = Target::open(Opening {
+        kind: Kind::Local,
+        workdir: &tree.workdir,
+        config: &config,
+        db_url: None,
+        superuser_postgres: false,
+        timeouts: Default::default(),
+        psql: find_client("psql").unwrap(),
+        server: Some(ensure_server_with_pgtap().unwrap()),
+    })
+    .unwrap();
+    let dsn = target.cluster().unwrap().dsn();
+    let pg_dump = find_client("pg_dump").unwrap();
+    let dump = || {
+        let out = Command::new(&pg_dump)
+            .args(["--schema-only", "--no-owner", "-n", "public", "--dbname", &dsn])
+            .output()
             .unwrap();
-        assert!(out.success(), "{file}:\n{}", out.text);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict") && !l.starts_with("-- Dumped"))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
-    let dump = || schema::snapshot(&pg_dump, &cluster.dsn(), &["public"], &redactor, None).unwrap();
-
+    let path = sandbox.root.join("log");
+    let mut log = Transcript::append(&path, "log".into()).unwrap();
     for migration in &tree.migrations {
-        let rollback = migration.rollback.as_deref().unwrap_or_else(|| panic!("{} has no rollback", migration.file));
-        let before = dump();
-        run(&migration.file);
-        assert_ne!(dump(), before, "{} changed nothing", migration.file);
-        run(rollback);
-        assert_eq!(dump(), before, "{rollback} does not restore the schema before {}", migration.file);
-        run(&migration.file);
+        assert!(migration.rollback.is_some(), "{} has no rollback", migration.file());
+        let (before, dumped) = (snapshot::take(&mut target).unwrap(), dump());
+        let applied = apply::apply(&mut target, migration, true, &mut log).unwrap();
+        assert!(applied.ok, "{}", std::fs::read_to_string(&path).unwrap());
+        assert_ne!(snapshot::take(&mut target).unwrap(), before, "{} changed nothing", migration.file());
+        assert_ne!(dump(), dumped, "{} changed nothing pg_dump sees", migration.file());
+        let (rolled, _) = rollback::rollback(&mut target, migration, &mut log).unwrap();
+        assert!(rolled.error.is_none(), "{}", std::fs::read_to_string(&path).unwrap());
+        assert_eq!(
+            snapshot::take(&mut target).unwrap(),
+            before,
+            "{:?} does not restore the schema",
+            migration.rollback_file()
+        );
+        assert_eq!(dump(), dumped, "{:?} does not restore what pg_dump sees", migration.rollback_file());
+        assert!(apply::apply(&mut target, migration, true, &mut log).unwrap().ok);
     }
 }

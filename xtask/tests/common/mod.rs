@@ -255,9 +255,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// A staging-like stack: a throwaway cluster behind pgbouncer (session mode, TLS, SCRAM).
 pub struct Stack {
-    pub pooler: xtask::local::pooler::Pooler,
+    pub pooler: xtask::target::local::pooler::Pooler,
     /// `None` once a test has stopped the database under a running rehearsal.
-    pub cluster: Option<xtask::local::LocalCluster>,
+    pub cluster: Option<xtask::target::local::LocalCluster>,
     pub password: String,
 }
 
@@ -271,9 +271,9 @@ pub const FETCHED_KEY: &str = "eyJhbGciOiJIUzI1NiJ9.service-role-fetched-just-in
 impl Stack {
     pub fn start() -> Stack {
         prepare();
-        let server = xtask::local::binaries::ensure_server_with_pgtap().unwrap();
-        let cluster = xtask::local::LocalCluster::start(&server).unwrap();
-        let pooler = xtask::local::pooler::Pooler::start(&cluster, PASSWORD).unwrap();
+        let server = xtask::tools::server::ensure_server_with_pgtap().unwrap();
+        let cluster = xtask::target::local::LocalCluster::start(&server).unwrap();
+        let pooler = xtask::target::local::pooler::Pooler::start(&cluster, PASSWORD).unwrap();
         Stack { pooler, cluster: Some(cluster), password: PASSWORD.to_string() }
     }
 
@@ -328,7 +328,8 @@ impl Drop for HeldSession {
 
 /// Whether the rehearsal lock is free now (taken and released at once by this check).
 pub fn lock_is_free(stack: &Stack) -> bool {
-    stack.admin_sql(&format!("select pg_try_advisory_lock({0}) and pg_advisory_unlock({0})", xtask::lock::KEY)) == "t"
+    stack.admin_sql(&format!("select pg_try_advisory_lock({0}) and pg_advisory_unlock({0})", xtask::target::lock::KEY))
+        == "t"
 }
 
 /// Wait (bounded) until `file` under the sandbox contains `needle`: psql's output reaches the log
@@ -366,7 +367,7 @@ impl Sandbox {
     pub fn assert_no_secrets(&self, run: &Run) {
         let needles = [
             PASSWORD.to_string(),
-            xtask::local::pooler::url_encode(PASSWORD),
+            xtask::target::local::pooler::url_encode(PASSWORD),
             SERVICE_KEY.to_string(),
             ACCESS_TOKEN.to_string(),
             FETCHED_KEY.to_string(),

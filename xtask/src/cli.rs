@@ -1,0 +1,251 @@
+//! The command line: every command, its flags (only those that apply to it), and their help.
+
+use std::path::PathBuf;
+
+use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
+
+use crate::prepare::Flags;
+use crate::target::conn::{parse_timeout, Timeouts};
+
+fn target_arg(default_local: bool) -> Arg {
+    let arg = Arg::new("target").long("target").value_name("TARGET").value_parser(["local", "staging", "url"]);
+    if default_local {
+        arg.help("local: a throwaway cluster, every migration applied first (the default: the check before a PR); staging or url: the contract alone on that database, its DSN guarded")
+    } else {
+        arg.help("local: a throwaway cluster; staging: the DSN from the vault files; url: --db-url or $DATABASE_URL [default: url when --db-url is given, else staging when the vault files exist, else local]")
+    }
+}
+
+fn db_url_arg() -> Arg {
+    Arg::new("db-url")
+        .long("db-url")
+        .value_name("URL")
+        .help("The DSN for --target url (else $DATABASE_URL); used exactly as given (its password reaches psql through PGPASSWORD, not its argv); implies --target url")
+}
+
+fn timeout_args() -> [Arg; 2] {
+    [
+        Arg::new("lock-timeout")
+            .long("lock-timeout")
+            .value_name("DURATION")
+            .value_parser(parse_timeout)
+            .help("SET lock_timeout on the server in every session and file (migrations, rollbacks, advisors, contract), e.g. 5s"),
+        Arg::new("statement-timeout")
+            .long("statement-timeout")
+            .value_name("DURATION")
+            .value_parser(parse_timeout)
+            .help("SET statement_timeout on the server in every session and file, e.g. 2min"),
+    ]
+}
+
+fn plan_args() -> [Arg; 2] {
+    [
+        Arg::new("molecule")
+            .long("molecule")
+            .value_name("ID")
+            .action(ArgAction::Append)
+            .help("Rehearse this molecule of the data plan (repeatable) [default: the plan's active molecules, else every pending migration]"),
+        Arg::new("plan")
+            .long("plan")
+            .value_name("PATH")
+            .value_parser(value_parser!(PathBuf))
+            .help("The data plan [default: $DATA_PLAN, else /tmp/data_plan.json]"),
+    ]
+}
+
+fn apply_args() -> [Arg; 2] {
+    [
+        Arg::new("no-atomic")
+            .long("no-atomic")
+            .action(ArgAction::SetTrue)
+            .help("Run each migration with the runbook's exact command (no transaction around the file)"),
+        Arg::new("fail-fast")
+            .long("fail-fast")
+            .action(ArgAction::SetTrue)
+            .help("Stop applying at the first failed migration (the runbook's loop goes on)"),
+    ]
+}
+
+fn superuser_arg() -> Arg {
+    Arg::new("superuser-postgres")
+        .long("superuser-postgres")
+        .action(ArgAction::SetTrue)
+        .help("On local: make postgres a superuser, as older Supabase images did (default: not, as on Supabase today)")
+}
+
+fn json_arg() -> Arg {
+    Arg::new("json")
+        .long("json")
+        .action(ArgAction::SetTrue)
+        .help("Print summary.json to stdout instead of the human summary")
+}
+
+pub fn command() -> Command {
+    Command::new("xtask")
+        .bin_name("cargo xtask")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Rehearse Supabase migrations the way the data staging apply runbook does, in one command")
+        .after_help("Exit codes: 0 passed, 1 the run found failures, 2 could not run, 3 halted for escalation, 130 interrupted.")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .arg(
+            Arg::new("workdir")
+                .long("workdir")
+                .global(true)
+                .value_name("DIR")
+                .value_parser(value_parser!(PathBuf))
+                .help("Repo root to work in: supabase/, artifacts/, docs/ are resolved under it [default: this workspace]"),
+        )
+        .subcommand(
+            Command::new("stage-rehearse")
+                .about("The whole rehearsal, runbook steps 0-8, into one rehearsal dir")
+                .long_about(
+                    "The whole rehearsal, runbook steps 0-8, into one rehearsal dir.\n\n\
+                     0 feedback header; 1 target, guards and the rehearsal lock; 2 connectivity (IPv4); 3 inventory with \
+                     the Supabase CLI (else SQL) and lint; 4 schema snapshot, then each selected migration in one transaction \
+                     with its history row, then the security advisors; 5 each rollback of what applied, newest first, the \
+                     schema compared with the snapshot, then re-apply; 6 the RLS contract; 7 inventory again, plan and \
+                     attempts; 8 summary.json, SUMMARY.md, MANIFEST.sha256 and the hand-off in feedback/data/<date>.md.",
+                )
+                .after_help("Example: cargo xtask stage-rehearse --target staging --molecule seo --lock-timeout 5s")
+                .arg(target_arg(false))
+                .arg(db_url_arg())
+                .args(plan_args())
+                .args(timeout_args())
+                .args(apply_args())
+                .arg(superuser_arg())
+                .arg(json_arg()),
+        )
+        .subcommand(
+            Command::new("rls")
+                .about("Run the RLS contract: on a throwaway local cluster after every migration (default), or alone on staging/url (runbook step 6)")
+                .long_about(
+                    "Run the RLS contract on a throwaway local cluster (runbook step 6).\n\n\
+                     Starts a PostgreSQL cluster that looks like a Supabase database (no Docker), applies every \
+                     migration in supabase/migrations/ in version order (each file in one transaction with its \
+                     history row), runs the security advisors, applies supabase/seed.sql if present, then runs \
+                     supabase/rls_tests.sql and every *.sql / *.pg file under supabase/tests/. The verdict is read from \
+                     the TAP in rls_contract.log, not from psql's exit code. Logs and summary.json go to \
+                     artifacts/ops/<date>/rehearsal_<stamp>/. Without a contract the run halts (exit 3).",
+                )
+                .after_help("Example: cargo xtask rls --json")
+                .arg(target_arg(true))
+                .arg(db_url_arg())
+                .args(timeout_args())
+                .arg(superuser_arg())
+                .arg(json_arg()),
+        )
+        .subcommand(
+            Command::new("connectivity")
+                .about("Step 2 alone: the runbook's connectivity query; exit 0 when the server answers on IPv4")
+                .after_help("Example: cargo xtask connectivity --target staging")
+                .arg(target_arg(false))
+                .arg(db_url_arg()),
+        )
+        .subcommand(
+            Command::new("inventory")
+                .about("Step 3 alone: pending, applied, applied remotely but missing locally, and missing rollback pairs")
+                .after_help("Example: cargo xtask inventory --target staging")
+                .arg(target_arg(false))
+                .arg(db_url_arg()),
+        )
+        .subcommand(
+            Command::new("apply")
+                .about("Step 4 alone: apply the selected pending migrations; with --molecule, one replay attempt recorded in the plan")
+                .after_help("Example: cargo xtask apply --target staging --molecule seo")
+                .arg(target_arg(false))
+                .arg(db_url_arg())
+                .args(plan_args())
+                .args(timeout_args())
+                .args(apply_args())
+                .arg(json_arg()),
+        )
+        .subcommand(
+            Command::new("rollback")
+                .about("Step 5 alone: roll back what the latest run applied, on the very database it applied to (--target staging|url only, never by default)")
+                .after_help("Example: cargo xtask rollback --target staging")
+                .arg(target_arg(false))
+                .arg(db_url_arg())
+                .arg(
+                    Arg::new("plan")
+                        .long("plan")
+                        .value_name("PATH")
+                        .value_parser(value_parser!(PathBuf))
+                        .help("The data plan; a rollback leaves it as it is (undoing a run is not an attempt)"),
+                )
+                .args(timeout_args())
+                .arg(json_arg()),
+        )
+        .subcommand(
+            Command::new("scan")
+                .about("Summarise the failures in any psql or Supabase CLI log, with what to do (the rehearsal's classifier)")
+                .long_about(
+                    "Summarise the failures in any psql or Supabase CLI log, with what to do.\n\n\
+                     The rehearsal's own classifier: psql errors at every verbosity, connection failures (an IPv6 \
+                     address is ipv6_unreachable), Supabase CLI failures and pgTAP diagnostics. NOTICE and WARNING \
+                     lines are not failures, nor is 25P02 (\"current transaction is aborted\"). Files are streamed; \
+                     colour codes are read through. Exit 0: no failures; 1: findings; 2: a file could not be read.",
+                )
+                .after_help("Example: cargo xtask scan artifacts/ops/*/rehearsal_*/migration_apply.log")
+                .arg(Arg::new("files").value_name("FILE").required(true).num_args(1..).value_parser(value_parser!(PathBuf)))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print {\"findings\": [...]} to stdout")),
+        )
+        .subcommand(
+            Command::new("lint")
+                .about("Static checks of the migrations, no database: rollback pairs, versions, non-transactional statements, IF [NOT] EXISTS guards, RLS in the same migration, SECURITY DEFINER search_path, psql meta-commands, encoding")
+                .long_about(
+                    "Static checks of the migrations and rollbacks, no database.\n\n\
+                     Rules (default severity): missing_rollback (error), orphan_rollback (warning), duplicate_version (error), \
+                     unversioned_file (error), non_transactional (warning), unguarded_create (warning), unguarded_drop \
+                     (warning), rls_missing (error: a table created in an exposed schema without ENABLE ROW LEVEL SECURITY \
+                     in the same migration), security_definer_search_path (error), psql_meta_command (error), not_utf8 \
+                     (error). Set a rule to error, warning or off in supabase/rehearsal.toml [lint] (the last two stay \
+                     errors); exposed_schemas = [\"public\"] by default. Opt a statement out with `-- lint:allow RULE` on \
+                     one of its lines or the line before. Exit 1 when an error-level rule fires.",
+                )
+                .after_help("Example: cargo xtask lint --json")
+                .arg(json_arg().help("Print {\"findings\": [...]} to stdout")),
+        )
+        .subcommand(
+            Command::new("feedback")
+                .about("Start today's feedback header, or append the latest rehearsal's hand-off to it")
+                .after_help("Example: cargo xtask feedback"),
+        )
+        .subcommand(Command::new("bench").about(
+            "Measure the speed targets: cluster up, rls, a 200-test suite, stage-rehearse against the runbook's bash through pgbouncer, scan",
+        ))
+        .subcommand(
+            Command::new("doctor")
+                .about("Check the prerequisites (psql, PostgreSQL server, pgTAP, Supabase CLI, contract, docs, vault) and print each fix")
+                .after_help("Example: cargo xtask doctor"),
+        )
+}
+
+/// The flags of a run command.
+pub fn flags(sub: &ArgMatches) -> Flags {
+    let text = |name: &str| sub.try_get_one::<String>(name).ok().flatten().cloned();
+    let flag = |name: &str| sub.try_get_one::<bool>(name).ok().flatten().copied().unwrap_or(false);
+    Flags {
+        target: text("target"),
+        db_url: text("db-url"),
+        molecules: sub
+            .try_get_many::<String>("molecule")
+            .ok()
+            .flatten()
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
+        plan: sub.try_get_one::<PathBuf>("plan").ok().flatten().cloned(),
+        no_atomic: flag("no-atomic"),
+        fail_fast: flag("fail-fast"),
+        superuser_postgres: flag("superuser-postgres"),
+        timeouts: Timeouts { lock: text("lock-timeout"), statement: text("statement-timeout") },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cli_is_well_formed() {
+        super::command().debug_assert();
+    }
+}

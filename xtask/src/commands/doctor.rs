@@ -1,0 +1,143 @@
+//! `cargo xtask doctor`: every prerequisite of the runbook with its version and, where it is
+//! missing, the fix. Exit 0 when everything the local rehearsal needs is present, 2 otherwise.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::Ctx;
+use crate::exit::Exit;
+use crate::out;
+use crate::prepare::tree::{CONTRACT, MIGRATIONS, TESTS};
+use crate::tools::server;
+use crate::tools::supabase_cli::{SupabaseCli, MIN_VERSION};
+use crate::tools::{self, install_hint};
+
+const VAULT_FILES: [&str; 2] =
+    ["vault/occ/supabase/database_url_staging.env", "vault/occ/supabase/service_key_staging.env"];
+const DOCS: [&str; 2] = ["docs/runbooks/agent_startup_checklist.md", "docs/directions/data.md"];
+
+enum Level {
+    /// Needed by the local rehearsal: its absence fails the doctor.
+    Required,
+    /// Needed for some commands or targets only: reported, not failed.
+    Optional,
+}
+
+struct Check {
+    name: &'static str,
+    level: Level,
+    found: Result<String, String>,
+}
+
+pub fn run(ctx: &Ctx) -> Result<Exit> {
+    let w = &ctx.workdir;
+    let mut checks = Vec::new();
+    let server = server::find_server();
+    for client in ["psql", "pg_dump"] {
+        checks.push(Check {
+            name: client,
+            level: if client == "psql" { Level::Required } else { Level::Optional },
+            found: tools::find_client(client)
+                .map(|p| format!("{} ({})", tools::version_line(&p), p.display()))
+                .map_err(|e| format!("{e:#}")),
+        });
+    }
+    checks.push(Check {
+        name: "postgres server",
+        level: Level::Required,
+        found: server.as_ref().map(|s| format!("{} ({})", s.version, s.bindir.display())).map_err(|e| format!("{e:#}")),
+    });
+    checks.push(Check {
+        name: "pgTAP",
+        level: Level::Required,
+        found: match &server {
+            Ok(s) => s.pgtap_version().map(|v| format!("pgTAP {v}")).ok_or_else(|| {
+                format!(
+                    "not installed for PostgreSQL {}; fix: {}",
+                    s.major,
+                    install_hint(&format!("postgresql-{}-pgtap", s.major))
+                )
+            }),
+            Err(_) => Err("needs the server first".to_string()),
+        },
+    });
+    let (min_major, min_minor) = MIN_VERSION;
+    checks.push(Check {
+        name: "Supabase CLI",
+        level: Level::Optional,
+        found: match SupabaseCli::find(w) {
+            Some(cli) if cli.is_supported() => {
+                Ok(format!("{} ({}) {}", cli.version_string(), cli.flavour(), cli.path.display()))
+            }
+            Some(cli) => Err(format!(
+                "{} is older than {min_major}.{min_minor}; fix: npm install --no-save (installs the version pinned in package.json)",
+                cli.version_string()
+            )),
+            None => Err(
+                "not found (inventory falls back to SQL); fix: npm install --no-save (installs the version pinned in package.json)"
+                    .into(),
+            ),
+        },
+    });
+    checks.push(file_check(
+        "migrations",
+        Level::Required,
+        w,
+        &[MIGRATIONS],
+        "create supabase/migrations/ with <version>_<name>.sql files",
+    ));
+    checks.push(file_check(
+        "RLS contract",
+        Level::Required,
+        w,
+        &[CONTRACT, TESTS],
+        "add supabase/rls_tests.sql or supabase/tests/ (without either the rehearsal halts: escalate to the manager)",
+    ));
+    for doc in DOCS {
+        checks.push(file_check(
+            "doc",
+            Level::Optional,
+            w,
+            &[doc],
+            "the rehearsal warns without it; restore it from git",
+        ));
+    }
+    for vault in VAULT_FILES {
+        checks.push(file_check(
+            "staging vault",
+            Level::Optional,
+            w,
+            &[vault],
+            "needed for --target staging only: fetch it from the vault",
+        ));
+    }
+
+    let mut missing = 0;
+    for check in &checks {
+        let (mark, text) = match (&check.found, &check.level) {
+            (Ok(found), _) => ("ok  ", found.clone()),
+            (Err(why), Level::Required) => {
+                missing += 1;
+                ("MISS", why.clone())
+            }
+            (Err(why), Level::Optional) => ("warn", why.clone()),
+        };
+        out::line(&format!("{mark}  {:<16} {text}", check.name))?;
+    }
+    if missing > 0 {
+        out::err_line(&format!("doctor: {missing} required prerequisite(s) missing; run the fixes above (as root on Debian, `cargo xtask rls` installs the PostgreSQL packages itself)"));
+        return Ok(Exit::CannotRun);
+    }
+    out::err_line("doctor: everything the local rehearsal needs is present");
+    Ok(Exit::Passed)
+}
+
+fn file_check(name: &'static str, level: Level, workdir: &Path, any_of: &[&str], fix: &str) -> Check {
+    let found = any_of.iter().find(|p| workdir.join(p).exists());
+    Check {
+        name,
+        level,
+        found: found.map(|p| p.to_string()).ok_or_else(|| format!("{} missing; fix: {fix}", any_of.join(" or "))),
+    }
+}

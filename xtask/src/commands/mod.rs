@@ -1,0 +1,23 @@
+//! One module per command; each takes the parsed flags and returns the exit code. The flow of a
+//! run is the same for all: `prepare` (nothing written) → the target → the runbook's steps →
+//! the record, which writes the evidence.
+
+pub mod apply;
+pub mod bench;
+pub mod doctor;
+pub mod flow;
+pub mod lint;
+pub mod rehearse;
+pub mod rls;
+pub mod rollback;
+pub mod scan;
+pub mod steps;
+
+use std::path::PathBuf;
+
+/// What every command gets: the tree to work in and how to print.
+pub struct Ctx {
+    pub workdir: PathBuf,
+    /// Print `summary.json` to stdout instead of the human summary.
+    pub json: bool,
+}

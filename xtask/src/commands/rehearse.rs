@@ -1,0 +1,345 @@
+//! `cargo xtask stage-rehearse`: the runbook's steps 0–8, in order, into one rehearsal dir.
+//!
+//! prepare (nothing written) → open the target → 2 connectivity → 1 the lock → 0 the feedback
+//! header → 3 inventory (the CLI on a thread while the first schema snapshot is read) and lint → 4
+//! apply, the advisors → 5 rollback, the schema compared, re-apply → 6 the RLS contract (the post
+//! inventory meanwhile) → 7–8 the record writes every artifact. An interrupt part way still
+//! writes a `halted` summary and the plan's real state.
+
+use anyhow::Result;
+
+use super::flow::{self, APPLY_LOG, ROLLBACK_LOG};
+use super::Ctx;
+use crate::evidence::artifacts::write_atomic;
+use crate::evidence::record::{Outputs, Record};
+use crate::evidence::summary::{Inventories, Status};
+use crate::evidence::{feedback, plan};
+use crate::exit::{self, Exit};
+use crate::prepare::{self, Flags, Needs, Prepared};
+use crate::process::shown;
+use crate::progress;
+use crate::runbook::{advisors::Advisors, apply, inventory, rollback, snapshot};
+use crate::target::Target;
+use crate::text::lint;
+
+pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
+    let p = prepare::prepare(ctx.workdir.clone(), flags, Needs { contract: true, plan: true, cli: true }, None)?;
+    p.refuse_spent_molecules()?;
+    let advisors = Advisors::from_config(&p.config.advisors, &p.config.advisor_exclude)?;
+    let mut target = flow::open_target(&p)?;
+    let mut record = flow::new_record(&p, &target);
+    flow::connectivity(&mut target, &mut record)?;
+    flow::lock_and_identify(&mut target, &mut record)?;
+    record.summary_mut().provenance.server = target.server_version().map(str::to_string);
+    header(&p, &target, &mut record)?;
+    let stop = match steps(&p, &advisors, &mut target, &mut record) {
+        Ok(()) => None,
+        Err(e) if exit::is_interrupt(&e) => {
+            progress!("interrupted: the child processes were stopped; writing a halted summary");
+            record.summary_mut().blockers.push(
+                "interrupted (Ctrl-C or SIGTERM) part way: the target may hold a partial rehearsal; read the logs before re-running"
+                    .into(),
+            );
+            Some(Exit::Interrupted)
+        }
+        Err(e) => {
+            crate::out::err_line(&format!("error: {e:#}"));
+            record.summary_mut().blockers.push(format!("the rehearsal stopped: {e:#}"));
+            Some(Exit::CannotRun)
+        }
+    };
+    // The sessions end, the lock goes and a local cluster stops before the hand-off is written.
+    drop(target);
+    Ok(record.finish(stop, "completed", Outputs { handoff: true, command: "stage-rehearse" }, ctx.json))
+}
+
+/// Step 0: the rehearsal dir and the day's feedback header (created once, never changed).
+fn header(p: &Prepared, target: &Target, record: &mut Record) -> Result<()> {
+    let dir = record.open_dir()?.rel.clone();
+    let objective = if p.molecules.is_empty() {
+        format!("Rehearse (apply, rollback, re-apply, RLS contract) every pending migration on {}.", p.kind.as_str())
+    } else {
+        let ids: Vec<&str> = p.molecules.iter().map(|m| m.id.as_str()).collect();
+        format!(
+            "Rehearse (apply, rollback, re-apply, RLS contract) molecule(s) {} on {}.",
+            ids.join(", "),
+            p.kind.as_str()
+        )
+    };
+    let (created, warnings) =
+        feedback::ensure_header(&p.workdir, &record.date(), &objective, &planned_commands(p, target), &dir)?;
+    progress!(
+        "step 0 alignment: {} {}",
+        feedback::path(&record.date()),
+        if created { "header created" } else { "exists; header kept" }
+    );
+    let s = record.summary_mut();
+    s.warnings.extend(warnings);
+    s.warnings.extend(p.tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")));
+    Ok(())
+}
+
+/// The commands the rehearsal runs, as the feedback header records them (secrets replaced, each
+/// word quoted for a shell).
+fn planned_commands(p: &Prepared, target: &Target) -> Vec<String> {
+    let dsn = "\"$DATABASE_URL\"";
+    let list = match &p.cli {
+        Some(c) if c.version.0 >= 3 => format!("supabase migration list --remote={dsn}"),
+        _ => format!("supabase migration list --db-url {dsn}"),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    vec![
+        shown(std::path::Path::new("cargo xtask"), &args, target.redactor()),
+        format!("psql {dsn} -c \"{}\"", crate::runbook::connectivity::QUERY),
+        list,
+        format!("psql {dsn} -X -v ON_ERROR_STOP=1 --single-transaction -f supabase/migrations/<each selected>.sql"),
+        format!(
+            "psql {dsn} -X -v ON_ERROR_STOP=1 --single-transaction -f supabase/migrations.backup/<its rollback>.sql"
+        ),
+        format!("psql {dsn} -X -f supabase/rls_tests.sql"),
+    ]
+}
+
+/// Steps 3–7, while the target is open.
+fn steps(p: &Prepared, advisors: &Advisors, target: &mut Target, record: &mut Record) -> Result<()> {
+    // Step 3: the CLI's inventory runs while the working session reads the first schema snapshot.
+    let clock = record.step_start(3, "inventory");
+    let mut pre_log = record.day_transcript("migration_status_pre", "txt", "inventory before")?;
+    let conn = target.conn().clone();
+    let place = target.kind.place();
+    let (listed, before) = std::thread::scope(|scope| {
+        let cli = scope.spawn(|| inventory::list(p.cli.as_ref(), &conn, &mut pre_log, place));
+        let before = snapshot::take(target);
+        (cli.join().expect("the inventory thread does not panic"), before)
+    });
+    let pre = inventory::finish(listed?, target, &p.tree, &mut pre_log)?;
+    {
+        let s = record.summary_mut();
+        s.warnings.extend(pre.warnings.iter().cloned());
+        s.findings.extend(pre.findings.iter().cloned());
+        s.inventory = Some(Inventories { pre: Some(pre.record()), post: None });
+    }
+    if !pre.ok {
+        return Err(exit::cannot_run(format!(
+            "step 3 inventory: could not read the migration history ({})",
+            pre_log.rel()
+        )));
+    }
+    progress!(
+        "step 3 inventory ({}): {} pending, {} applied, {} applied remotely but missing locally",
+        pre.source,
+        pre.pending.len(),
+        pre.applied.len(),
+        pre.remote_only.len()
+    );
+    for v in &pre.remote_only {
+        record.summary_mut().warnings.push(format!(
+            "version {v} is applied on the target but missing locally: fetch it with `supabase migration fetch`"
+        ));
+    }
+    let sel = flow::select(p.kind, &p.tree, &pre, &p.molecules, &mut record.summary_mut().warnings);
+    for m in sel.selected.iter().filter(|m| m.rollback.is_none()) {
+        record.summary_mut().blockers.push(format!(
+            "no rollback script for {}: write supabase/migrations.backup/{}_{}_rollback.sql",
+            m.file(),
+            m.version,
+            m.name
+        ));
+    }
+    // Step 3 also lints what is about to be rehearsed (rollback pairs are reported above).
+    let mut linted = 0;
+    for m in &sel.selected {
+        for file in std::iter::once(&m.sql).chain(m.rollback.as_ref()) {
+            let found = lint::statements(&file.rel, &file.script, &p.rules);
+            linted += found.len();
+            record.summary_mut().findings.extend(found);
+        }
+    }
+    progress!(
+        "step 3 lint: {linted} finding(s) in the {} migration(s) to rehearse and their rollbacks",
+        sel.selected.len()
+    );
+    record.step_end(clock);
+    start_attempts(p)?;
+
+    // Step 4: the snapshot (taken during step 3; again after a baseline, which changes the schema
+    // the molecule starts from), then apply, then the advisors.
+    let clock = record.step_start(4, "apply");
+    let mut apply_log = record.transcript(APPLY_LOG, "apply")?;
+    if !flow::apply_unrehearsed(target, &sel.baseline, "step 4 baseline", &mut apply_log, record)? {
+        return Ok(());
+    }
+    let before = if sel.baseline.is_empty() { before } else { snapshot::take(target) };
+    let before = match before {
+        Ok(before) => {
+            write_atomic(&record.open_dir()?.file("schema_before.sql"), before.as_bytes())?;
+            Some(before)
+        }
+        Err(e) => {
+            progress!("step 4 schema snapshot: could not be taken ({e:#})");
+            record
+                .summary_mut()
+                .blockers
+                .push(format!("no schema snapshot before the apply, so no rollback evidence: {e:#}"));
+            None
+        }
+    };
+    flow::apply_selected(
+        target,
+        &sel.selected,
+        &p.molecules,
+        !p.flags.no_atomic,
+        p.flags.fail_fast,
+        &mut apply_log,
+        record,
+    )?;
+    record.step_end(clock);
+    if flow::lost(record, "rollback, re-apply, RLS contract, inventory") {
+        return Ok(());
+    }
+    let applied: Vec<_> = sel.selected.iter().filter(|m| applied_in(record, &m.version)).cloned().collect();
+    let advised = advisors.run(target, &applied)?;
+    record.summary_mut().findings.extend(advised);
+
+    // Step 5: rollback, newest first, only what applied in this run; then compare and re-apply.
+    let clock = record.step_start(5, "rollback");
+    let mut rollback_log = record.transcript(ROLLBACK_LOG, "rollback")?;
+    for m in sel.selected.iter().rev() {
+        if !applied_in(record, &m.version) {
+            continue;
+        }
+        let (result, found) = match rollback::rollback(target, m, &mut rollback_log) {
+            Ok(done) => done,
+            Err(e) => {
+                if exit::is_interrupt(&e) {
+                    row(record, &m.version).rollback.status = Status::Interrupted;
+                }
+                return Err(e);
+            }
+        };
+        progress!(
+            "step 5 rollback {}_{} .. {}",
+            m.version,
+            m.name,
+            match result.status {
+                Status::RolledBack => "ok",
+                Status::Missing => "MISSING (no rollback script)",
+                _ => "FAILED",
+            }
+        );
+        record.summary_mut().findings.extend(found);
+        row(record, &m.version).rollback = result;
+    }
+    if flow::lost(record, "schema comparison, re-apply, RLS contract, inventory") {
+        return Ok(());
+    }
+    compare_schema(target, record, before)?;
+    apply_log.line("== re-apply")?;
+    apply_log.line("")?;
+    for m in &sel.selected {
+        if row(record, &m.version).rollback.status != Status::RolledBack {
+            continue;
+        }
+        let again = apply::apply(target, m, !p.flags.no_atomic, &mut apply_log)?;
+        progress!("step 5 re-apply {}_{} .. {}", m.version, m.name, if again.ok { "ok" } else { "FAILED" });
+        record.summary_mut().findings.extend(again.findings.iter().cloned());
+        let r = row(record, &m.version);
+        r.reapply = again.result();
+        if again.history.is_some() {
+            r.history = again.history.clone();
+        }
+    }
+    record.step_end(clock);
+    if flow::lost(record, "RLS contract, inventory") {
+        return Ok(());
+    }
+
+    // Local: the migrations after a molecule's, then the seed, so the contract sees the whole tree.
+    if !flow::apply_unrehearsed(target, &sel.tail, "step 5 tail", &mut apply_log, record)? {
+        return Ok(());
+    }
+    flow::seed(target, &mut apply_log, record)?;
+
+    // Step 7's inventory reads only the history, final once the re-apply is done: the CLI starts
+    // now and runs while step 6 (the RLS contract) does.
+    let clock = record.step_start(6, "rls");
+    let mut post_log = record.open_dir()?.transcript("migration_status_post.txt")?;
+    let (listed, contract) = std::thread::scope(|scope| {
+        let cli = scope.spawn(|| inventory::list(p.cli.as_ref(), &conn, &mut post_log, place));
+        let contract = flow::contract(target, &p.contract, record, "step 6 rls");
+        (cli.join().expect("the inventory thread does not panic"), contract)
+    });
+    contract?;
+    if let Some(rls) = &record.summary().rls {
+        progress!(
+            "step 6 rls: {} of {} planned passed, {} failed, {} errors",
+            rls.passed,
+            rls.planned,
+            rls.failed,
+            rls.errors
+        );
+    }
+    record.step_end(clock);
+    let clock = record.step_start(7, "inventory after");
+    let post = inventory::finish(listed?, target, &p.tree, &mut post_log)?;
+    progress!("step 7 inventory after: {} pending, {} applied", post.pending.len(), post.applied.len());
+    let s = record.summary_mut();
+    s.findings.extend(post.findings.iter().cloned());
+    if let Some(inv) = s.inventory.as_mut() {
+        inv.post = Some(post.record());
+    }
+    record.step_end(clock);
+    Ok(())
+}
+
+/// The molecules' attempts start: `in_progress`, attempt counted, before the first apply.
+fn start_attempts(p: &Prepared) -> Result<()> {
+    let Some(path) = &p.plan else { return Ok(()) };
+    if p.molecules.is_empty() {
+        return Ok(());
+    }
+    let changes: Vec<plan::Change> = p
+        .molecules
+        .iter()
+        .map(|m| plan::Change { id: m.id.clone(), status: "in_progress", attempts: Some(m.attempt), evidence: vec![] })
+        .collect();
+    plan::update(path, &changes)
+}
+
+fn applied_in(record: &Record, version: &str) -> bool {
+    record.summary().migrations.iter().any(|r| r.version == version && r.applied())
+}
+
+fn row<'a>(record: &'a mut Record, version: &str) -> &'a mut crate::evidence::summary::MigrationRow {
+    record.summary_mut().migrations.iter_mut().find(|r| r.version == version).expect("a row per selected migration")
+}
+
+/// The second snapshot against the first: `schema_restored`, and the diff when they differ.
+fn compare_schema(target: &mut Target, record: &mut Record, before: Option<String>) -> Result<()> {
+    let Some(before) = before else { return Ok(()) };
+    let after = match snapshot::take(target) {
+        Ok(after) => after,
+        Err(e) => {
+            progress!("step 5 schema after rollback: could not be read ({e:#})");
+            record.summary_mut().blockers.push(format!(
+                "the schema after the rollbacks could not be read, so the rollback evidence is incomplete: {e:#}"
+            ));
+            return Ok(());
+        }
+    };
+    let dir = record.open_dir()?;
+    write_atomic(&dir.file("schema_after_rollback.sql"), after.as_bytes())?;
+    let same = before == after;
+    if !same {
+        let diff = snapshot::diff(&dir.path, "schema_before.sql", "schema_after_rollback.sql", &before, &after);
+        write_atomic(&dir.file("schema_rollback.diff"), diff.as_bytes())?;
+        let rel = dir.rel_file("schema_rollback.diff");
+        record.summary_mut().logs.push(crate::evidence::summary::LogRef { label: "schema diff".into(), path: rel });
+    }
+    record.summary_mut().schema_restored = Some(same);
+    progress!(
+        "step 5 schema after rollback: {}",
+        if same { "identical to before the apply" } else { "DIFFERS (schema_rollback.diff)" }
+    );
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! The record of a run: it owns the summary while the steps fill it, and at the end writes every
+//! artifact (the plan and attempts, the feedback hand-off, summary.json, SUMMARY.md, the
+//! manifest) and prints the one screen. A write that fails is named, the rest are still
+//! attempted, and the run exits 2.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::artifacts::{date, rfc3339, write_atomic, RehearsalDir, Transcript};
+use super::plan::{self, Change, Molecule};
+use super::summary::{
+    LogRef, MigrationRow, Outcome, Provenance, Status, StepTiming, Summary, TargetRecord, SCHEMA_VERSION,
+};
+use super::{feedback, manifest, report};
+use crate::exit::Exit;
+use crate::target::Kind;
+use crate::text::findings::Class;
+
+/// Which artifacts a command writes at the end.
+#[derive(Clone, Copy, Debug)]
+pub struct Outputs {
+    /// The plan, the attempt lines, SUMMARY.md, the manifest and the feedback hand-off (the
+    /// rehearsal and the step commands); `rls` writes summary.json alone.
+    pub handoff: bool,
+    /// The command that re-runs this check (`stage-rehearse`, `rls`), for the next actions.
+    pub command: &'static str,
+}
+
+pub struct Record {
+    summary: Summary,
+    workdir: PathBuf,
+    started: DateTime<Utc>,
+    dir: Option<RehearsalDir>,
+    /// Transcripts written to the day's folder, moved into the rehearsal dir at the end.
+    day_logs: Vec<(String, String)>,
+    plan: Option<PathBuf>,
+    molecules: Vec<Molecule>,
+    /// `(path relative to the workdir, sha256)` of every input rehearsed.
+    inputs: Vec<(String, String)>,
+    command: &'static str,
+}
+
+/// A step being timed.
+pub struct StepClock {
+    step: u8,
+    name: &'static str,
+    started: DateTime<Utc>,
+    clock: Instant,
+}
+
+impl Record {
+    pub fn new(workdir: &Path, started: DateTime<Utc>, target: TargetRecord, provenance: Provenance) -> Record {
+        Record {
+            summary: Summary {
+                schema_version: SCHEMA_VERSION,
+                outcome: Outcome::Passed,
+                exit_code: 0,
+                target,
+                identity: None,
+                started_at: rfc3339(&started),
+                finished_at: String::new(),
+                rehearsal_dir: String::new(),
+                migrations: Vec::new(),
+                schema_restored: None,
+                inventory: None,
+                rls: None,
+                findings: Vec::new(),
+                blockers: Vec::new(),
+                next_actions: Vec::new(),
+                warnings: Vec::new(),
+                logs: Vec::new(),
+                provenance,
+                steps: Vec::new(),
+            },
+            workdir: workdir.to_path_buf(),
+            started,
+            dir: None,
+            day_logs: Vec::new(),
+            plan: None,
+            molecules: Vec::new(),
+            inputs: Vec::new(),
+            command: "stage-rehearse",
+        }
+    }
+
+    /// The plan and this run's molecules, recorded at the end.
+    pub fn with_plan(mut self, plan: Option<PathBuf>, molecules: Vec<Molecule>) -> Record {
+        self.plan = plan;
+        self.molecules = molecules;
+        self
+    }
+
+    pub fn with_inputs(mut self, inputs: Vec<(String, String)>) -> Record {
+        self.inputs = inputs;
+        self
+    }
+
+    pub fn started(&self) -> &DateTime<Utc> {
+        &self.started
+    }
+
+    pub fn date(&self) -> String {
+        date(&self.started)
+    }
+
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    pub fn summary_mut(&mut self) -> &mut Summary {
+        &mut self.summary
+    }
+
+    pub fn molecules(&self) -> &[Molecule] {
+        &self.molecules
+    }
+
+    /// Create the rehearsal dir (once).
+    pub fn open_dir(&mut self) -> Result<&RehearsalDir> {
+        if self.dir.is_none() {
+            let dir = RehearsalDir::create(&self.workdir, &self.started)?;
+            self.summary.rehearsal_dir = dir.rel.clone();
+            self.dir = Some(dir);
+        }
+        Ok(self.dir.as_ref().expect("created above"))
+    }
+
+    pub fn dir(&self) -> Option<&RehearsalDir> {
+        self.dir.as_ref()
+    }
+
+    /// A transcript in the rehearsal dir, listed among the key logs under `label`.
+    pub fn transcript(&mut self, name: &str, label: &str) -> Result<Transcript> {
+        let t = self.open_dir()?.transcript(name)?;
+        if !self.summary.logs.iter().any(|l| l.path == t.rel()) {
+            self.summary.logs.push(LogRef { label: label.into(), path: t.rel().to_string() });
+        }
+        Ok(t)
+    }
+
+    /// A transcript in the day's folder (steps 2 and 3), moved into the rehearsal dir at the end.
+    pub fn day_transcript(&mut self, stem: &str, ext: &str, label: &str) -> Result<Transcript> {
+        let t = Transcript::new_in_day(&self.workdir, &self.started, stem, ext)?;
+        self.day_logs.push((label.into(), t.rel().to_string()));
+        Ok(t)
+    }
+
+    pub fn step_start(&self, step: u8, name: &'static str) -> StepClock {
+        StepClock { step, name, started: Utc::now(), clock: Instant::now() }
+    }
+
+    pub fn step_end(&mut self, clock: StepClock) {
+        self.summary.steps.push(StepTiming {
+            step: clock.step,
+            name: clock.name.to_string(),
+            started_at: rfc3339(&clock.started),
+            duration_ms: clock.clock.elapsed().as_millis() as u64,
+        });
+    }
+
+    /// Write every artifact and print the screen (or the JSON). `stop` is how the run ended early,
+    /// if it did; `success` is a molecule's status after a clean run (`completed`, or `in_progress`
+    /// for an apply replay, which is not yet rolled back or verified).
+    pub fn finish(mut self, stop: Option<Exit>, success: &'static str, outputs: Outputs, json_out: bool) -> Exit {
+        let mut failed_writes: Vec<String> = Vec::new();
+        // Step 7: the day's transcripts into the rehearsal dir.
+        if let Some(dir) = &self.dir {
+            for (i, (label, rel)) in std::mem::take(&mut self.day_logs).into_iter().enumerate() {
+                let name = rel.rsplit('/').next().unwrap_or(&rel).to_string();
+                match std::fs::rename(self.workdir.join(&rel), dir.file(&name)) {
+                    Ok(()) => self.summary.logs.insert(i, LogRef { label, path: dir.rel_file(&name) }),
+                    Err(e) => failed_writes.push(format!("moving {rel} into {}: {e}", dir.rel)),
+                }
+            }
+            if dir.file("migration_status_post.txt").exists() {
+                self.summary
+                    .logs
+                    .push(LogRef { label: "inventory after".into(), path: dir.rel_file("migration_status_post.txt") });
+            }
+            self.summary.logs.push(LogRef { label: "summary".into(), path: dir.rel_file("summary.json") });
+        }
+        self.summary.finished_at = rfc3339(&Utc::now());
+        self.summary.settle(stop);
+        self.summary.next_actions = next_actions(&self.summary, outputs.command);
+        self.command = outputs.command;
+
+        if outputs.handoff {
+            if let Err(e) = self.record_plan(success) {
+                failed_writes.push(format!("{e:#}"));
+            }
+        }
+        if !failed_writes.is_empty() {
+            self.broken(&failed_writes);
+        }
+        if outputs.handoff && self.dir.is_some() {
+            if let Err(e) = feedback::append(&self.workdir, &self.date(), &report::handoff(&self.summary)) {
+                failed_writes.push(format!("{e:#}"));
+                self.broken(&failed_writes);
+            }
+        }
+        let json = serde_json::to_string_pretty(&self.summary).expect("the summary serialises");
+        if let Some(dir) = &self.dir {
+            let mut written = write_atomic(&dir.file("summary.json"), format!("{json}\n").as_bytes());
+            if outputs.handoff && written.is_ok() {
+                written = write_atomic(&dir.file("SUMMARY.md"), report::markdown(&self.summary).as_bytes());
+            }
+            if outputs.handoff && written.is_ok() {
+                written = manifest::write(&dir.path, &[]);
+            }
+            if let Err(e) = written {
+                failed_writes.push(format!("{e:#}"));
+            }
+            if outputs.handoff {
+                crate::progress!(
+                    "step 8 hand-off: {} and {}",
+                    dir.rel_file("summary.json"),
+                    feedback::path(&self.date())
+                );
+            }
+        }
+        if !failed_writes.is_empty() {
+            self.broken(&failed_writes);
+        }
+        let printed = if json_out {
+            let json = serde_json::to_string_pretty(&self.summary).expect("the summary serialises");
+            crate::out::line(&json)
+        } else {
+            crate::out::text(&report::screen(&self.summary))
+        };
+        drop(printed);
+        for w in &failed_writes {
+            eprintln!("error: {w}");
+        }
+        self.summary.exit()
+    }
+
+    /// An artifact could not be written: the run ends as an error (exit 2), the summary says which.
+    fn broken(&mut self, failed_writes: &[String]) {
+        for w in failed_writes {
+            let blocker = format!("evidence incomplete: {w}");
+            if !self.summary.blockers.contains(&blocker) {
+                self.summary.blockers.push(blocker);
+            }
+        }
+        if self.summary.exit_code != Exit::Interrupted.code() {
+            self.summary.settle(Some(Exit::CannotRun));
+        }
+        self.summary.next_actions = next_actions(&self.summary, self.command);
+    }
+
+    /// Steps 7 and 8 for the plan: each molecule's status, attempt count and evidence, and its
+    /// attempt line.
+    fn record_plan(&self, success: &'static str) -> Result<()> {
+        let Some(plan_path) = &self.plan else { return Ok(()) };
+        if self.molecules.is_empty() {
+            return Ok(());
+        }
+        let s = &self.summary;
+        let evidence: Vec<String> = s.logs.iter().map(|l| l.path.clone()).collect();
+        let halted = s.outcome == Outcome::Halted || s.outcome == Outcome::Error;
+        let mut changes = Vec::new();
+        for m in &self.molecules {
+            let rows: Vec<&MigrationRow> =
+                s.migrations.iter().filter(|r| r.molecule.as_deref() == Some(&m.id)).collect();
+            let clean = s.outcome == Outcome::Passed
+                || (!halted
+                    && rows.iter().all(|r| !r.failed() && r.applied())
+                    && s.rls.as_ref().is_some_and(|x| x.clean())
+                    && s.schema_restored == Some(true));
+            let status = if clean { success } else { "failed" };
+            let line = json!({
+                "molecule": m.id, "attempt": m.attempt, "files": m.migrations,
+                "started_at": s.started_at, "finished_at": s.finished_at,
+                "outcome": if halted { "halted" } else { status }, "evidence": evidence,
+                "rehearsal_dir": s.rehearsal_dir,
+            });
+            let mut own = evidence.clone();
+            own.push(plan::record_attempt(&self.workdir, &self.date(), m, &line)?);
+            changes.push(Change { id: m.id.clone(), status, attempts: Some(m.attempt), evidence: own });
+        }
+        plan::update(plan_path, &changes)
+    }
+}
+
+/// What to do next, from what went wrong (or the sign-off when nothing did).
+pub fn next_actions(s: &Summary, command: &str) -> Vec<String> {
+    let mut next = Vec::new();
+    let gone = s.findings.iter().any(|f| f.class.is_connection());
+    if gone {
+        next.push(
+            "the database went away: check it is reachable (`cargo xtask connectivity`) and what it now records \
+             (`cargo xtask inventory`) before anything else"
+                .into(),
+        );
+    }
+    for row in s.migrations.iter().filter(|r| r.apply.status == Status::Failed) {
+        let Some(error) = &row.apply.error else { continue };
+        if error.class.is_connection() {
+            continue;
+        }
+        let why = format!(" ({} at {})", error.class.as_str(), error.location().unwrap_or_default());
+        let replay = row
+            .molecule
+            .as_ref()
+            .map_or(format!("`cargo xtask {command}`"), |m| format!("`cargo xtask apply --molecule {m}`"));
+        next.push(format!("amend {}{why}, then replay with {replay}", row.file));
+    }
+    if s.migrations.iter().any(|r| {
+        r.rollback.status == Status::Failed && !r.rollback.error.as_ref().is_some_and(|e| e.class.is_connection())
+    }) {
+        next.push("fix the failing rollback script(s) named above; a rollback must drop dependents before what they depend on".into());
+    }
+    if s.schema_restored == Some(false) {
+        next.push("make the rollback scripts restore the schema exactly: read schema_rollback.diff".into());
+    }
+    if s.rls.as_ref().is_some_and(|x| !x.clean()) {
+        next.push(format!(
+            "fix the policies behind the failing RLS tests ({}/rls_contract.log), then re-run `cargo xtask {command}`",
+            s.rehearsal_dir
+        ));
+    }
+    if s.findings.iter().any(|f| f.class == Class::PsqlMetaCommand) {
+        next.push("remove the psql meta-commands from the migrations named above".into());
+    }
+    if next.is_empty()
+        && s.blockers.is_empty()
+        && s.outcome == Outcome::Passed
+        && s.findings.iter().all(|f| f.severity != crate::text::findings::Severity::Error)
+    {
+        next.push(if s.target.kind == Kind::Local {
+            "passed on a throwaway local cluster: rehearse on staging next (`cargo xtask stage-rehearse --target staging`)".into()
+        } else {
+            "ready for the manager's sign-off; coordinate the production window with DevOps (docs/directions/data.md)".into()
+        });
+    }
+    next
+}

@@ -1,0 +1,198 @@
+//! Rendering a [`Summary`] for people: the one screen printed at the end of a run, SUMMARY.md in
+//! the rehearsal dir, and the hand-off section appended to `feedback/data/<date>.md`. All three
+//! come from the same typed summary, so they cannot disagree.
+
+use super::summary::{MigrationRow, Status, StepResult, Summary};
+use crate::text::findings::{Finding, Severity};
+
+fn dir_name(s: &Summary) -> &str {
+    s.rehearsal_dir.rsplit('/').next().unwrap_or(&s.rehearsal_dir)
+}
+
+fn status(st: Status) -> &'static str {
+    match st {
+        Status::Applied => "applied",
+        Status::RolledBack => "rolled_back",
+        Status::Failed => "FAILED",
+        Status::Missing => "MISSING",
+        Status::Skipped => "skipped",
+        Status::Interrupted => "INTERRUPTED",
+    }
+}
+
+/// The one screen: a migrations × apply / rollback / re-apply table, RLS counts, each failure
+/// with where and what to do, blockers, next actions and the key logs.
+pub fn screen(s: &Summary) -> String {
+    let mut out = String::new();
+    let dir = &s.rehearsal_dir;
+    out.push_str(&format!("{} on {} ({}/{})\n", dir_name(s), s.target.kind.as_str(), s.target.host, s.target.database));
+    let rows = &s.migrations;
+    let rollbacks = rows.iter().any(|r| r.rollback.status != Status::Skipped);
+    let reapplies = rows.iter().any(|r| r.reapply.status != Status::Skipped);
+    if !rows.is_empty() {
+        let width = rows.iter().map(|r| r.version.len() + r.name.len() + 1).max().unwrap_or(0).max(9);
+        let mut header = format!("{:<width$}  {:<8}", "migration", "apply");
+        if rollbacks {
+            header.push_str(&format!("  {:<11}", "rollback"));
+        }
+        if reapplies {
+            header.push_str("  re-apply");
+        }
+        out.push_str(&format!("\n{}\n", header.trim_end()));
+        for r in rows {
+            out.push_str(&row_line(r, width, rollbacks, reapplies));
+            out.push('\n');
+        }
+    }
+    match s.schema_restored {
+        Some(true) => out.push_str("schema after rollback: identical to before the apply\n"),
+        Some(false) => out.push_str(&format!(
+            "schema after rollback: DIFFERS from before the apply (see {dir}/schema_rollback.diff)\n"
+        )),
+        None => {}
+    }
+    if let Some(rls) = &s.rls {
+        out.push_str(&format!(
+            "rls: {} planned, {} ran, {} passed, {} failed, {} errors\n",
+            rls.planned, rls.ran, rls.passed, rls.failed, rls.errors
+        ));
+        for f in &rls.files {
+            let planned = f.planned.map_or("null".to_string(), |p| p.to_string());
+            let verdict = if f.ran_over {
+                format!("ran {} tests but planned {planned}: update the plan", f.ran)
+            } else if f.clean() {
+                "ok".to_string()
+            } else if f.ran_short {
+                format!("FAILED: ran short, {} of {planned} planned tests ran", f.ran)
+            } else {
+                format!("FAILED {}/{}", f.failed, f.ran)
+            };
+            out.push_str(&format!("  {} .. {verdict}\n", f.path));
+        }
+        for f in &rls.failures {
+            out.push_str(&format!("    not ok {} - {} ({})\n", f.number, f.description, f.file));
+        }
+    }
+    if !s.findings.is_empty() {
+        out.push_str("\nfindings:\n");
+        for f in &s.findings {
+            out.push_str(&format!("  {}\n    what to do: {}\n", finding_line(f), f.hint));
+        }
+    }
+    for (label, items) in [("warning", &s.warnings), ("blocker", &s.blockers), ("next", &s.next_actions)] {
+        for item in items {
+            out.push_str(&format!("{label}: {item}\n"));
+        }
+    }
+    let logs: Vec<&str> = s.logs.iter().map(|l| l.path.as_str()).collect();
+    let prefix = format!("{dir}/");
+    if !logs.is_empty() && logs.iter().all(|l| l.starts_with(&prefix)) {
+        let names: Vec<&str> = logs.iter().map(|l| &l[prefix.len()..]).collect();
+        out.push_str(&format!("logs in {dir}/:\n  {}\n", names.join("  ")));
+    } else if !logs.is_empty() {
+        out.push_str(&format!("logs: {}\n", logs.join("  ")));
+    }
+    out.push_str(&format!("outcome: {} (exit {})\n", s.outcome.as_str(), s.exit_code));
+    out
+}
+
+fn row_line(r: &MigrationRow, width: usize, rollbacks: bool, reapplies: bool) -> String {
+    let step = |x: &StepResult| status(x.status);
+    let mut line = format!("{:<width$}  {:<8}", format!("{}_{}", r.version, r.name), step(&r.apply));
+    if rollbacks {
+        line.push_str(&format!("  {:<11}", status(r.rollback.status)));
+    }
+    if reapplies {
+        line.push_str(&format!("  {}", step(&r.reapply)));
+    }
+    line.trim_end().to_string()
+}
+
+/// `class SQLSTATE file:line: message`.
+pub fn finding_line(f: &Finding) -> String {
+    let mut line = match f.severity {
+        Severity::Warning => format!("warning {}", f.class.as_str()),
+        Severity::Error => f.class.as_str().to_string(),
+    };
+    if let Some(code) = &f.sqlstate {
+        line.push(' ');
+        line.push_str(code);
+    }
+    if let Some(at) = f.location() {
+        line.push(' ');
+        line.push_str(&at);
+    }
+    line.push_str(&format!(": {}", f.message));
+    line
+}
+
+/// SUMMARY.md: the screen, as Markdown, for the manager.
+pub fn markdown(s: &Summary) -> String {
+    format!(
+        "# Rehearsal summary: {}\n\n- Outcome: **{}** (exit {})\n- Target: {} ({}/{})\n- Started: {}\n- Finished: {}\n\n```\n{}```\n",
+        dir_name(s),
+        s.outcome.as_str(),
+        s.exit_code,
+        s.target.kind.as_str(),
+        s.target.host,
+        s.target.database,
+        s.started_at,
+        s.finished_at,
+        screen(s)
+    )
+}
+
+/// The hand-off section appended to the day's feedback file (runbook step 8).
+pub fn handoff(s: &Summary) -> String {
+    let count =
+        |st: Status, pick: &dyn Fn(&MigrationRow) -> Status| s.migrations.iter().filter(|r| pick(r) == st).count();
+    let apply = |r: &MigrationRow| r.apply.status;
+    let rollback = |r: &MigrationRow| r.rollback.status;
+    let reapply = |r: &MigrationRow| r.reapply.status;
+    let mut out = format!("\n## Hand-off: {} ({}, {})\n\n", dir_name(s), s.target.kind.as_str(), s.finished_at);
+    out.push_str(&format!("- Outcome: **{}** (exit {})\n", s.outcome.as_str(), s.exit_code));
+    out.push_str(&format!(
+        "- Apply: {} applied, {} failed. Rollback: {} rolled back, {} failed, {} missing. Re-apply: {} applied, {} failed.\n",
+        count(Status::Applied, &apply),
+        count(Status::Failed, &apply),
+        count(Status::RolledBack, &rollback),
+        count(Status::Failed, &rollback),
+        count(Status::Missing, &rollback),
+        count(Status::Applied, &reapply),
+        count(Status::Failed, &reapply),
+    ));
+    if let Some(restored) = s.schema_restored {
+        out.push_str(&format!(
+            "- Schema after rollback: {}\n",
+            if restored { "identical to before the apply" } else { "differs (see schema_rollback.diff)" }
+        ));
+    }
+    if let Some(rls) = &s.rls {
+        out.push_str(&format!(
+            "- RLS contract: {} of {} planned passed, {} failed, {} errors\n",
+            rls.passed, rls.planned, rls.failed, rls.errors
+        ));
+    }
+    let logs: Vec<String> = s.logs.iter().map(|l| format!("[{}]({})", l.label, l.path)).collect();
+    out.push_str(&format!("- Logs: {}\n", logs.join(", ")));
+    if s.findings.is_empty() && s.blockers.is_empty() {
+        out.push_str("- Blockers: none\n");
+    } else {
+        out.push_str("- Blockers:\n");
+        for b in &s.blockers {
+            out.push_str(&format!("  - {b}\n"));
+        }
+        for f in &s.findings {
+            out.push_str(&format!("  - `{}`: {}\n", finding_line(f), f.hint));
+        }
+    }
+    if s.next_actions.is_empty() {
+        out.push_str("- Next actions: none; ready for the manager's sign-off\n");
+    } else {
+        out.push_str("- Next actions:\n");
+        for n in &s.next_actions {
+            out.push_str(&format!("  - {n}\n"));
+        }
+    }
+    out
+}

@@ -1,0 +1,202 @@
+//! Security advisors after the forward apply: SQL of our own against the catalog, in the spirit of
+//! Supabase's database linter, in one query (one round trip). Each finding has a severity (errors
+//! fail the run) and, for tables, the migration and line that created the object when the tree
+//! says so. A project sets each advisor's severity in `supabase/rehearsal.toml` `[advisors]`
+//! (`error`, `warning` or `off`) and lists objects an advisor leaves alone in `[advisors.exclude]`.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+
+use crate::prepare::tree::Migration;
+use crate::process::psql::Unit;
+use crate::target::Target;
+use crate::text::config::{Level, Setting};
+use crate::text::findings::{Class, Finding, Severity};
+
+struct Advisor {
+    class: Class,
+    severity: Severity,
+    /// One object per row: its schema, its name, then a detail.
+    sql: &'static str,
+    message: &'static str,
+    hint: &'static str,
+}
+
+const EXPOSED: &str = "'public'";
+const ADVISORS: &[Advisor] = &[
+    Advisor {
+        class: Class::RlsDisabled,
+        severity: Severity::Error,
+        sql: "select n.nspname, c.relname, '' from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+              where n.nspname in (EXPOSED) and c.relkind in ('r', 'p') and not c.relrowsecurity",
+        message: "table public.{} is exposed to the API with row level security off",
+        hint: "add `alter table public.{} enable row level security;` and its policies to {file}",
+    },
+    Advisor {
+        class: Class::RlsEnabledNoPolicy,
+        severity: Severity::Warning,
+        sql: "select n.nspname, c.relname, '' from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+              where n.nspname in (EXPOSED) and c.relkind in ('r', 'p') and c.relrowsecurity \
+              and not exists (select 1 from pg_policy p where p.polrelid = c.oid)",
+        message: "table public.{} has row level security on but no policy: no API role can read or write it",
+        hint: "add the policies public.{} needs, or say in {file} that only service_role uses it",
+    },
+    Advisor {
+        class: Class::PolicyExistsRlsDisabled,
+        severity: Severity::Error,
+        sql: "select distinct n.nspname, c.relname, '' from pg_policy p join pg_class c on c.oid = p.polrelid \
+              join pg_namespace n on n.oid = c.relnamespace where n.nspname in (EXPOSED) and not c.relrowsecurity",
+        message: "table public.{} has policies but row level security is off, so they do nothing",
+        hint: "add `alter table public.{} enable row level security;` to {file}",
+    },
+    Advisor {
+        class: Class::FunctionSearchPathMutable,
+        severity: Severity::Warning,
+        sql: "select n.nspname, p.proname, pg_get_function_identity_arguments(p.oid) from pg_proc p join pg_namespace n on n.oid = p.pronamespace \
+              where n.nspname in (EXPOSED) and p.prokind in ('f', 'p') \
+              and not exists (select 1 from unnest(coalesce(p.proconfig, '{}')) c where c like 'search_path=%') \
+              and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')",
+        message: "function public.{} has a mutable search_path",
+        hint: "add `set search_path = ''` to public.{} and qualify the names it uses",
+    },
+    Advisor {
+        class: Class::SecurityDefinerView,
+        severity: Severity::Error,
+        sql: "select n.nspname, c.relname, '' from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+              where n.nspname in (EXPOSED) and c.relkind = 'v' \
+              and not coalesce(c.reloptions @> array['security_invoker=true'] or c.reloptions @> array['security_invoker=on'], false)",
+        message: "view public.{} runs with its owner's rights (no security_invoker), bypassing the caller's RLS",
+        hint: "create public.{} `with (security_invoker = true)`",
+    },
+    Advisor {
+        class: Class::AuthUsersExposed,
+        severity: Severity::Error,
+        sql: "select distinct n.nspname, v.relname, '' from pg_depend d join pg_rewrite r on r.oid = d.objid \
+              join pg_class v on v.oid = r.ev_class join pg_namespace n on n.oid = v.relnamespace \
+              where d.refobjid = 'auth.users'::regclass and n.nspname in (EXPOSED) and v.oid <> 'auth.users'::regclass",
+        message: "view public.{} exposes auth.users to the API",
+        hint: "drop public.{}, or move it out of an exposed schema and grant it to service_role only",
+    },
+    Advisor {
+        class: Class::AnonPolicyAlwaysTrue,
+        severity: Severity::Warning,
+        sql: "select n.nspname, c.relname, p.polname from pg_policy p join pg_class c on c.oid = p.polrelid join pg_namespace n on n.oid = c.relnamespace \
+              where n.nspname in (EXPOSED) and (p.polroles = '{0}' or exists (select 1 from pg_roles r where r.oid = any(p.polroles) and r.rolname = 'anon')) \
+              and (pg_get_expr(p.polqual, p.polrelid) = 'true' or pg_get_expr(p.polwithcheck, p.polrelid) = 'true')",
+        message: "policy on public.{} lets anon through unconditionally (USING or WITH CHECK is true)",
+        hint: "narrow the policy on public.{} or drop anon from it, unless the table is meant to be public",
+    },
+];
+
+/// The advisors as a project configured them: severities and exclusions.
+pub struct Advisors {
+    levels: BTreeMap<Class, Option<Severity>>,
+    exclude: BTreeMap<Class, Vec<String>>,
+}
+
+impl Advisors {
+    pub fn from_config(levels: &[Setting], exclude: &[Setting]) -> Result<Advisors> {
+        let find = |s: &Setting| {
+            ADVISORS.iter().find(|a| a.class.as_str() == s.key).ok_or_else(|| {
+                let names: Vec<&str> = ADVISORS.iter().map(|a| a.class.as_str()).collect();
+                s.error(&format!("is not an advisor (advisors: {})", names.join(", ")))
+            })
+        };
+        let mut out = Advisors { levels: BTreeMap::new(), exclude: BTreeMap::new() };
+        for s in levels {
+            let advisor = find(s)?;
+            let level = match Level::of(s)? {
+                Level::Error => Some(Severity::Error),
+                Level::Warning => Some(Severity::Warning),
+                Level::Off => None,
+            };
+            out.levels.insert(advisor.class, level);
+        }
+        for s in exclude {
+            let advisor = find(s)?;
+            out.exclude.insert(advisor.class, s.strings()?);
+        }
+        Ok(out)
+    }
+
+    fn severity(&self, advisor: &Advisor) -> Option<Severity> {
+        self.levels.get(&advisor.class).copied().unwrap_or(Some(advisor.severity))
+    }
+
+    /// Every enabled advisor in one query, one round trip: each row starts with its advisor's class.
+    pub fn run(&self, target: &mut Target, migrations: &[Migration]) -> Result<Vec<Finding>> {
+        let enabled: Vec<&Advisor> = ADVISORS.iter().filter(|a| self.severity(a).is_some()).collect();
+        if enabled.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query: Vec<String> = enabled
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                format!("select {i}, '{}', * from ({}) found", a.class.as_str(), a.sql.replace("EXPOSED", EXPOSED))
+            })
+            .collect();
+        let unit = Unit {
+            before: "\\pset format unaligned\n\\pset tuples_only on\n\\pset fieldsep '\\t'".into(),
+            body: format!("{} order by 1, 3, 4, 5;", query.join("\nunion all\n")),
+            after: "\\pset format aligned\n\\pset tuples_only off\n\\pset fieldsep '|'".into(),
+        };
+        let ran = target.run(&unit, None)?;
+        let mut findings = Vec::new();
+        if !ran.ok() {
+            // A catalog difference (an older server) is not fatal: the advisors are skipped.
+            return Ok(findings);
+        }
+        for row in ran.text.lines() {
+            let cells: Vec<&str> = row.split('\t').collect();
+            let [_, class, schema, name, detail] = cells[..] else { continue };
+            let Some(advisor) = enabled.iter().find(|a| a.class.as_str() == class) else { continue };
+            if self.exclude.get(&advisor.class).is_some_and(|ex| ex.iter().any(|e| e == &format!("{schema}.{name}"))) {
+                continue;
+            }
+            let object = match (advisor.class, detail) {
+                (Class::FunctionSearchPathMutable, args) => format!("{name}({args})"),
+                (_, "") => name.to_string(),
+                (_, detail) => format!("{name} ({detail})"),
+            };
+            let (file, line) = created_in(migrations, name).map_or((None, None), |(f, l)| (Some(f), Some(l)));
+            findings.push(Finding {
+                class: advisor.class,
+                severity: self.severity(advisor).expect("enabled"),
+                sqlstate: None,
+                message: advisor.message.replace("{}", &object),
+                hint: advisor
+                    .hint
+                    .replace("{}", &object)
+                    .replace("{file}", file.as_deref().unwrap_or("the migration that creates it")),
+                file,
+                line,
+                // Read from the catalog, not from a log.
+                log: None,
+            });
+        }
+        Ok(findings)
+    }
+}
+
+/// The migration and line whose CREATE made `name` (table, view or function).
+fn created_in(migrations: &[Migration], name: &str) -> Option<(String, u32)> {
+    for m in migrations {
+        for (n, line) in m.sql.script.text.lines().enumerate() {
+            let l = format!("{}\n", line.to_ascii_lowercase());
+            let names_it = [
+                format!("public.{name} "),
+                format!("public.{name}("),
+                format!(" {name} ("),
+                format!("public.{name}\n"),
+            ]
+            .iter()
+            .any(|p| l.contains(p.as_str()));
+            if l.contains("create") && names_it {
+                return Some((m.file().to_string(), n as u32 + 1));
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,165 @@
+//! Step 3, inventory: `supabase migration list` against the DSN (`--db-url` on CLI 2.x,
+//! `--remote=<url>` on 3.x), tee'd to `migration_status_*.txt`. Without the CLI (or when it
+//! fails), the same table from `supabase_migrations.schema_migrations` on the working session,
+//! with a warning. The result: what is pending, what is applied, and what was applied remotely but
+//! is missing locally.
+//!
+//! The CLI half ([`list`]) touches no session, so it can run on another thread while the working
+//! session does read-only work; [`finish`] then falls back to SQL if needed and compares.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+
+use anyhow::Result;
+
+use crate::evidence::artifacts::Transcript;
+use crate::evidence::summary::InventoryRecord;
+use crate::prepare::tree::Tree;
+use crate::process::psql::Unit;
+use crate::process::{self, Tee};
+use crate::target::conn::Conn;
+use crate::target::local;
+use crate::target::Target;
+use crate::text::findings::{self, Finding, Place};
+use crate::tools::supabase_cli::SupabaseCli;
+
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// `supabase CLI 2.122.1` or `SQL (supabase_migrations.schema_migrations)`.
+    pub source: String,
+    pub pending: Vec<String>,
+    pub applied: Vec<String>,
+    pub remote_only: Vec<String>,
+    pub warnings: Vec<String>,
+    pub findings: Vec<Finding>,
+    /// False when neither the CLI nor SQL could read the history.
+    pub ok: bool,
+}
+
+impl Inventory {
+    pub fn record(&self) -> InventoryRecord {
+        InventoryRecord {
+            source: self.source.clone(),
+            pending: self.pending.clone(),
+            applied: self.applied.clone(),
+            remote_only: self.remote_only.clone(),
+        }
+    }
+}
+
+/// What the CLI said, before the SQL fallback.
+#[derive(Debug, Default)]
+pub struct Listed {
+    remote: Option<BTreeSet<String>>,
+    source: String,
+    warnings: Vec<String>,
+    findings: Vec<Finding>,
+}
+
+/// The CLI's half: `supabase migration list`, its output into `log`.
+pub fn list(cli: Option<&SupabaseCli>, conn: &Conn, log: &mut Transcript, place: Place) -> Result<Listed> {
+    let mut listed = Listed::default();
+    let Some(cli) = cli else {
+        listed.warnings.push(
+            "the Supabase CLI is not installed (`npm install --no-save` installs the pinned version); the inventory \
+             comes from supabase_migrations.schema_migrations instead"
+                .into(),
+        );
+        return Ok(listed);
+    };
+    // The CLI unpacks a native module into TMPDIR; give it a dir of its own and remove it after.
+    let scratch = local::scratch_dir("rehearsal-cli-")?;
+    let mut args: Vec<OsString> = vec!["migration".into(), "list".into()];
+    args.extend(cli.dsn_args(&conn.argv_dsn()).into_iter().map(OsString::from));
+    args.extend(["--workdir".into(), conn.workdir.clone().into_os_string()]);
+    let env = conn.env().with("TMPDIR", scratch.path());
+    let out = process::stream(&cli.path, &args, &env, Some(&conn.workdir), &conn.redactor, Some(log as &mut dyn Tee));
+    drop(scratch);
+    let out = out?;
+    if out.success() {
+        listed.source = format!("supabase CLI {}", cli.version_string());
+        listed.remote = Some(parse_cli_table(&out.text));
+    } else {
+        let last = out.text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().trim().to_string();
+        listed.warnings.push(format!("`supabase migration list` failed ({last}); read the history with SQL instead"));
+        listed.findings.extend(findings::scan(&out.text, Some(log.rel()), place));
+    }
+    Ok(listed)
+}
+
+const HISTORY_SQL: &str =
+    "select to_regclass('supabase_migrations.schema_migrations') is not null as rehearsal_has_history \\gset\n\
+    \\if :rehearsal_has_history\nselect version from supabase_migrations.schema_migrations order by version;\n\\endif";
+
+/// The SQL fallback when the CLI gave nothing, then the comparison with the tree.
+pub fn finish(listed: Listed, target: &mut Target, tree: &Tree, log: &mut Transcript) -> Result<Inventory> {
+    let mut inventory = Inventory {
+        source: listed.source,
+        warnings: listed.warnings,
+        findings: listed.findings,
+        ..Inventory::default()
+    };
+    let mut remote = listed.remote;
+    if remote.is_none() {
+        let unit = Unit {
+            before: "\\pset format unaligned\n\\pset tuples_only on".into(),
+            body: HISTORY_SQL.into(),
+            after: "\\pset format aligned\n\\pset tuples_only off".into(),
+        };
+        let ran = target.run(&unit, None)?;
+        if ran.ok() {
+            inventory.source = "SQL (supabase_migrations.schema_migrations)".into();
+            let versions: BTreeSet<String> =
+                ran.text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+            log.text(&render_table(tree, &versions))?;
+            remote = Some(versions);
+        } else {
+            log.text(&ran.text)?;
+            inventory.findings.extend(findings::scan(&ran.text, Some(log.rel()), target.kind.place()));
+        }
+    }
+    let Some(remote) = remote else { return Ok(inventory) };
+    let local: BTreeSet<&str> = tree.migrations.iter().map(|m| m.version.as_str()).collect();
+    inventory.pending =
+        tree.migrations.iter().filter(|m| !remote.contains(&m.version)).map(|m| m.version.clone()).collect();
+    inventory.applied =
+        tree.migrations.iter().filter(|m| remote.contains(&m.version)).map(|m| m.version.clone()).collect();
+    inventory.remote_only = remote.iter().filter(|v| !local.contains(v.as_str())).cloned().collect();
+    inventory.ok = true;
+    Ok(inventory)
+}
+
+/// The remote versions in the CLI's table (`Local | Remote | Time`), with or without backticks.
+pub fn parse_cli_table(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(|c| c.trim().trim_matches('`').trim()).collect();
+            (cells.len() == 3).then(|| cells[1].to_string())
+        })
+        .filter(|remote| !remote.is_empty() && remote.chars().all(|c| c.is_ascii_digit()))
+        .collect()
+}
+
+/// The CLI's table, drawn from the tree and the history read by SQL.
+fn render_table(tree: &Tree, remote: &BTreeSet<String>) -> String {
+    let mut versions: BTreeSet<&str> = tree.migrations.iter().map(|m| m.version.as_str()).collect();
+    versions.extend(remote.iter().map(String::as_str));
+    let local: BTreeSet<&str> = tree.migrations.iter().map(|m| m.version.as_str()).collect();
+    let mut out = String::from("   Local          | Remote         \n  ----------------|----------------\n");
+    for v in versions {
+        let l = if local.contains(v) { v } else { "" };
+        let r = if remote.contains(v) { v } else { "" };
+        out.push_str(&format!("   {l:<14} | {r:<14} \n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cli_table_as_printed_to_a_pipe() {
+        let text = "\n  \n   Local            | Remote           | Time (UTC)            \n  ------------------|------------------|-----------------------\n   `20251011090000` | `20251011090000` | `2025-10-11 09:00:00` \n   `20251011093000` | ` `              | `2025-10-11 09:30:00` \n   ` `              | `20990101000000` | `2099-01-01 00:00:00` \n";
+        let remote = super::parse_cli_table(text);
+        assert_eq!(remote.into_iter().collect::<Vec<_>>(), vec!["20251011090000", "20990101000000"]);
+    }
+}

@@ -1,0 +1,12 @@
+//! The runbook's steps, each a function from its inputs to what it found: connectivity (2),
+//! inventory (3), apply (4), the security advisors, rollback and the schema snapshots (5), the RLS
+//! contract (6). Steps do not call each other; the commands call them in order and collect what
+//! they return into the record.
+
+pub mod advisors;
+pub mod apply;
+pub mod connectivity;
+pub mod inventory;
+pub mod rls;
+pub mod rollback;
+pub mod snapshot;

@@ -1,0 +1,191 @@
+//! Schema snapshots for step 5's comparison: before the apply and after the rollbacks, each a
+//! canonical, sorted description of every object a migration can create or change, read from
+//! the catalog in one query on the working session (one round trip, where `pg_dump` makes hundreds).
+//!
+//! Covered: schemas, tables, views, materialized views, sequences (with their parameters and
+//! owner column), composite types, columns (type, default, not null, identity, generated,
+//! collation, grants), constraints, indexes, view definitions, functions and procedures (whole
+//! definitions), triggers, policies, row level security flags, enums, domains, ranges, extensions,
+//! publications and their tables and schemas, comments, default privileges, rules, extended
+//! statistics, event triggers, owners and grants. Extension members are left out (as `pg_dump`
+//! leaves them), so an extension's own objects do not count as a schema change. Names are
+//! printed with `search_path` set to `pg_catalog`, so they are always schema-qualified.
+
+use anyhow::Result;
+
+use crate::process::psql::Unit;
+use crate::process::Redactor;
+use crate::target::Target;
+
+const QUERY: &str = r#"with ns as (
+  select oid, nspname from pg_namespace
+  where nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+    and nspname not like 'pg_temp_%' and nspname not like 'pg_toast_temp_%'
+),
+member as (select classid, objid from pg_depend where deptype = 'e')
+select line from (
+  select format('schema %I owner=%s acl=%s', n.nspname, pg_get_userbyid(s.nspowner), coalesce(s.nspacl::text, '-')) as line
+  from ns n join pg_namespace s on s.oid = n.oid
+  where not exists (select 1 from member m where m.classid = 'pg_namespace'::regclass and m.objid = n.oid)
+union all
+  select format('relation %I.%I kind=%s owner=%s rls=%s force_rls=%s persistence=%s options=%s acl=%s partition_key=%s',
+    n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
+    c.relpersistence, coalesce(c.reloptions::text, '-'), coalesce(c.relacl::text, '-'), coalesce(pg_get_partkeydef(c.oid), '-'))
+  from pg_class c join ns n on n.oid = c.relnamespace
+  where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'c')
+    and not exists (select 1 from member m where m.classid = 'pg_class'::regclass and m.objid = c.oid)
+union all
+  select format('column %I.%I.%I type=%s not_null=%s default=%s identity=%s generated=%s collation=%s acl=%s',
+    n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+    coalesce(pg_get_expr(d.adbin, d.adrelid), '-'), coalesce(nullif(a.attidentity, ''), '-'),
+    coalesce(nullif(a.attgenerated, ''), '-'),
+    case when a.attcollation <> t.typcollation then a.attcollation::regcollation::text else '-' end,
+    coalesce(a.attacl::text, '-'))
+  from pg_attribute a
+  join pg_class c on c.oid = a.attrelid
+  join ns n on n.oid = c.relnamespace
+  join pg_type t on t.oid = a.atttypid
+  left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+  where a.attnum > 0 and not a.attisdropped and c.relkind in ('r', 'p', 'v', 'm', 'f', 'c')
+    and not exists (select 1 from member m where m.classid = 'pg_class'::regclass and m.objid = c.oid)
+union all
+  select format('constraint %I.%I type=%s on %s: %s', n.nspname, co.conname, co.contype,
+    case when co.conrelid <> 0 then co.conrelid::regclass::text else co.contypid::regtype::text end,
+    pg_get_constraintdef(co.oid))
+  from pg_constraint co join ns n on n.oid = co.connamespace
+  where not exists (select 1 from member m where m.classid = 'pg_class'::regclass and m.objid = co.conrelid)
+    and not exists (select 1 from member m where m.classid = 'pg_type'::regclass and m.objid = co.contypid)
+union all
+  select format('index %s', pg_get_indexdef(i.indexrelid))
+  from pg_index i join pg_class c on c.oid = i.indexrelid join ns n on n.oid = c.relnamespace
+  where not exists (select 1 from member m where m.classid = 'pg_class'::regclass and m.objid = i.indrelid)
+union all
+  select format('view %I.%I: %s', n.nspname, c.relname, pg_get_viewdef(c.oid))
+  from pg_class c join ns n on n.oid = c.relnamespace
+  where c.relkind in ('v', 'm')
+    and not exists (select 1 from member m where m.classid = 'pg_class'::regclass and m.objid = c.oid)
+union all
+  select format('function %s owner=%s acl=%s: %s', p.oid::regprocedure, pg_get_userbyid(p.proowner),
+    coalesce(p.proacl::text, '-'),
+    case when p.prokind in ('f', 'p', 'w') then pg_get_functiondef(p.oid) else 'kind ' || p.prokind::text end)
+  from pg_proc p join ns n on n.oid = p.pronamespace
+  where not exists (select 1 from member m where m.classid = 'pg_proc'::regclass and m.objid = p.oid)
+union all
+  select format('trigger %s enabled=%s', pg_get_triggerdef(t.oid), t.tgenabled)
+  from pg_trigger t join pg_class c on c.oid = t.tgrelid join ns n on n.oid = c.relnamespace
+  where not t.tgisinternal
+union all
+  select format('policy %I on %I.%I command=%s permissive=%s roles=%s using=%s check=%s',
+    pol.polname, n.nspname, c.relname, pol.polcmd, pol.polpermissive,
+    (select string_agg(case when r = 0 then 'public' else pg_get_userbyid(r)::text end, ',' order by 1)
+     from unnest(pol.polroles) r),
+    coalesce(pg_get_expr(pol.polqual, pol.polrelid), '-'), coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid), '-'))
+  from pg_policy pol join pg_class c on c.oid = pol.polrelid join ns n on n.oid = c.relnamespace
+union all
+  select format('type %s kind=%s owner=%s acl=%s%s', t.oid::regtype, t.typtype, pg_get_userbyid(t.typowner),
+    coalesce(t.typacl::text, '-'),
+    case t.typtype
+      when 'e' then ' labels=' || (select string_agg(quote_literal(e.enumlabel), ',' order by e.enumsortorder)
+                                   from pg_enum e where e.enumtypid = t.oid)
+      when 'd' then ' base=' || format_type(t.typbasetype, t.typtypmod) || ' not_null=' || t.typnotnull
+                    || ' default=' || coalesce(t.typdefault, '-')
+      when 'r' then ' subtype=' || (select format_type(r.rngsubtype, null) from pg_range r where r.rngtypid = t.oid)
+      else '' end)
+  from pg_type t join ns n on n.oid = t.typnamespace
+  where t.typtype in ('b', 'd', 'e', 'r', 'm')
+    and not exists (select 1 from pg_type el where el.typarray = t.oid)
+    and not exists (select 1 from member m where m.classid = 'pg_type'::regclass and m.objid = t.oid)
+union all
+  select format('sequence %I.%I type=%s start=%s increment=%s min=%s max=%s cache=%s cycle=%s owned_by=%s',
+    n.nspname, c.relname, format_type(s.seqtypid, null), s.seqstart, s.seqincrement, s.seqmin, s.seqmax,
+    s.seqcache, s.seqcycle,
+    coalesce((select d.refobjid::regclass::text || '.' || quote_ident(a.attname)
+              from pg_depend d join pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid
+              where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype in ('a', 'i')
+              order by 1 limit 1), '-'))
+  from pg_sequence s join pg_class c on c.oid = s.seqrelid join ns n on n.oid = c.relnamespace
+  where not exists (select 1 from member m where m.classid = 'pg_class'::regclass and m.objid = c.oid)
+union all
+  select format('extension %I version=%s schema=%s', e.extname, e.extversion, e.extnamespace::regnamespace)
+  from pg_extension e
+union all
+  select format('publication %I owner=%s all_tables=%s insert=%s update=%s delete=%s truncate=%s',
+    p.pubname, pg_get_userbyid(p.pubowner), p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate)
+  from pg_publication p
+union all
+  select format('publication %I table %s', p.pubname, pr.prrelid::regclass)
+  from pg_publication_rel pr join pg_publication p on p.oid = pr.prpubid
+union all
+  select format('publication %I schema %s', p.pubname, pn.pnnspid::regnamespace)
+  from pg_publication_namespace pn join pg_publication p on p.oid = pn.pnpubid
+union all
+  select format('comment on %s: %s', pg_describe_object(d.classoid, d.objoid, d.objsubid), d.description)
+  from pg_description d
+  cross join lateral pg_identify_object(d.classoid, d.objoid, d.objsubid) io
+  where d.classoid in ('pg_class'::regclass, 'pg_proc'::regclass, 'pg_type'::regclass, 'pg_namespace'::regclass,
+                       'pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass)
+    and (io.schema in (select nspname from ns)
+         or (d.classoid = 'pg_namespace'::regclass and io.identity in (select quote_ident(nspname) from ns)))
+    and not exists (select 1 from member m where m.classid = d.classoid and m.objid = d.objoid)
+union all
+  select format('default privileges role=%s schema=%s on=%s acl=%s', pg_get_userbyid(da.defaclrole),
+    case when da.defaclnamespace = 0 then '-' else da.defaclnamespace::regnamespace::text end,
+    da.defaclobjtype, da.defaclacl)
+  from pg_default_acl da
+union all
+  select format('rule %I on %I.%I: %s', r.rulename, n.nspname, c.relname, pg_get_ruledef(r.oid))
+  from pg_rewrite r join pg_class c on c.oid = r.ev_class join ns n on n.oid = c.relnamespace
+  where r.rulename <> '_RETURN'
+union all
+  select format('statistics %s', pg_get_statisticsobjdef(s.oid))
+  from pg_statistic_ext s join ns n on n.oid = s.stxnamespace
+union all
+  select format('event trigger %I on %s enabled=%s function=%s tags=%s', e.evtname, e.evtevent, e.evtenabled,
+    e.evtfoid::regproc, coalesce(e.evttags::text, '-'))
+  from pg_event_trigger e
+) o
+order by line;"#;
+
+/// The schema as one canonical text, read in one query.
+pub fn take(target: &mut Target) -> Result<String> {
+    let unit = Unit {
+        before: "\\pset format unaligned\n\\pset tuples_only on\nbegin\\; set local search_path = pg_catalog;".into(),
+        body: QUERY.into(),
+        after: "commit;\n\\pset format aligned\n\\pset tuples_only off".into(),
+    };
+    let ran = target.run(&unit, None)?;
+    if !ran.ok() {
+        let why = ran
+            .text
+            .lines()
+            .chain(ran.stray.lines())
+            .find(|l| l.contains("ERROR") || l.contains("error"))
+            .unwrap_or("the session ended");
+        anyhow::bail!("reading the schema from the catalog failed: {}", why.trim());
+    }
+    let mut text = ran.text;
+    if !text.ends_with('\n') && !text.is_empty() {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// `diff -u a b` run in `dir` (the two snapshots already written there). Without `diff`, the lines
+/// only in one of them.
+pub fn diff(dir: &std::path::Path, a: &str, b: &str, before: &str, after: &str) -> String {
+    use xshell::{cmd, Shell};
+    let out = (|| -> Option<String> {
+        let sh = Shell::new().ok()?;
+        let diff = which::which("diff").ok()?;
+        let _dir = sh.push_dir(dir);
+        let out = crate::process::output(cmd!(sh, "{diff} -u {a} {b}"), crate::process::Env::client()).ok()?;
+        (out.code == Some(1)).then(|| Redactor::new().redact(&out.stdout))
+    })();
+    out.unwrap_or_else(|| {
+        let only = |x: &str, y: &str, mark: char| -> String {
+            let other: std::collections::HashSet<&str> = y.lines().collect();
+            x.lines().filter(|l| !other.contains(l)).map(|l| format!("{mark}{l}\n")).collect()
+        };
+        format!("--- {a}\n+++ {b}\n{}{}", only(before, after, '-'), only(after, before, '+'))
+    })
+}

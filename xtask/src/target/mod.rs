@@ -1,0 +1,315 @@
+//! The target and its guards: `local` (a throwaway cluster), `staging` (the DSN from the vault
+//! files) or `url` (`--db-url` or `$DATABASE_URL`). An open [`Target`] owns the DSN, the rehearsal
+//! lock and every Postgres session of a run: the working session (one psql, fed over stdin,
+//! reopened when a file ends it) and the lock session. Staging and url DSNs pass the guards of
+//! [`guard`] first and are used as given.
+
+pub mod conn;
+pub mod guard;
+pub mod identity;
+pub mod local;
+pub mod lock;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::exit;
+use crate::process::psql::{Ran, Session, Unit};
+use crate::process::signals::Watchdog;
+use crate::process::{Redactor, Tee};
+use crate::text::config::Config;
+use crate::text::dsn::Dsn;
+use crate::text::findings::{Place, TargetKind};
+use crate::text::vault;
+use crate::tools::server::Server;
+use conn::{Conn, Timeouts};
+use identity::Identity;
+use local::{LocalCluster, Scratch};
+use lock::RunLock;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Local,
+    Staging,
+    Url,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Local => "local",
+            Kind::Staging => "staging",
+            Kind::Url => "url",
+        }
+    }
+
+    /// Where findings on this target happened, for their hints.
+    pub fn place(self) -> Place {
+        Place::on(match self {
+            Kind::Local => TargetKind::Local,
+            _ => TargetKind::Remote,
+        })
+    }
+}
+
+/// Which target, and the reason the first line of output gives. A given `--db-url` means `url`.
+pub fn choose(flag: Option<&str>, db_url_given: bool, workdir: &Path, config: &Config) -> Result<(Kind, String)> {
+    match (flag, db_url_given) {
+        (Some("local"), true) => Err(exit::cannot_run(
+            "--db-url is for --target url; drop it to rehearse on a throwaway local cluster",
+        )),
+        (Some("staging"), true) => Err(exit::cannot_run(
+            "--target staging reads the DSN from the staging vault files; use --target url for the DSN given with --db-url",
+        )),
+        (Some("local"), false) => Ok((Kind::Local, "--target local".into())),
+        (Some("staging"), false) => Ok((Kind::Staging, "--target staging".into())),
+        (Some(_), _) => Ok((Kind::Url, "--target url".into())),
+        (None, true) => Ok((Kind::Url, "--db-url given".into())),
+        (None, false) => {
+            let found: Vec<&String> = config.env_files.iter().filter(|f| workdir.join(f).is_file()).collect();
+            if found.is_empty() {
+                Ok((Kind::Local, format!("no staging vault files ({}) under the workdir", config.env_files.join(", "))))
+            } else {
+                let names: Vec<&str> = found.iter().map(|f| f.as_str()).collect();
+                Ok((Kind::Staging, format!("staging vault files found: {}", names.join(", "))))
+            }
+        }
+    }
+}
+
+/// What opening a target needs.
+pub struct Opening<'a> {
+    pub kind: Kind,
+    pub workdir: &'a Path,
+    pub config: &'a Config,
+    pub db_url: Option<&'a str>,
+    pub superuser_postgres: bool,
+    pub timeouts: Timeouts,
+    pub psql: PathBuf,
+    /// The server binaries, for `local`.
+    pub server: Option<Server>,
+}
+
+/// The kind, host and database of a target, for summaries (never a password).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Described {
+    pub kind: Kind,
+    pub host: String,
+    pub database: String,
+}
+
+/// An open target. Field order is drop order: the sessions end before the lock is released, and
+/// both before the local cluster stops.
+pub struct Target {
+    pub kind: Kind,
+    work: Option<Session>,
+    lock: Option<RunLock>,
+    conn: Conn,
+    work_pid: Option<u32>,
+    server_version: Option<String>,
+    scratch: Scratch,
+    cluster: Option<LocalCluster>,
+}
+
+impl Target {
+    /// Open the target: start the local cluster, or read and guard the DSN. Nothing connects yet.
+    pub fn open(o: Opening<'_>) -> Result<Target> {
+        if o.superuser_postgres && o.kind != Kind::Local {
+            return Err(exit::cannot_run(
+                "--superuser-postgres changes the throwaway local cluster only; drop it for --target staging or url",
+            ));
+        }
+        let scratch = local::scratch_dir("rehearsal-work-")?;
+        let (conn, cluster) = match o.kind {
+            Kind::Local => {
+                let server = o.server.as_ref().expect("the local target comes with its server");
+                let cluster = LocalCluster::start(server)?;
+                if o.superuser_postgres {
+                    cluster.make_postgres_superuser()?;
+                }
+                let dsn = Dsn::parse(&cluster.dsn()).map_err(exit::cannot_run)?;
+                (Conn::new(dsn, Redactor::new(), o.psql, o.workdir.to_path_buf(), o.timeouts), Some(cluster))
+            }
+            Kind::Staging => {
+                // Each vault file as the runbook sources it, in order. Only the DSN is needed: the
+                // service key, when its file is there, is read so that it is redacted everywhere.
+                let present: Vec<String> =
+                    o.config.env_files.iter().filter(|f| o.workdir.join(f).is_file()).cloned().collect();
+                let vars = vault::read(o.workdir, &present)?;
+                let first = o.config.env_files.first().map_or("the vault files", String::as_str);
+                let dsn = vars.get("DATABASE_URL").filter(|v| !v.is_empty()).cloned().ok_or_else(|| {
+                    if present.iter().any(|f| f == first) {
+                        exit::cannot_run(format!("reading {first}: no DATABASE_URL (source of the pooler DSN)"))
+                    } else {
+                        exit::cannot_run(format!(
+                            "reading {first}: No such file or directory (the staging vault file; fetch it from the vault)"
+                        ))
+                    }
+                })?;
+                let key = vars.get("SUPABASE_SERVICE_KEY").filter(|k| !k.is_empty());
+                (guarded(&dsn, key.map(String::as_str), o.config, "the DSN from the staging vault", &o)?, None)
+            }
+            Kind::Url => {
+                let dsn = o
+                    .db_url
+                    .map(str::to_string)
+                    .or_else(|| std::env::var("DATABASE_URL").ok())
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| exit::cannot_run("--target url needs --db-url URL or $DATABASE_URL"))?;
+                let key = std::env::var("SUPABASE_SERVICE_KEY").ok().filter(|k| !k.is_empty());
+                (guarded(&dsn, key.as_deref(), o.config, "the DSN", &o)?, None)
+            }
+        };
+        Ok(Target {
+            kind: o.kind,
+            work: None,
+            lock: None,
+            conn,
+            work_pid: None,
+            server_version: None,
+            scratch,
+            cluster,
+        })
+    }
+
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.conn.redactor
+    }
+
+    pub fn workdir(&self) -> &Path {
+        &self.conn.workdir
+    }
+
+    /// A private directory for files the sessions read (batches of a migration and its history row).
+    pub fn scratch(&self) -> &Path {
+        self.scratch.path()
+    }
+
+    pub fn cluster(&self) -> Option<&LocalCluster> {
+        self.cluster.as_ref()
+    }
+
+    pub fn describe(&self) -> Described {
+        let dsn = self.conn.dsn();
+        Described { kind: self.kind, host: dsn.hosts().join(","), database: dsn.database() }
+    }
+
+    /// `host/database`, as messages name the target.
+    pub fn what(&self) -> String {
+        let d = self.describe();
+        format!("{}/{}", d.host, d.database)
+    }
+
+    /// The server's version, once a session has connected.
+    pub fn server_version(&self) -> Option<&str> {
+        self.server_version.as_deref()
+    }
+
+    /// Run a unit on the working session, opening (or reopening) it first. A fresh session first
+    /// sets the timeouts on the server and, while this run holds the lock, the sessions key.
+    pub fn run(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>) -> Result<Ran> {
+        self.run_inner(unit, tee, None).map(|(ran, _)| ran)
+    }
+
+    /// [`Target::run`] with a deadline: past it psql is stopped (the unit then reads as ended) and
+    /// the second value is true.
+    pub fn run_within(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>, limit: Duration) -> Result<(Ran, bool)> {
+        self.run_inner(unit, tee, Some(limit))
+    }
+
+    fn run_inner(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>, limit: Option<Duration>) -> Result<(Ran, bool)> {
+        let fresh = !self.work.as_ref().is_some_and(Session::alive);
+        let mut unit = unit.clone();
+        if fresh {
+            self.work = Some(Session::start(&self.conn.session_spec())?);
+            unit.before = format!("{}\n{}", self.setup(), unit.before);
+        }
+        let session = self.work.as_mut().expect("opened above");
+        let watchdog = limit.map(|limit| Watchdog::arm(session.pids(), limit));
+        let ran = session.run(&unit, tee)?;
+        if fresh {
+            self.work_pid = ran.vars.get("pid").and_then(|p| p.parse().ok());
+            if let Some(v) = ran.vars.get("server").filter(|v| !v.is_empty()) {
+                self.server_version = Some(v.clone());
+            }
+        }
+        Ok((ran, watchdog.is_some_and(|w| w.fired())))
+    }
+
+    /// What a fresh working session runs first.
+    fn setup(&self) -> String {
+        let mut setup: Vec<String> =
+            self.conn.timeouts.set_statements(false).into_iter().map(|s| format!("{s};")).collect();
+        setup.push("select pg_backend_pid() as rehearsal_pid \\gset".into());
+        setup.push("\\echo @@var pid :rehearsal_pid".into());
+        setup.push("\\echo @@var server :SERVER_VERSION_NAME".into());
+        if self.lock.is_some() {
+            setup.push(lock::hold_sessions_key());
+        }
+        setup.join("\n")
+    }
+
+    /// Take the rehearsal lock (staging and url; a throwaway cluster is this run's alone).
+    pub fn lock(&mut self) -> Result<()> {
+        if self.kind == Kind::Local || self.lock.is_some() {
+            return Ok(());
+        }
+        let what = self.what();
+        self.lock = Some(RunLock::acquire(&self.conn, self.work_pid, &what)?);
+        // The working session, already open, now holds the sessions key too.
+        if self.work.as_ref().is_some_and(Session::alive) {
+            let unit = Unit { before: lock::hold_sessions_key(), ..Unit::default() };
+            let ran = self.run(&unit, None)?;
+            anyhow::ensure!(!ran.ended, "the working session ended while taking the sessions key: {}", ran.stray);
+        }
+        Ok(())
+    }
+
+    /// The server's side of the identity of this database, with the DSN's side.
+    pub fn identity(&mut self) -> Result<Identity> {
+        let ran = self.run(&identity::query(), None)?;
+        let var = |k: &str| ran.vars.get(k).cloned().unwrap_or_default();
+        anyhow::ensure!(
+            !ran.ended && !var("dboid").is_empty(),
+            "reading the database's identity: {}",
+            ran.stray.trim()
+        );
+        let dsn = self.conn.dsn();
+        Ok(Identity {
+            system_identifier: Some(var("sysid")).filter(|s| !s.is_empty()),
+            database_oid: var("dboid"),
+            database: var("db"),
+            current_user: var("user"),
+            dsn_user: dsn.user().map(str::to_string),
+            host: dsn.hosts().join(","),
+            port: dsn.port().unwrap_or(5432),
+        })
+    }
+}
+
+fn guarded(dsn: &str, key: Option<&str>, config: &Config, what: &str, o: &Opening<'_>) -> Result<Conn> {
+    let mut redactor = Redactor::new().with_dsn(dsn);
+    if let Some(key) = key {
+        redactor = redactor.with_secret(key);
+    }
+    let parsed = Dsn::parse(dsn)
+        .map_err(|why| exit::cannot_run(format!("{what} is not a valid DSN: {}", redactor.redact(&why))))?;
+    let refusals = guard::refusals(&parsed, config);
+    if !refusals.is_empty() {
+        let list: Vec<String> = refusals.iter().map(|r| format!("  - {}", redactor.redact(r))).collect();
+        return Err(exit::cannot_run(format!(
+            "refusing {what} (host {}):\n{}",
+            redactor.redact(&parsed.hosts().join(",")),
+            list.join("\n")
+        )));
+    }
+    Ok(Conn::new(parsed, redactor, o.psql.clone(), o.workdir.to_path_buf(), o.timeouts.clone()))
+}

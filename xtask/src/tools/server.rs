@@ -1,0 +1,139 @@
+//! The PostgreSQL server binaries and pgTAP for the local target.
+//!
+//! Search order: `$REHEARSAL_PG_BINDIR` when set, `initdb` and `postgres` side by side on PATH,
+//! then `pg_config --bindir`, then the newest `/usr/lib/postgresql/<major>/bin` (Debian and Ubuntu
+//! keep the server off PATH).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use super::{apt_install, can_apt_install, install_hint};
+use crate::exit;
+use crate::process::{self, Env};
+
+/// A PostgreSQL server installation: its bin dir, version and share dir (for extensions).
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub bindir: PathBuf,
+    /// What `postgres --version` prints, e.g. `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)`.
+    pub version: String,
+    pub major: u32,
+    pub sharedir: PathBuf,
+    pub pkglibdir: PathBuf,
+}
+
+impl Server {
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.bindir.join(name)
+    }
+
+    /// The installed version of an extension (from its control file), if any.
+    pub fn extension_version(&self, name: &str) -> Option<String> {
+        let control = std::fs::read_to_string(self.sharedir.join(format!("extension/{name}.control"))).ok()?;
+        control.lines().find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (key.trim() == "default_version").then(|| value.trim().trim_matches('\'').to_string())
+        })
+    }
+
+    pub fn pgtap_version(&self) -> Option<String> {
+        self.extension_version("pgtap")
+    }
+}
+
+/// Find the server binaries, or say how to get them.
+pub fn find_server() -> Result<Server> {
+    if let Some(dir) = std::env::var_os("REHEARSAL_PG_BINDIR") {
+        return describe(Path::new(&dir)).ok_or_else(|| {
+            exit::cannot_run(format!(
+                "REHEARSAL_PG_BINDIR={} holds no initdb and postgres; point it at a PostgreSQL bin dir or unset it",
+                Path::new(&dir).display()
+            ))
+        });
+    }
+    candidate_bindirs().into_iter().find_map(|dir| describe(&dir)).ok_or_else(|| {
+        exit::cannot_run(format!(
+            "the PostgreSQL server binaries (initdb, postgres) are not on PATH, under `pg_config --bindir` \
+             or in /usr/lib/postgresql/*/bin; install them: {}",
+            install_hint("postgresql")
+        ))
+    })
+}
+
+/// Find the server and pgTAP; on Debian as root install what is missing first.
+pub fn ensure_server_with_pgtap() -> Result<Server> {
+    let server = match find_server() {
+        Ok(server) => server,
+        Err(err) if can_apt_install() => {
+            apt_install(&["postgresql"], "the PostgreSQL server binaries are missing")
+                .context("installing the PostgreSQL server")?;
+            find_server().map_err(|_| err)?
+        }
+        Err(err) => return Err(err),
+    };
+    if server.pgtap_version().is_some() {
+        return Ok(server);
+    }
+    let package = format!("postgresql-{}-pgtap", server.major);
+    if can_apt_install() {
+        apt_install(&[&package], &format!("pgTAP is missing for PostgreSQL {}", server.major))?;
+        if server.pgtap_version().is_some() {
+            return Ok(server);
+        }
+    }
+    Err(exit::cannot_run(format!(
+        "pgTAP is not installed for PostgreSQL {} ({} has no extension/pgtap.control); install it: {}",
+        server.major,
+        server.sharedir.display(),
+        install_hint(&package)
+    )))
+}
+
+/// Bin dirs that may hold the server, best first.
+pub fn candidate_bindirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if let Ok(initdb) = dir.join("initdb").canonicalize() {
+                dirs.push(initdb.parent().map(Path::to_path_buf).unwrap_or(dir));
+            }
+        }
+    }
+    if let (Ok(sh), Ok(pg_config)) = (Shell::new(), which::which("pg_config")) {
+        if let Ok(out) = process::output(cmd!(sh, "{pg_config} --bindir"), Env::client()) {
+            if out.success() {
+                dirs.push(PathBuf::from(out.stdout.trim()));
+            }
+        }
+    }
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .collect();
+    debian.sort_by_key(|d| std::cmp::Reverse(d.0));
+    dirs.extend(debian.into_iter().map(|(_, dir)| dir));
+    dirs
+}
+
+fn describe(bindir: &Path) -> Option<Server> {
+    if !bindir.join("initdb").is_file() || !bindir.join("postgres").is_file() {
+        return None;
+    }
+    let sh = Shell::new().ok()?;
+    let postgres = bindir.join("postgres");
+    let version = process::output(cmd!(sh, "{postgres} --version"), Env::server()).ok()?.stdout.trim().to_string();
+    let number = version.split_whitespace().nth(2)?;
+    let major = number.split('.').next()?.parse().ok()?;
+    let pg_config = bindir.join("pg_config");
+    let ask = |flag: &str| -> Option<PathBuf> {
+        let out = process::output(cmd!(sh, "{pg_config} {flag}"), Env::server()).ok().filter(|o| o.success())?;
+        Some(PathBuf::from(out.stdout.trim()))
+    };
+    let sharedir = ask("--sharedir").unwrap_or_else(|| PathBuf::from(format!("/usr/share/postgresql/{major}")));
+    let pkglibdir = ask("--pkglibdir").unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{major}/lib")));
+    Some(Server { bindir: bindir.to_path_buf(), version, major, sharedir, pkglibdir })
+}
