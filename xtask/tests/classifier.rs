@@ -1,4 +1,4 @@
-//! Every failure class of SPEC §9 produced for real — real psql against a throwaway cluster, a real
+//! Every failure class the classifier knows, produced for real — real psql against a throwaway cluster, a real
 //! lock held by another session, a real statement timeout, real closed ports, the real Supabase
 //! CLI — at psql's default and verbose verbosity, then read back by `cargo xtask scan`.
 

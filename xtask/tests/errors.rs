@@ -141,3 +141,29 @@ fn doctor_passes_on_the_repo_tree_and_names_each_fix_on_an_empty_one() {
     );
     assert!(run.stderr.contains("doctor: 2 required prerequisite(s) missing"), "{run}");
 }
+
+#[test]
+fn a_refused_url_target_leaves_no_rehearsal_dir() {
+    let sandbox = Sandbox::with_repo_tree("refused-url");
+    let mut cmd = sandbox.command(&["stage-rehearse", "--target", "url"]);
+    cmd.env_remove("DATABASE_URL");
+    let run = common::Run::of(cmd);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("error: --target url needs --db-url URL or $DATABASE_URL"), "{run}");
+    assert!(!sandbox.path("artifacts").exists(), "nothing written:\n{run}");
+}
+
+#[test]
+fn a_function_with_a_begin_atomic_body_applies_in_one_transaction() {
+    prepare();
+    let sandbox = Sandbox::new("begin-atomic");
+    sandbox
+        .write("supabase/rls_tests.sql", "select plan(1);\nselect is(public.add_one(1), 2, 'the function works');\n");
+    sandbox.write(
+        "supabase/migrations/20250101000000_add_one.sql",
+        "create or replace function public.add_one(x int) returns int\n  language sql\n  set search_path = ''\nbegin atomic\n  select x + 1;\nend;\n",
+    );
+    let run = sandbox.xtask(&["rls", "--json"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(run.json()["migrations"][0]["apply"]["atomic"], true, "not taken for transaction control:\n{run}");
+}

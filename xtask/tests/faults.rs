@@ -141,6 +141,8 @@ fn the_database_going_away_mid_apply_ends_the_run_with_a_summary_that_says_so() 
     assert!(s["findings"].as_array().unwrap().iter().any(|f| f["class"] == "connection"), "{s:#}");
     assert!(s["blockers"].to_string().contains("the database went away during the run: the remaining steps (rollback, re-apply, RLS contract, inventory) were not run"), "{s:#}");
     assert_eq!(s["migrations"][0]["rollback"]["status"], "skipped", "no command is sent to a database that is gone");
+    assert!(!s["next_actions"].to_string().contains("amend"), "a migration that was fine is not blamed:\n{s:#}");
+    assert!(s["next_actions"].to_string().contains("the database went away"), "{s:#}");
     assert_eq!(plan_status(&plan), ("failed".to_string(), 1));
     sandbox.assert_nothing_left();
 }
@@ -163,7 +165,10 @@ fn interrupted_on_staging(signal: i32, name: &str) {
     assert!(stderr.contains("interrupted: the child processes were stopped; writing a halted summary"), "{stderr}");
     let s = summary(&sandbox);
     assert_eq!(s["outcome"], "halted", "{s:#}");
+    assert_eq!(s["exit_code"], 130, "the summary says the exit code the process had:\n{s:#}");
     assert_eq!(s["migrations"][0]["apply"]["status"], "applied");
+    assert_eq!(s["migrations"][1]["apply"]["status"], "interrupted", "the cancelled migration is in the table");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("outcome: halted (exit 130)"), "{stderr}");
     assert!(s["blockers"].to_string().contains("interrupted (Ctrl-C or SIGTERM) part way"), "{s:#}");
     assert_eq!(
         plan_status(&plan),

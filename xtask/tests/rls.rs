@@ -205,7 +205,12 @@ fn two_runs_at_once_do_not_collide() {
     let mut second = b.command(&["rls", "--json"]);
     // Same TMPDIR for both: the clusters must still get their own directory, port and socket.
     second.env("TMPDIR", &a.tmp);
-    let (x, y) = (first.output().unwrap(), second.output().unwrap());
+    // Both running at once.
+    let spawn = |cmd: &mut std::process::Command| {
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    };
+    let (x, y) = (spawn(&mut first), spawn(&mut second));
+    let (x, y) = (x.wait_with_output().unwrap(), y.wait_with_output().unwrap());
     let (x, y) = (first_ok(x), first_ok(y));
     assert_eq!(x, "passed");
     assert_eq!(y, "passed");
@@ -218,24 +223,24 @@ fn first_ok(out: std::process::Output) -> String {
     v["outcome"].as_str().unwrap().to_string()
 }
 
-/// As root (CI), prove the tool also works for an ordinary user: run it as `nobody`, who must
-/// initdb and start the server as itself, with a template cache of its own.
+/// An ordinary user, with a template cache of its own, initdb and the server run as itself. As root
+/// (CI) the run is as `nobody`; as an ordinary user, as that user.
 #[test]
 fn an_ordinary_user_runs_it_too() {
     use std::os::unix::process::CommandExt;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return; // already an ordinary user: every other test covers it
-    }
     prepare();
     let sandbox = Sandbox::with_repo_tree("ordinary-user");
-    let (uid, gid) = (65534, 65534);
     // A copy of the binary: the checkout may sit where `nobody` cannot reach (root's home).
     let exe = sandbox.root.join("xtask");
     std::fs::copy(env!("CARGO_BIN_EXE_xtask"), &exe).unwrap();
-    chown_tree(&sandbox.root, uid, gid);
     let mut cmd = sandbox.command_of(&exe, &["rls", "--json"]);
-    cmd.env("REHEARSAL_PG_CACHE", sandbox.root.join("cache")).env("HOME", &sandbox.root).uid(uid).gid(gid);
+    cmd.env("REHEARSAL_PG_CACHE", sandbox.root.join("cache")).env("HOME", &sandbox.root);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let (uid, gid) = (65534, 65534);
+        chown_tree(&sandbox.root, uid, gid);
+        cmd.uid(uid).gid(gid);
+    }
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");

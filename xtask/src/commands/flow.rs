@@ -66,10 +66,9 @@ pub fn connectivity(target: &mut Target, record: &mut Record) -> Result<(connect
                 format!("{}: {}\n  what to do: {}", f.class.as_str(), f.message, f.hint)
             })
         };
-        return Err(exit::cannot_run(format!(
-            "step 2 connectivity: the database is unreachable ({})\n  {why}",
-            log.rel()
-        )));
+        let refused = conn.findings.first().is_some_and(|f| f.sqlstate.as_deref() == Some("28P01"));
+        let what = if refused { "the database refused the login" } else { "the database is unreachable" };
+        return Err(exit::cannot_run(format!("step 2 connectivity: {what} ({})\n  {why}", log.rel())));
     }
     progress!(
         "step 2 connectivity: {} at {} ({})",

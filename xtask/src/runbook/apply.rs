@@ -100,7 +100,7 @@ pub fn apply(target: &mut Target, m: &Migration, atomic: bool, log: &mut Transcr
         ok,
         atomic: reason.is_none(),
         duration_ms: started.elapsed().as_millis() as u64,
-        error: if ok { None } else { found.first().cloned() },
+        error: if ok { None } else { found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned() },
         findings: found,
         history: ok.then(|| HistoryRecord { statements_sha256: statements_hash(&statements) }),
     })

@@ -45,7 +45,7 @@ pub fn rollback(target: &mut Target, m: &Migration, log: &mut Transcript) -> Res
     let result = RollbackResult {
         status: if ok { Status::RolledBack } else { Status::Failed },
         file: Some(file.rel.clone()),
-        error: if ok { None } else { found.first().cloned() },
+        error: if ok { None } else { found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned() },
     };
     Ok((result, found))
 }

@@ -17,6 +17,9 @@ pub struct Identity {
     pub current_user: String,
     /// The user the DSN logs in as (`postgres.<ref>` through Supavisor).
     pub dsn_user: Option<String>,
+    /// The database the DSN names (a pooler may map it to another server's database).
+    #[serde(default)]
+    pub dsn_database: Option<String>,
     pub host: String,
     pub port: u16,
 }
@@ -47,6 +50,11 @@ impl Identity {
             self.dsn_user.as_deref().unwrap_or("(none)"),
             live.dsn_user.as_deref().unwrap_or("(none)"),
         );
+        differ(
+            "the DSN's database",
+            self.dsn_database.as_deref().unwrap_or("(none)"),
+            live.dsn_database.as_deref().unwrap_or("(none)"),
+        );
         differ("the host", &self.host, &live.host);
         differ("the port", &self.port.to_string(), &live.port.to_string());
         out
@@ -69,5 +77,34 @@ pub fn query() -> Unit {
         after: "\\echo @@var sysid :rehearsal_sysid\n\\echo @@var dboid :rehearsal_dboid\n\
                 \\echo @@var db :rehearsal_db\n\\echo @@var user :rehearsal_user"
             .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Identity;
+
+    fn id() -> Identity {
+        Identity {
+            system_identifier: Some("7312".into()),
+            database_oid: "5".into(),
+            database: "postgres".into(),
+            current_user: "postgres".into(),
+            dsn_user: Some("postgres.stagingref".into()),
+            dsn_database: Some("postgres".into()),
+            host: "aws-0-eu-west-1.pooler.supabase.com".into(),
+            port: 5432,
+        }
+    }
+
+    #[test]
+    fn another_project_on_the_same_pooler_host_differs() {
+        assert!(id().differences(&id()).is_empty());
+        let other =
+            Identity { system_identifier: Some("9001".into()), dsn_user: Some("postgres.otherref".into()), ..id() };
+        let why = id().differences(&other);
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(why[0].contains("system identifier was 7312, is 9001"), "{why:?}");
+        assert!(why[1].contains("the DSN's user was postgres.stagingref, is postgres.otherref"), "{why:?}");
     }
 }

@@ -289,6 +289,7 @@ impl Target {
             database: var("db"),
             current_user: var("user"),
             dsn_user: dsn.user().map(str::to_string),
+            dsn_database: dsn.get("dbname").map(str::to_string),
             host: dsn.hosts().join(","),
             port: dsn.port().unwrap_or(5432),
         })

@@ -48,6 +48,15 @@ impl LocalCluster {
         Ok(LocalCluster { postmaster, rundir, server: server.clone() })
     }
 
+    /// A cluster of its own, not a copy of the cached template: its own `initdb`, so its own system
+    /// identifier (as two Supabase projects have). Slower; for tests that need two distinct servers.
+    pub fn start_uncached(server: &Server) -> Result<LocalCluster> {
+        let run_as = RunAs::detect()?;
+        let rundir = template::build(server, &run_as)?;
+        let postmaster = Postmaster::start(server, &rundir, &run_as)?;
+        Ok(LocalCluster { postmaster, rundir, server: server.clone() })
+    }
+
     /// Make `postgres` a superuser, for projects written against the old Supabase images
     /// (`--superuser-postgres`).
     pub fn make_postgres_superuser(&self) -> Result<()> {

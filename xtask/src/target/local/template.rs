@@ -54,7 +54,7 @@ pub fn ensure(server: &Server, run_as: &RunAs) -> Result<PathBuf> {
 }
 
 /// initdb, start, run the bootstrap as the superuser, shut down cleanly.
-fn build(server: &Server, run_as: &RunAs) -> Result<RunDir> {
+pub(super) fn build(server: &Server, run_as: &RunAs) -> Result<RunDir> {
     let rundir = RunDir::create(run_as)?;
     initdb(server, &rundir, run_as)?;
     let postmaster = Postmaster::start(server, &rundir, run_as)?;

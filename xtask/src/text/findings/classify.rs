@@ -18,7 +18,7 @@ const LOST: [&str; 4] = [
 ];
 
 /// Messages of an `ERROR`/`FATAL` that mean the server or the pooler is gone or refusing us.
-const SERVER_GONE: &str = r"^(could not connect|connection to server)|terminating connection due to|pgbouncer cannot connect to server|query_wait_timeout|server login has been failing|the database system is (shutting down|starting up)|no more connections allowed|password authentication failed|(SASL|SCRAM) authentication failed";
+const SERVER_GONE: &str = r"^(could not connect|connection to server)|terminating connection due to|pgbouncer cannot connect to server|server conn crashed|query_wait_timeout|server login has been failing|the database system is (shutting down|starting up)|no more connections allowed|password authentication failed|(SASL|SCRAM) authentication failed";
 
 /// Message rules, in order: the first that matches gives the class and the implied SQLSTATE.
 const MESSAGE_RULES: &[(&str, Class, &str)] = &[

@@ -1,0 +1,80 @@
+use super::*;
+
+fn texts(sql: &str) -> Vec<String> {
+    let s = Script::lex(sql);
+    s.statement_texts().into_iter().map(str::to_string).collect()
+}
+
+#[test]
+fn semicolons_inside_quotes_comments_and_bodies_do_not_split() {
+    let sql = "-- a; comment\ncreate table t (x text default 'a;b');\n/* x; /* nested; */ y; */\n\
+               create function f() returns int language sql as $$ select 1; $$;\n\
+               create function g() returns int language plpgsql as $body$ begin return 1; end $body$;\n\
+               select E'it\\'s;';  select \"odd;name\" from t";
+    let parts = texts(sql);
+    assert_eq!(parts.len(), 5, "{parts:#?}");
+    assert!(parts[0].starts_with("create table t"));
+    assert!(parts[4].ends_with("from t"));
+}
+
+#[test]
+fn statements_know_their_lines() {
+    let s = Script::lex("-- header\n\ncreate table a (\n  id int\n);\n/* note */ drop table b;\n");
+    assert_eq!((s.statements[0].line, s.statements[0].end_line), (3, 5));
+    assert_eq!(s.tight(&s.statements[0]), "create table a (\n  id int\n)");
+    assert_eq!((s.statements[1].line, s.code(&s.statements[1])), (6, "drop table b"));
+    let s = Script::lex("select 1 -- trailing");
+    assert_eq!(s.tight(&s.statements[0]), "select 1");
+}
+
+#[test]
+fn begin_atomic_bodies_are_one_statement_and_not_transaction_control() {
+    let sql = "create function public.add(a int, b int) returns int language sql\nbegin atomic\n  select a + b;\n  select case when a > 0 then 1 else 2 end;\nend;\ncreate table t (id int);\n";
+    let s = Script::lex(sql);
+    assert_eq!(s.statements.len(), 2, "{:#?}", s.statement_texts());
+    assert_eq!(s.first_non_transactional(), None);
+    assert_eq!(s.statements[1].line, 6);
+}
+
+#[test]
+fn statements_that_cannot_run_in_a_transaction() {
+    let why = |sql: &str| Script::lex(sql).first_non_transactional().map(|(w, _)| w);
+    assert_eq!(
+        why("create table a(x int);\n-- note\ncreate unique index concurrently i on a(x);"),
+        Some("CREATE INDEX CONCURRENTLY")
+    );
+    assert_eq!(why("vacuum analyze a;"), Some("VACUUM"));
+    assert_eq!(why("create index i on a(x); select 'vacuum';"), None);
+    assert_eq!(why("begin; create table b(); commit;"), Some("its own transaction control (BEGIN/COMMIT)"));
+    assert_eq!(why("\u{feff}create index concurrently i on a (x);"), Some("CREATE INDEX CONCURRENTLY"));
+}
+
+#[test]
+fn meta_commands_are_found_outside_quotes_and_comments_only() {
+    let s = Script::lex(
+        "select 1;\n\\! touch /tmp/x\nselect '\\q'; -- \\q\n/* \\i x */ select E'\\\\';\n\\set ON_ERROR_STOP off\n",
+    );
+    assert_eq!(s.meta_commands, vec![(2, "\\! touch /tmp/x".to_string()), (5, "\\set ON_ERROR_STOP off".to_string())]);
+}
+
+#[test]
+fn plain_code_has_no_comments() {
+    let s = Script::lex("-- lead\nalter table /* x */ t -- y\n enable row level security;\n");
+    assert_eq!(s.plain(&s.statements[0]), "alter table   t  \n enable row level security");
+}
+
+#[test]
+fn a_byte_order_mark_is_removed() {
+    let s = Script::lex("\u{feff}create table t (id int);\n");
+    assert!(s.bom);
+    assert_eq!(s.statements[0].words[..2], ["CREATE".to_string(), "TABLE".to_string()]);
+}
+
+#[test]
+fn a_large_file_lexes_whole() {
+    // 4 MB of statements (the bench times 50 MB: the lexer is linear).
+    let sql = "create table if not exists t (id int); -- note\n".repeat(90_000);
+    let s = Script::lex(&sql);
+    assert_eq!(s.statements.len(), 90_000);
+    assert_eq!(s.statements[89_999].line, 90_000);
+}

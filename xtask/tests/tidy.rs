@@ -1,0 +1,120 @@
+//! Repository hygiene, as a test (rust-analyzer's `tidy.rs`): the promises the code and the README
+//! make that a command can check.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "rs"))
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    files.sort();
+    files
+}
+
+fn rel(path: &Path) -> String {
+    path.strip_prefix(root()).unwrap_or(path).display().to_string()
+}
+
+#[test]
+fn child_processes_start_in_the_process_module_only() {
+    // `walkdir` is the tool's own dependency, so the tests may use it too.
+    let offenders: Vec<String> = rust_files(&root().join("src"))
+        .into_iter()
+        .filter(|p| !p.starts_with(root().join("src/process")))
+        .filter(|p| {
+            // std's Command, by path or imported (clap's Command is not a child process).
+            let text = std::fs::read_to_string(p).unwrap();
+            text.contains(concat!("std::process::", "Command"))
+                || text.lines().any(|l| l.starts_with(concat!("use std::process::", "{")) && l.contains("Command"))
+        })
+        .map(|p| rel(&p))
+        .collect();
+    assert!(offenders.is_empty(), "std::process::Command::new outside src/process/: {offenders:?}");
+}
+
+#[test]
+fn every_module_says_what_it_owns() {
+    let missing: Vec<String> = rust_files(&root().join("src"))
+        .into_iter()
+        .chain(rust_files(&root().join("tests")))
+        .filter(|p| !p.ends_with("tests.rs") || p.parent().is_some_and(|d| d.ends_with("tests")))
+        .filter(|p| !std::fs::read_to_string(p).unwrap().starts_with("//!"))
+        .map(|p| rel(&p))
+        .collect();
+    assert!(missing.is_empty(), "files without a //! header: {missing:?}");
+}
+
+#[test]
+fn no_file_is_over_400_lines() {
+    let long: Vec<String> = rust_files(&root().join("src"))
+        .into_iter()
+        .chain(rust_files(&root().join("tests")))
+        .filter_map(|p| {
+            let n = std::fs::read_to_string(&p).unwrap().lines().count();
+            (n > 400).then(|| format!("{} ({n} lines)", rel(&p)))
+        })
+        .collect();
+    assert!(long.is_empty(), "files over 400 lines (split them by concern): {long:?}");
+}
+
+#[test]
+fn the_code_cites_no_document_users_do_not_have() {
+    let cites: Vec<String> = rust_files(&root().join("src"))
+        .into_iter()
+        .chain(rust_files(&root().join("tests")))
+        .filter(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.contains(concat!("SPEC", " §"))
+                || text.contains(concat!("STYLE", ".md"))
+                || text.contains(concat!("STYLE", " habit"))
+        })
+        .map(|p| rel(&p))
+        .collect();
+    assert!(cites.is_empty(), "the code cites the internal SPEC or STYLE: say it in the code or the README: {cites:?}");
+}
+
+#[test]
+fn every_command_in_the_readme_and_the_runbook_exists_in_help() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_xtask")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(commands.contains(&"stage-rehearse"), "{help}");
+    for doc in ["../README.md", "../docs/runbooks/data_staging_apply.md"] {
+        let text = std::fs::read_to_string(root().join(doc)).unwrap();
+        for (i, _) in text.match_indices("cargo xtask ") {
+            let word = text[i + "cargo xtask ".len()..]
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .next()
+                .unwrap();
+            if word.is_empty() || word.starts_with('-') {
+                continue;
+            }
+            assert!(
+                commands.contains(&word),
+                "{doc} names `cargo xtask {word}`, which --help does not list: {commands:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ci_runs_the_test_command_the_readme_gives() {
+    let readme = std::fs::read_to_string(root().join("../README.md")).unwrap();
+    let ci = std::fs::read_to_string(root().join("../.ci/run")).unwrap();
+    let command =
+        readme.lines().find(|l| l.trim_start().starts_with("cargo test")).expect("the README names the test command");
+    assert!(ci.lines().any(|l| l.trim() == command.trim()), ".ci/run must run `{}`", command.trim());
+}
