@@ -89,23 +89,33 @@ pub fn scan_stream(mut reader: impl BufRead, log: &str, found: &mut dyn FnMut(Fi
         if buf.is_empty() {
             break;
         }
-        let (chunk, ends_line) = match buf.iter().position(|b| *b == b'\n') {
-            Some(i) => (&buf[..=i], true),
-            None => (buf, false),
-        };
-        let take = chunk.len();
+        let mut at = 0;
+        // Whole lines in the buffer are read where they are; only a line split across two reads
+        // (or a giant one) is gathered in `line`.
+        while let Some(i) = buf[at..].iter().position(|b| *b == b'\n') {
+            let chunk = &buf[at..at + i];
+            if line.is_empty() && !overlong {
+                classify(&mut scanner, &chunk[..chunk.len().min(MAX_LINE)], found);
+            } else {
+                if !overlong {
+                    let room = MAX_LINE.saturating_sub(line.len());
+                    line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                classify(&mut scanner, &line, found);
+                line.clear();
+                overlong = false;
+            }
+            at += i + 1;
+        }
+        let rest = &buf[at..];
         if !overlong {
             let room = MAX_LINE.saturating_sub(line.len());
-            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            overlong = chunk.len() > room;
+            line.extend_from_slice(&rest[..rest.len().min(room)]);
+            overlong = rest.len() > room;
         }
-        reader.consume(take);
-        total += take as u64;
-        if ends_line {
-            classify(&mut scanner, &line, found);
-            line.clear();
-            overlong = false;
-        }
+        let n = buf.len();
+        reader.consume(n);
+        total += n as u64;
     }
     if !line.is_empty() {
         classify(&mut scanner, &line, found);
@@ -117,7 +127,10 @@ pub fn scan_stream(mut reader: impl BufRead, log: &str, found: &mut dyn FnMut(Fi
 }
 
 fn classify(scanner: &mut Scanner, line: &[u8], found: &mut dyn FnMut(Finding)) {
-    let text = String::from_utf8_lossy(line);
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(line),
+    };
     if let Some(f) = scanner.line(text.trim_end_matches(['\n', '\r'])) {
         found(f);
     }

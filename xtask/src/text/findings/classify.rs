@@ -97,7 +97,12 @@ pub(super) fn parse_error_line(line: &str, place: Place) -> Option<Finding> {
         f.message = format!("{lost}: the database went away");
         return Some(f);
     }
-    if let Some(c) = t.tap_diag.captures(line) {
+    let tap_diag = line.trim_start().starts_with('#');
+    if !tap_diag && !["ERROR:", "FATAL:", "PANIC:"].iter().any(|s| line.contains(s)) {
+        // The cheap prefilter before any regex: no severity, no pgTAP diagnostic, no error.
+        return None;
+    }
+    if let Some(c) = tap_diag.then(|| t.tap_diag.captures(line)).flatten() {
         let message = c.get(2).map_or("", |m| m.as_str());
         if message.is_empty() || message.starts_with("no exception") {
             return None;
