@@ -51,3 +51,61 @@ fn each_advisor_fires_on_its_mistake_with_its_severity() {
         (Some("supabase/migrations/20250101000000_mistakes.sql"), Some(1))
     );
 }
+
+/// `[advisors]` in supabase/rehearsal.toml sets an advisor's severity or turns it off;
+/// `[advisors.exclude]` names objects one advisor leaves alone. The rest keep their defaults.
+#[test]
+fn a_project_tunes_severities_and_excludes_objects() {
+    prepare();
+    let sandbox = Sandbox::new("advisors-tuned");
+    sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('contract runs');\n");
+    sandbox.write(
+        "supabase/migrations/20250101000000_mistakes.sql",
+        "create table public.open_table (id int);\n\
+         create table public.audit_feed (id int);\n\
+         create table public.locked (id int);\nalter table public.locked enable row level security;\n\
+         create view public.owner_view as select id from public.locked;\n",
+    );
+    sandbox.write(
+        "supabase/rehearsal.toml",
+        "[advisors]\nrls_enabled_no_policy = \"off\"\nsecurity_definer_view = \"warning\"\n\n\
+         [advisors.exclude]\nrls_disabled = [\"public.audit_feed\"]\n",
+    );
+    let run = sandbox.xtask(&["rls", "--json"]);
+    assert_eq!(run.code, Some(1), "open_table is still an error: {run}");
+    let found: Vec<(String, String, String)> = run.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["class"].as_str().unwrap().into(),
+                f["severity"].as_str().unwrap().into(),
+                f["message"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let classes: Vec<(&str, &str)> = found.iter().map(|(c, s, _)| (c.as_str(), s.as_str())).collect();
+    assert_eq!(classes, [("rls_disabled", "error"), ("security_definer_view", "warning")], "{found:#?}");
+    assert!(found[0].2.contains("public.open_table"), "{found:#?}");
+
+    // With the last error excluded too, warnings alone pass.
+    sandbox.write(
+        "supabase/rehearsal.toml",
+        "[advisors]\nrls_enabled_no_policy = \"off\"\nsecurity_definer_view = \"warning\"\n\n\
+         [advisors.exclude]\nrls_disabled = [\"public.audit_feed\", \"public.open_table\"]\n",
+    );
+    let run = sandbox.xtask(&["rls"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("warning security_definer_view"), "{run}");
+
+    // A name that is no advisor is refused with where it is, before anything runs.
+    sandbox.write("supabase/rehearsal.toml", "[advisors]\nrls_disabld = \"off\"\n");
+    let run = sandbox.xtask(&["rls"]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains("rls_disabld") && run.stderr.contains("is not an advisor (advisors: rls_disabled,"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("line 2"), "{run}");
+}

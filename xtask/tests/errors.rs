@@ -83,12 +83,17 @@ fn server_binaries_that_are_not_there_are_named() {
     assert!(!sandbox.path("artifacts").exists());
 }
 
-/// pgTAP cannot be uninstalled under a running test suite, so this one failure is simulated: a bin
-/// dir of symlinks to the real server whose `pg_config` (a stand-in script) reports a share dir
-/// without pgTAP.
+/// pgTAP and pgextwlist cannot be uninstalled under a running test suite, so this one failure is
+/// simulated: a bin dir of symlinks to the real server whose `pg_config` (a stand-in script)
+/// reports share and lib dirs without them. The extension `rum` a migration creates is not
+/// installed either (no test installs it).
 #[test]
-fn missing_pgtap_names_the_package_that_installs_it() {
+fn missing_packages_are_named_with_the_one_command_before_any_cluster_starts() {
     let sandbox = Sandbox::with_repo_tree("no-pgtap");
+    sandbox.write(
+        "supabase/migrations/20990101000000_search.sql",
+        "create extension if not exists rum with schema extensions;\n",
+    );
     let real = std::process::Command::new("pg_config").arg("--bindir").output().unwrap();
     let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
     let bin = sandbox.root.join("bin");
@@ -107,8 +112,14 @@ fn missing_pgtap_names_the_package_that_installs_it() {
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("error: pgTAP is not installed for PostgreSQL"), "{stderr}");
-    assert!(stderr.contains("apt-get install -y postgresql-") && stderr.contains("-pgtap"), "{stderr}");
+    let major = real.rsplit('/').nth(1).unwrap();
+    let wanted = format!(
+        "error: the local target needs what is not installed: postgresql-{major}-pgtap (pgTAP, which runs the RLS \
+         contract), postgresql-{major}-pgextwlist (pgextwlist, which lets postgres create extensions as on Supabase), \
+         postgresql-{major}-rum (the extension rum, which supabase/migrations/20990101000000_search.sql creates); \
+         install them: apt-get install -y postgresql-{major}-pgtap postgresql-{major}-pgextwlist postgresql-{major}-rum\n"
+    );
+    assert!(stderr.ends_with(&wanted), "{stderr}");
     assert!(!sandbox.path("artifacts").exists());
     sandbox.assert_nothing_left();
 }

@@ -10,12 +10,7 @@ use common::{prepare, Sandbox};
 use serde_json::Value;
 
 fn teamdocs(name: &str) -> Sandbox {
-    let sandbox = Sandbox::new(name);
-    common::copy_dir(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/teamdocs/supabase"),
-        &sandbox.path("supabase"),
-    );
-    sandbox
+    Sandbox::with_fixture("teamdocs", name)
 }
 
 fn rls(sandbox: &Sandbox, extra: &[&str]) -> (Option<i32>, Value, String) {
@@ -100,7 +95,7 @@ fn postgres_is_not_a_superuser_unless_asked() {
 }
 
 #[test]
-fn a_missing_extension_is_named_with_what_to_install() {
+fn an_extension_the_local_target_lacks_is_named_with_what_to_do() {
     prepare();
     let sandbox = teamdocs("extension");
     sandbox.write(
@@ -109,10 +104,15 @@ fn a_missing_extension_is_named_with_what_to_install() {
     );
     let run = sandbox.xtask(&["rls"]);
     assert_eq!(run.code, Some(1), "{run}");
-    assert!(run.stdout.contains("undefined_object 0A000 supabase/migrations/20240309000000_hashids.sql:2: extension \"pg_hashids\" is not available"), "{run}");
     assert!(
-        run.stdout.contains("the extension pg_hashids is not installed on this PostgreSQL server")
-            && run.stdout.contains("postgresql-<major>-pg-hashids"),
+        run.stdout.contains("extension_unavailable 0A000 supabase/migrations/20240309000000_hashids.sql:2: "),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains(
+            "pg_hashids is on Supabase but not available on the local target (no package provides it for this \
+             machine): rehearse the migration at supabase/migrations/20240309000000_hashids.sql:2 on staging"
+        ),
         "{run}"
     );
 }

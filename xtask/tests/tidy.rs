@@ -118,3 +118,29 @@ fn ci_runs_the_test_command_the_readme_gives() {
         readme.lines().find(|l| l.trim_start().starts_with("cargo test")).expect("the README names the test command");
     assert!(ci.lines().any(|l| l.trim() == command.trim()), ".ci/run must run `{}`", command.trim());
 }
+
+/// README's table of the local target's extensions says, for every extension Supabase offers,
+/// what the code does: real, installed on demand, a stand-in, or missing.
+#[test]
+fn the_readme_lists_each_extension_where_the_catalogue_puts_it() {
+    use xtask::text::extensions::{Local, SUPABASE};
+    let readme = std::fs::read_to_string(root().join("../README.md")).unwrap();
+    let row = |start: &str| -> String {
+        readme
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("README has no row `{start}`"))
+            .to_string()
+    };
+    for (name, local) in SUPABASE {
+        let start = match local {
+            Local::Contrib => "| real, part of the server",
+            Local::Package(_) => "| real, installed when",
+            Local::StandIn(_) => "| stand-in",
+            Local::Missing => "| missing",
+        };
+        let cells = row(start);
+        let listed = cells.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).any(|w| w == *name);
+        assert!(listed, "README's row `{start}` does not name {name}");
+    }
+}

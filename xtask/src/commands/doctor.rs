@@ -9,6 +9,7 @@ use super::Ctx;
 use crate::exit::Exit;
 use crate::out;
 use crate::prepare::tree::{CONTRACT, MIGRATIONS, TESTS};
+use crate::text::extensions::{self, Local};
 use crate::tools::server;
 use crate::tools::supabase_cli::{SupabaseCli, MIN_VERSION};
 use crate::tools::{self, install_hint};
@@ -22,6 +23,8 @@ enum Level {
     Required,
     /// Needed for some commands or targets only: reported, not failed.
     Optional,
+    /// Said, never failed: a stand-in and what it does not do.
+    Note,
 }
 
 struct Check {
@@ -62,6 +65,19 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             Err(_) => Err("needs the server first".to_string()),
         },
     });
+    if let Ok(s) = &server {
+        let lib = s.pkglibdir.join("pgextwlist.so");
+        checks.push(Check {
+            name: "pgextwlist",
+            level: Level::Required,
+            found: if lib.is_file() {
+                Ok(format!("lets postgres create extensions as on Supabase ({})", lib.display()))
+            } else {
+                Err(format!("not installed; fix: {}", install_hint(&format!("postgresql-{}-pgextwlist", s.major))))
+            },
+        });
+        checks.extend(extension_checks(s));
+    }
     let (min_major, min_minor) = MIN_VERSION;
     checks.push(Check {
         name: "Supabase CLI",
@@ -122,6 +138,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
                 ("MISS", why.clone())
             }
             (Err(why), Level::Optional) => ("warn", why.clone()),
+            (Err(why), Level::Note) => ("note", why.clone()),
         };
         out::line(&format!("{mark}  {:<16} {text}", check.name))?;
     }
@@ -131,6 +148,50 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     }
     out::err_line("doctor: everything the local rehearsal needs is present");
     Ok(Exit::Passed)
+}
+
+/// How the local target provides Supabase's extensions on this machine: how many are real, each
+/// stand-in and what it does not do, what a migration would have installed, what is missing.
+fn extension_checks(s: &server::Server) -> Vec<Check> {
+    let mut real = 0;
+    let (mut on_demand, mut missing, mut checks) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, local) in extensions::SUPABASE {
+        match local {
+            _ if s.extension_version(name).is_some() => real += 1,
+            Local::StandIn(lacks) => checks.push(Check {
+                name: "stand-in",
+                level: Level::Note,
+                found: Err(format!("{name}: {lacks} (on staging it is real)")),
+            }),
+            Local::Package(suffix) => on_demand.push(format!("{name} (postgresql-{}-{suffix})", s.major)),
+            Local::Contrib | Local::Missing => missing.push(*name),
+        }
+    }
+    let total = extensions::SUPABASE.len();
+    let mut out = vec![Check {
+        name: "extensions",
+        level: Level::Optional,
+        found: Ok(format!("{real} of the {total} Supabase offers are real on the local target")),
+    }];
+    if !on_demand.is_empty() {
+        out.push(Check {
+            name: "extensions",
+            level: Level::Note,
+            found: Err(format!("installed when a migration creates them: {}", on_demand.join(", "))),
+        });
+    }
+    out.append(&mut checks);
+    if !missing.is_empty() {
+        out.push(Check {
+            name: "extensions",
+            level: Level::Note,
+            found: Err(format!(
+                "not available on the local target (a migration creating one fails: rehearse it on staging): {}",
+                missing.join(", ")
+            )),
+        });
+    }
+    out
 }
 
 fn file_check(name: &'static str, level: Level, workdir: &Path, any_of: &[&str], fix: &str) -> Check {

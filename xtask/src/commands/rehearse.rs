@@ -75,7 +75,7 @@ fn header(p: &Prepared, target: &Target, record: &mut Record) -> Result<()> {
     );
     let s = record.summary_mut();
     s.warnings.extend(warnings);
-    s.warnings.extend(p.tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")));
+    s.warnings.extend(p.warnings.iter().cloned());
     Ok(())
 }
 

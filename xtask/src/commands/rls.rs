@@ -38,8 +38,7 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     }
     let mut record = flow::new_record(&p, &target);
     record.open_dir()?;
-    record.summary_mut().warnings =
-        p.tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")).collect();
+    record.summary_mut().warnings = p.warnings.clone();
     let done = (|| -> Result<()> {
         if p.kind == Kind::Local {
             let clock = record.step_start(4, "apply");

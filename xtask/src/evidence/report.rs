@@ -62,6 +62,8 @@ pub fn screen(s: &Summary) -> String {
                 format!("ran {} tests but planned {planned}: update the plan", f.ran)
             } else if f.clean() {
                 "ok".to_string()
+            } else if f.ran_short && f.planned.is_none() {
+                format!("FAILED: stopped after {} test(s), before finish() printed the plan", f.ran)
             } else if f.ran_short {
                 format!("FAILED: ran short, {} of {planned} planned tests ran", f.ran)
             } else {

@@ -5,7 +5,7 @@
 
 pub mod tree;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -16,6 +16,7 @@ use crate::progress;
 use crate::target::conn::Timeouts;
 use crate::target::{self, Kind};
 use crate::text::config::Config;
+use crate::text::extensions::{self, Local};
 use crate::text::lint;
 use crate::tools::server::{self, Server};
 use crate::tools::supabase_cli::SupabaseCli;
@@ -59,6 +60,8 @@ pub struct Prepared {
     pub psql: PathBuf,
     pub server: Option<Server>,
     pub cli: Option<SupabaseCli>,
+    /// For the summary: orphan rollbacks, stand-in extensions the project uses.
+    pub warnings: Vec<String>,
 }
 
 /// Read and check everything; print the first line (the target and why).
@@ -110,9 +113,64 @@ pub fn prepare_as(
         (None, Vec::new())
     };
     let psql = crate::tools::find_client("psql")?;
-    let server = if kind == Kind::Local { Some(server::ensure_server_with_pgtap()?) } else { None };
+    let mut warnings: Vec<String> =
+        tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")).collect();
+    let server = if kind == Kind::Local {
+        let used = extensions_used(&workdir, &tree, &contract);
+        let server = server::ensure_local(&used)?;
+        for (name, file) in &used {
+            if let Some(Local::StandIn(lacks)) = extensions::supabase(name) {
+                if server.extension_version(name).is_none() {
+                    let warning = format!(
+                        "{name} ({file} uses it) is a stand-in on the local target: {lacks}; staging has the real one"
+                    );
+                    progress!("note: {warning}");
+                    warnings.push(warning);
+                }
+            }
+        }
+        Some(server)
+    } else {
+        None
+    };
     let cli = if needs.cli { SupabaseCli::find_or_install(&workdir) } else { None };
-    Ok(Prepared { workdir, started, flags, config, kind, tree, contract, plan, molecules, rules, psql, server, cli })
+    Ok(Prepared {
+        workdir,
+        started,
+        flags,
+        config,
+        kind,
+        tree,
+        contract,
+        plan,
+        molecules,
+        rules,
+        psql,
+        server,
+        cli,
+        warnings,
+    })
+}
+
+/// `(extension, first file that uses it)` for every extension the migrations, the seed and the
+/// tests create or call into (see [`extensions::used_in`]).
+fn extensions_used(workdir: &Path, tree: &Tree, contract: &[String]) -> Vec<(String, String)> {
+    let mut files: Vec<(String, std::borrow::Cow<str>)> =
+        tree.migrations.iter().map(|m| (m.sql.rel.clone(), m.sql.script.text.as_str().into())).collect();
+    for rel in std::iter::once(tree::SEED).chain(contract.iter().map(String::as_str)) {
+        if let Ok(text) = std::fs::read_to_string(workdir.join(rel)) {
+            files.push((rel.to_string(), text.into()));
+        }
+    }
+    let mut used: Vec<(String, String)> = Vec::new();
+    for (rel, text) in &files {
+        for name in extensions::used_in(text) {
+            if !used.iter().any(|(n, _)| *n == name) {
+                used.push((name, rel.clone()));
+            }
+        }
+    }
+    used
 }
 
 impl Prepared {

@@ -24,12 +24,15 @@ struct Advisor {
 }
 
 const EXPOSED: &str = "'public'";
+/// Objects an extension created (hypopg's views in `public`, say) are the extension's, not the
+/// project's: as Supabase's advisors, these pass them over.
+const NOT_MEMBER: &str = "and not exists (select 1 from pg_depend x where x.objid = c.oid and x.deptype = 'e')";
 const ADVISORS: &[Advisor] = &[
     Advisor {
         class: Class::RlsDisabled,
         severity: Severity::Error,
         sql: "select n.nspname, c.relname, '' from pg_class c join pg_namespace n on n.oid = c.relnamespace \
-              where n.nspname in (EXPOSED) and c.relkind in ('r', 'p') and not c.relrowsecurity",
+              where n.nspname in (EXPOSED) and c.relkind in ('r', 'p') and not c.relrowsecurity NOT_MEMBER",
         message: "table public.{} is exposed to the API with row level security off",
         hint: "add `alter table public.{} enable row level security;` and its policies to {file}",
     },
@@ -38,7 +41,7 @@ const ADVISORS: &[Advisor] = &[
         severity: Severity::Warning,
         sql: "select n.nspname, c.relname, '' from pg_class c join pg_namespace n on n.oid = c.relnamespace \
               where n.nspname in (EXPOSED) and c.relkind in ('r', 'p') and c.relrowsecurity \
-              and not exists (select 1 from pg_policy p where p.polrelid = c.oid)",
+              and not exists (select 1 from pg_policy p where p.polrelid = c.oid) NOT_MEMBER",
         message: "table public.{} has row level security on but no policy: no API role can read or write it",
         hint: "add the policies public.{} needs, or say in {file} that only service_role uses it",
     },
@@ -46,7 +49,7 @@ const ADVISORS: &[Advisor] = &[
         class: Class::PolicyExistsRlsDisabled,
         severity: Severity::Error,
         sql: "select distinct n.nspname, c.relname, '' from pg_policy p join pg_class c on c.oid = p.polrelid \
-              join pg_namespace n on n.oid = c.relnamespace where n.nspname in (EXPOSED) and not c.relrowsecurity",
+              join pg_namespace n on n.oid = c.relnamespace where n.nspname in (EXPOSED) and not c.relrowsecurity NOT_MEMBER",
         message: "table public.{} has policies but row level security is off, so they do nothing",
         hint: "add `alter table public.{} enable row level security;` to {file}",
     },
@@ -65,7 +68,7 @@ const ADVISORS: &[Advisor] = &[
         severity: Severity::Error,
         sql: "select n.nspname, c.relname, '' from pg_class c join pg_namespace n on n.oid = c.relnamespace \
               where n.nspname in (EXPOSED) and c.relkind = 'v' \
-              and not coalesce(c.reloptions @> array['security_invoker=true'] or c.reloptions @> array['security_invoker=on'], false)",
+              and not coalesce(c.reloptions @> array['security_invoker=true'] or c.reloptions @> array['security_invoker=on'], false) NOT_MEMBER",
         message: "view public.{} runs with its owner's rights (no security_invoker), bypassing the caller's RLS",
         hint: "create public.{} `with (security_invoker = true)`",
     },
@@ -134,7 +137,11 @@ impl Advisors {
             .iter()
             .enumerate()
             .map(|(i, a)| {
-                format!("select {i}, '{}', * from ({}) found", a.class.as_str(), a.sql.replace("EXPOSED", EXPOSED))
+                format!(
+                    "select {i}, '{}', * from ({}) found",
+                    a.class.as_str(),
+                    a.sql.replace("EXPOSED", EXPOSED).replace("NOT_MEMBER", NOT_MEMBER)
+                )
             })
             .collect();
         let unit = Unit {

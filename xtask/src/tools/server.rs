@@ -12,6 +12,7 @@ use xshell::{cmd, Shell};
 use super::{apt_install, can_apt_install, install_hint};
 use crate::exit;
 use crate::process::{self, Env};
+use crate::text::extensions::{self, Local};
 
 /// A PostgreSQL server installation: its bin dir, version and share dir (for extensions).
 #[derive(Clone, Debug)]
@@ -62,33 +63,80 @@ pub fn find_server() -> Result<Server> {
     })
 }
 
-/// Find the server and pgTAP; on Debian as root install what is missing first.
+/// Find the server, pgTAP and pgextwlist; on Debian as root install what is missing first.
 pub fn ensure_server_with_pgtap() -> Result<Server> {
-    let server = match find_server() {
-        Ok(server) => server,
-        Err(err) if can_apt_install() => {
-            apt_install(&["postgresql"], "the PostgreSQL server binaries are missing")
-                .context("installing the PostgreSQL server")?;
-            find_server().map_err(|_| err)?
+    ensure_local(&[])
+}
+
+/// The server with everything the local target needs: pgTAP, pgextwlist, and the packages of the
+/// extensions in `needed` (`(extension, file that creates it)`). On Debian as root what is missing
+/// is installed with apt-get, saying so; anywhere else the error names the one command.
+pub fn ensure_local(needed: &[(String, String)]) -> Result<Server> {
+    let server = find_or_install_server()?;
+    let major = server.major;
+    let mut missing: Vec<(String, String)> = Vec::new();
+    if server.pgtap_version().is_none() {
+        missing.push((format!("postgresql-{major}-pgtap"), "pgTAP, which runs the RLS contract".into()));
+    }
+    if !server.pkglibdir.join("pgextwlist.so").is_file() {
+        missing.push((
+            format!("postgresql-{major}-pgextwlist"),
+            "pgextwlist, which lets postgres create extensions as on Supabase".into(),
+        ));
+    }
+    for (extension, file) in needed {
+        if let Some(Local::Package(suffix)) = extensions::supabase(extension) {
+            let package = format!("postgresql-{major}-{suffix}");
+            if server.extension_version(extension).is_none() && !missing.iter().any(|(p, _)| *p == package) {
+                missing.push((package, format!("the extension {extension}, which {file} creates")));
+            }
         }
-        Err(err) => return Err(err),
-    };
-    if server.pgtap_version().is_some() {
+    }
+    if missing.is_empty() {
         return Ok(server);
     }
-    let package = format!("postgresql-{}-pgtap", server.major);
+    let packages: Vec<&str> = missing.iter().map(|(p, _)| p.as_str()).collect();
+    let why: Vec<String> = missing.iter().map(|(p, w)| format!("{p} ({w})")).collect();
     if can_apt_install() {
-        apt_install(&[&package], &format!("pgTAP is missing for PostgreSQL {}", server.major))?;
-        if server.pgtap_version().is_some() {
+        apt_install(&packages, &format!("the local target needs {}", why.join(", ")))?;
+        let server = find_server()?;
+        let still: Vec<&str> =
+            missing.iter().filter(|(p, _)| !installed(&server, p)).map(|(p, _)| p.as_str()).collect();
+        if still.is_empty() {
             return Ok(server);
         }
     }
     Err(exit::cannot_run(format!(
-        "pgTAP is not installed for PostgreSQL {} ({} has no extension/pgtap.control); install it: {}",
-        server.major,
-        server.sharedir.display(),
-        install_hint(&package)
+        "the local target needs what is not installed: {}; install {}: {}",
+        why.join(", "),
+        if packages.len() == 1 { "it" } else { "them" },
+        install_hint(&packages.join(" "))
     )))
+}
+
+/// Whether a package's extension (or pgextwlist's library) is in place.
+fn installed(server: &Server, package: &str) -> bool {
+    if package.ends_with("-pgextwlist") {
+        return server.pkglibdir.join("pgextwlist.so").is_file();
+    }
+    if package.ends_with("-pgtap") {
+        return server.pgtap_version().is_some();
+    }
+    extensions::SUPABASE.iter().any(|(name, local)| {
+        matches!(local, Local::Package(suffix) if package.ends_with(suffix)) && server.extension_version(name).is_some()
+    })
+}
+
+fn find_or_install_server() -> Result<Server> {
+    match find_server() {
+        Ok(server) => Ok(server),
+        Err(err) if can_apt_install() => {
+            apt_install(&["postgresql"], "the PostgreSQL server binaries are missing")
+                .context("installing the PostgreSQL server")?;
+            find_server().map_err(|_| err)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Bin dirs that may hold the server, best first.

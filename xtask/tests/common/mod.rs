@@ -79,6 +79,16 @@ impl Sandbox {
         sandbox
     }
 
+    /// A sandbox holding a copy of the fixture project `tests/fixtures/<fixture>/supabase`.
+    pub fn with_fixture(fixture: &str, name: &str) -> Sandbox {
+        let sandbox = Sandbox::new(name);
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture).join("supabase"),
+            &sandbox.workdir.join("supabase"),
+        );
+        sandbox
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.workdir.join(rel)
     }

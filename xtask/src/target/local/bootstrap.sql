@@ -50,16 +50,24 @@ begin
     'pgrst.db_pre_request', 'pgrst.db_root_spec', 'pgrst.db_plan_enabled', 'pgrst.db_tx_end',
     'pgrst.db_aggregates_enabled', 'pgrst.db_pre_config', 'pgrst.db_hoisted_tx_settings',
     'pgrst.jwt_secret', 'pgrst.jwt_aud', 'pgrst.jwt_role_claim_key', 'pgrst.openapi_mode',
-    'pgrst.openapi_security_active', 'pgrst.server_timing_enabled'
+    'pgrst.openapi_security_active', 'pgrst.server_timing_enabled',
+    -- supautils' privileged_role_allowed_configs: a data-only dump (`supabase db dump --data-only`)
+    -- starts with `set session_replication_role = replica`.
+    'session_replication_role', 'track_io_timing'
   ] loop
     execute format('grant set on parameter %I to postgres with grant option', p);
   end loop;
 end $$;
 
--- Extensions, owned by the superuser, in `extensions`, before any migration runs -------------
+-- Extensions, owned by the superuser, before any migration runs, where a Supabase project has
+-- them: so the header of a `supabase db dump` (`create extension if not exists ...`) is a no-op.
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists "uuid-ossp" with schema extensions;
+create extension if not exists pg_stat_statements with schema extensions;
 create extension if not exists pgtap with schema extensions;
+create extension if not exists pg_graphql;      -- schema graphql (a stand-in unless the real one is installed)
+create extension if not exists supabase_vault;  -- schema vault (likewise)
+create extension if not exists pgsodium;        -- older projects have it; a stand-in: the schema only
 
 -- auth -----------------------------------------------------------------------------------------
 set role supabase_auth_admin;
@@ -210,6 +218,11 @@ $$;
 
 grant all on storage.buckets, storage.objects to postgres, anon, authenticated, service_role;
 grant execute on function storage.foldername(text), storage.filename(text), storage.extension(text) to public;
+reset role;
+
+-- Realtime's publication, which migrations add their tables to, owned by postgres ----------------
+set role postgres;
+create publication supabase_realtime;
 reset role;
 
 -- Migration history, as the Supabase CLI creates it on first use, owned by postgres -------------

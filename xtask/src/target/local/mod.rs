@@ -7,6 +7,7 @@
 //! [`crate::process::signals`]) all clean up. As root, the server runs as an unprivileged user
 //! (`postgres`, else `nobody`), because initdb and postgres refuse to run as root.
 
+pub mod install;
 pub mod pooler;
 mod postmaster;
 mod rundir;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
+use super::install::Install;
 use super::rundir::{RunAs, RunDir};
 use super::ADMIN_ROLE;
 use crate::exit;
@@ -56,10 +57,12 @@ pub fn initdb(server: &Server, rundir: &RunDir, run_as: &RunAs) -> Result<()> {
 impl Postmaster {
     /// Start the server on a free port, retrying if another process takes the port first.
     pub fn start(server: &Server, rundir: &RunDir, run_as: &RunAs) -> Result<Postmaster> {
+        let install = super::install::create(server, &rundir.path().join("install"))
+            .with_context(|| format!("laying out the server's installation in {}", rundir.path().display()))?;
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = free_port()?;
-            match Postmaster::start_on(server, rundir, run_as, port)? {
+            match Postmaster::start_on(&install, rundir, run_as, port)? {
                 Ok(postmaster) => return Ok(postmaster),
                 Err(log) if log.contains("could not bind") || log.contains("in use") => last_log = log,
                 Err(log) => {
@@ -75,10 +78,9 @@ impl Postmaster {
     }
 
     /// `Ok(Err(log))` when the server exited before it was ready.
-    fn start_on(server: &Server, rundir: &RunDir, run_as: &RunAs, port: u16) -> Result<Result<Postmaster, String>> {
+    fn start_on(install: &Install, rundir: &RunDir, run_as: &RunAs, port: u16) -> Result<Result<Postmaster, String>> {
         let sh = Shell::new()?;
-        let (postgres, data, socket, port_arg) =
-            (server.bin("postgres"), rundir.data(), rundir.path(), port.to_string());
+        let (postgres, data, socket, port_arg) = (&install.postgres, rundir.data(), rundir.path(), port.to_string());
         let mut settings = Vec::new();
         for setting in [
             "fsync=off",
@@ -95,6 +97,7 @@ impl Postmaster {
         ] {
             settings.extend(["-c".to_string(), setting.to_string()]);
         }
+        settings.extend(install.settings.iter().flat_map(|s| ["-c".to_string(), s.clone()]));
         let cmd = cmd!(sh, "{postgres} -D {data} -k {socket} -p {port_arg} -h 127.0.0.1 {settings...}");
         // Immediate shutdown (SIGQUIT) when the tool dies: the directory goes with it.
         let mut child = process::spawn_server(cmd, server_env(run_as).dies_with(libc::SIGQUIT))?;

@@ -28,6 +28,7 @@ pub fn ensure(server: &Server, run_as: &RunAs) -> Result<PathBuf> {
     let key = cache_key(&[
         server.version.as_str(),
         server.pgtap_version().unwrap_or_default().as_str(),
+        &super::install::key(server),
         BOOTSTRAP_SQL,
         &INITDB_ARGS.join(" "),
         &run_as.key(),

@@ -28,7 +28,11 @@ const MESSAGE_RULES: &[(&str, Class, &str)] = &[
     (r"because other objects depend on it", Class::DependentObjects, "2BP01"),
     (r"permission denied|must be owner of|violates row-level security policy", Class::PermissionDenied, "42501"),
     (r"syntax error at", Class::SyntaxError, "42601"),
-    (r#"^extension "[^"]+" is not available|^could not open extension control file"#, Class::UndefinedObject, "0A000"),
+    (
+        r#"^extension "[^"]+" is not available|^could not open extension control file"#,
+        Class::ExtensionUnavailable,
+        "0A000",
+    ),
     (r#"^relation "[^"]*" already exists"#, Class::DuplicateObject, "42P07"),
     (r#"^schema "[^"]*" already exists"#, Class::DuplicateObject, "42P06"),
     (r"^function .* already exists", Class::DuplicateObject, "42723"),
@@ -174,8 +178,8 @@ fn classify(sqlstate: Option<&str>, message: &str) -> (Class, Option<&'static st
     if let Some(code) = sqlstate {
         let class = match code {
             "42P07" | "42710" | "42P06" | "42723" | "42701" | "42P04" | "42712" => Class::DuplicateObject,
+            "0A000" | "58P01" if message.contains("extension") => Class::ExtensionUnavailable,
             "42P01" | "42703" | "42883" | "42704" | "3F000" | "42P02" | "58P01" => Class::UndefinedObject,
-            "0A000" if message.contains("extension") => Class::UndefinedObject,
             "2BP01" => Class::DependentObjects,
             "42501" => Class::PermissionDenied,
             "55P03" => Class::LockTimeout,

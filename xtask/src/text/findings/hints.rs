@@ -4,6 +4,7 @@
 //! about the staging vault is never given for the local target.
 
 use super::Class;
+use crate::text::extensions::{self, Local};
 
 /// Where a failure happened, as far as the hint is concerned.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,14 +71,14 @@ pub fn hint(class: Class, file: Option<&str>, line: Option<u32>, message: &str, 
         Class::Ipv6Unreachable => "the host resolved to IPv6, which fails today: source the IPv4 session pooler DSN \
             from vault/occ/supabase/database_url_staging.env (host ending .pooler.supabase.com); do not edit the DSN"
             .to_string(),
-        Class::Connection if message.contains("authentication failed") => {
-            "authentication failed: the password was refused; re-source the DSN from the vault file (the password may \
-             have been rotated), then re-run `cargo xtask connectivity`"
-                .to_string()
-        }
         Class::Connection if local => {
             "the throwaway local cluster went away or refused the connection: re-run; if it persists, run \
              `cargo xtask doctor`"
+                .to_string()
+        }
+        Class::Connection if message.contains("authentication failed") => {
+            "authentication failed: the password was refused; re-source the DSN from the vault file (the password may \
+             have been rotated), then re-run `cargo xtask connectivity`"
                 .to_string()
         }
         Class::Connection => "the database could not be reached: check the DSN from the vault (host, port, \
@@ -89,16 +90,7 @@ pub fn hint(class: Class, file: Option<&str>, line: Option<u32>, message: &str, 
         Class::DuplicateObject => format!(
             "the object already exists: amend {at} to use IF NOT EXISTS (or DROP ... IF EXISTS first) before the next rehearsal"
         ),
-        Class::UndefinedObject if message.contains("extension") => {
-            let quoted = message.split('"').nth(1).unwrap_or("it");
-            let name = quoted.rsplit('/').next().unwrap_or(quoted).trim_end_matches(".control");
-            format!(
-                "the extension {name} is not installed on this PostgreSQL server: install the package that provides it \
-                 (on Debian and Ubuntu: apt-get install postgresql-<major>-{}), or remove it from {at} if Supabase does \
-                 not offer it either",
-                name.replace('_', "-")
-            )
-        }
+        Class::ExtensionUnavailable => extension_hint(message, &at, place.target),
         Class::UndefinedObject if in_test => format!(
             "{at} uses an object that is not there: check that the migration creating it is in supabase/migrations/, \
              or that an earlier test file or the seed creates it"
@@ -138,5 +130,37 @@ pub fn hint(class: Class, file: Option<&str>, line: Option<u32>, message: &str, 
              migration of its own; the tool runs such files without a transaction"
         ),
         _ => format!("read the error at {at} in the log"),
+    }
+}
+
+/// What to do when an extension is not there: what the local target can do about it (from the
+/// catalogue of Supabase's extensions), or whether Supabase offers it at all.
+fn extension_hint(message: &str, at: &str, target: TargetKind) -> String {
+    let quoted = message.split('"').nth(1).unwrap_or("it");
+    let name = quoted.rsplit('/').next().unwrap_or(quoted).trim_end_matches(".control");
+    let package = |suffix: &str| format!("postgresql-<major>-{suffix}");
+    match (extensions::supabase(name), target) {
+        (None, _) => format!(
+            "Supabase does not offer the extension {name}: remove it from {at} (it would fail on Supabase too), or use \
+             one Supabase offers"
+        ),
+        (Some(_), TargetKind::Remote) => format!(
+            "the database does not have the extension {name}, which Supabase offers: check the project's Postgres \
+             version offers it (Dashboard > Database > Extensions), then replay {at}"
+        ),
+        (Some(Local::Missing), _) => format!(
+            "{name} is on Supabase but not available on the local target (no package provides it for this machine): \
+             rehearse the migration at {at} on staging (`cargo xtask stage-rehearse --target staging`)"
+        ),
+        (Some(Local::Package(suffix)), _) => format!(
+            "{name} comes with the package {}, not installed here: install it (on Debian and Ubuntu: apt-get \
+             install {}) and re-run; the tool installs it itself, as root, when a migration creates it",
+            package(suffix),
+            package(suffix)
+        ),
+        (Some(Local::Contrib | Local::StandIn(_)), _) => format!(
+            "{name} should be part of this PostgreSQL server (its contrib modules) but is not: reinstall the server \
+             package, then run `cargo xtask doctor`"
+        ),
     }
 }

@@ -45,17 +45,19 @@ fn a_server_that_goes_away_is_one_connection_finding() {
 }
 
 #[test]
-fn a_missing_extension_is_named_with_what_to_install() {
+fn a_missing_extension_is_named_with_what_to_do() {
     let text = "psql:supabase/migrations/1_ext.sql:4: ERROR:  extension \"pg_hashids\" is not available\nDETAIL:  Could not open extension control file \"/usr/share/postgresql/15/extension/pg_hashids.control\": No such file or directory.\nHINT:  The extension must first be installed on the system where PostgreSQL is running.\n";
     let f = one(text);
-    assert_eq!((f.class, f.sqlstate.as_deref()), (Class::UndefinedObject, Some("0A000")));
-    assert!(
-        f.hint.contains("the extension pg_hashids is not installed")
-            && f.hint.contains("postgresql-<major>-pg-hashids"),
-        "{}",
-        f.hint
-    );
-    assert!(f.hint.contains("supabase/migrations/1_ext.sql:4"), "{}", f.hint);
+    assert_eq!((f.class, f.sqlstate.as_deref()), (Class::ExtensionUnavailable, Some("0A000")));
+    assert!(f.hint.starts_with("pg_hashids is on Supabase but not available on the local target"), "{}", f.hint);
+    assert!(f.hint.contains("rehearse the migration at supabase/migrations/1_ext.sql:4 on staging"), "{}", f.hint);
+    // PostgreSQL 15 words it differently; same class.
+    let pg15 = "psql:supabase/migrations/2_ext.sql:1: ERROR:  could not open extension control file \"/x/extension/hypopg.control\": No such file or directory\n";
+    let f = one(pg15);
+    assert_eq!(f.class, Class::ExtensionUnavailable);
+    assert!(f.hint.contains("apt-get install postgresql-<major>-hypopg"), "{}", f.hint);
+    let unknown = one("psql:supabase/migrations/3_ext.sql:1: ERROR:  extension \"made_up\" is not available\n");
+    assert!(unknown.hint.starts_with("Supabase does not offer the extension made_up"), "{}", unknown.hint);
 }
 
 #[test]
@@ -115,6 +117,45 @@ fn hints_fit_the_target_and_the_file() {
     let f = &scan(test, None, Place::on(TargetKind::Local))[0];
     assert_eq!(Place::default().for_file(f.file.as_deref()).file, FileKind::Test);
     assert!(!f.hint.contains("migration fetch") && f.hint.contains("earlier test file"), "{}", f.hint);
+}
+
+/// Every runtime class, in every kind of file: on local no advice about the staging vault or
+/// service key, in a test or the seed no advice about migration history.
+#[test]
+fn no_hint_gives_staging_advice_on_local_or_history_advice_for_a_test() {
+    let errors = [
+        "could not connect to server: Connection refused",
+        "password authentication failed for user \"postgres\"",
+        "relation \"t\" already exists",
+        "relation \"t\" does not exist",
+        "cannot drop table t because other objects depend on it",
+        "permission denied for table t",
+        "canceling statement due to lock timeout",
+        "canceling statement due to statement timeout",
+        "syntax error at or near \"x\"",
+        "CREATE INDEX CONCURRENTLY cannot run inside a transaction block",
+        "extension \"vector\" is not available",
+        "something else went wrong",
+    ];
+    for file in [
+        "supabase/migrations/1_a.sql",
+        "supabase/migrations.backup/1_a.sql",
+        "supabase/tests/x/1.test.sql",
+        "supabase/seed.sql",
+    ] {
+        for error in errors {
+            let text = format!("psql:{file}:3: ERROR:  {error}\n");
+            let f = &scan(&text, None, Place::on(TargetKind::Local))[0];
+            for staging in ["vault", "service_key", "SUPABASE_SERVICE_KEY", "pooler"] {
+                assert!(!f.hint.contains(staging), "local, {file}, {error}: {}", f.hint);
+            }
+            if !file.contains("migrations") {
+                for history in ["migration fetch", "migration list", "repair", "version order"] {
+                    assert!(!f.hint.contains(history), "{file}, {error}: {}", f.hint);
+                }
+            }
+        }
+    }
 }
 
 /// Real output captured from psql 15 and both CLI majors (xtask/test_data/).
