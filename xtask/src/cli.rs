@@ -211,9 +211,27 @@ pub fn command() -> Command {
                 .about("Start today's feedback header, or append the latest rehearsal's hand-off to it")
                 .after_help("Example: cargo xtask feedback"),
         )
-        .subcommand(Command::new("bench").about(
-            "Measure the speed targets: cluster up, rls, a 200-test suite, stage-rehearse against the runbook's bash through pgbouncer, scan",
-        ))
+        .subcommand(
+            Command::new("bench")
+                .about("Measure the speed targets: scan, cluster up and rls, a 200-test suite, stage-rehearse against the runbook's bash through pgbouncer at 0 ms and over a delayed link, 300 migrations")
+                .after_help("Example: cargo xtask bench --case wan --rtt-ms 30")
+                .arg(
+                    Arg::new("case")
+                        .long("case")
+                        .value_name("CASE")
+                        .action(ArgAction::Append)
+                        .value_parser(crate::commands::bench::CASES)
+                        .help("Measure only this case (repeatable; default: all)"),
+                )
+                .arg(
+                    Arg::new("rtt-ms")
+                        .long("rtt-ms")
+                        .value_name("MS")
+                        .default_value("30")
+                        .value_parser(value_parser!(u64).range(0..=1000))
+                        .help("Round trip the delay proxy adds for the wan and scale cases, in milliseconds"),
+                ),
+        )
         .subcommand(
             Command::new("doctor")
                 .about("Check the prerequisites (psql, PostgreSQL server, pgTAP, Supabase CLI, contract, docs, vault) and print each fix")

@@ -64,7 +64,13 @@ fn run(matches: &ArgMatches, json: bool) -> anyhow::Result<Exit> {
             commands::scan::run(&sub.get_many::<PathBuf>("files").expect("required").cloned().collect::<Vec<_>>(), json)
         }
         "doctor" => commands::doctor::run(&ctx),
-        "bench" => commands::bench::run(&ctx),
+        "bench" => commands::bench::run(
+            &ctx,
+            &commands::bench::Options {
+                cases: sub.get_many::<String>("case").into_iter().flatten().cloned().collect(),
+                rtt: std::time::Duration::from_millis(*sub.get_one::<u64>("rtt-ms").expect("has a default")),
+            },
+        ),
         other => unreachable!("clap accepted an unknown subcommand {other}"),
     }
 }

@@ -99,7 +99,14 @@ fn no_password_in_an_argv_and_no_inherited_libpq_variable_in_a_child() {
 fn a_server_that_takes_the_connection_and_never_answers_cannot_hang_the_run() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let held = std::thread::spawn(move || listener.accept().map(|(stream, _)| stream));
+    // Every connection is taken and never answered (the working session's, the lock session's,
+    // the Supabase CLI's); they are held until the test ends.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
     let sandbox = tree("silent-server");
     let mut cmd = sandbox.command(&[
         "stage-rehearse",
@@ -113,7 +120,6 @@ fn a_server_that_takes_the_connection_and_never_answers_cannot_hang_the_run() {
     assert_eq!(run.code, Some(2), "{run}");
     assert!(run.stderr.contains("error: step 2 connectivity: the database is unreachable"), "{run}");
     assert!(run.stderr.contains("timeout expired"), "{run}");
-    drop(held.join().unwrap());
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     p.refuse_spent_molecules()?;
     let advisors = Advisors::from_config(&p.config.advisors, &p.config.advisor_exclude)?;
     let mut target = flow::open_target(&p)?;
+    target.expect_lock()?;
     let mut record = flow::new_record(&p, &target);
     flow::connectivity(&mut target, &mut record)?;
     flow::lock_and_identify(&mut target, &mut record)?;

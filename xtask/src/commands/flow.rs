@@ -91,9 +91,9 @@ pub fn lock_and_identify(target: &mut Target, record: &mut Record) -> Result<()>
     if target.kind == Kind::Local {
         return Ok(());
     }
-    target.lock()?;
+    let identity = target.lock_and_identify()?;
     progress!("step 1 lock: this rehearsal holds the rehearsal lock on {}", target.what());
-    record.summary_mut().identity = Some(target.identity()?);
+    record.summary_mut().identity = Some(identity);
     Ok(())
 }
 
@@ -156,20 +156,21 @@ pub fn apply_unrehearsed(
     log: &mut Transcript,
     record: &mut Record,
 ) -> Result<bool> {
-    for m in migrations {
-        let applied = apply::apply(target, m, true, log)?;
+    let mut failed = false;
+    apply::apply_all(target, migrations, true, log, &mut None, &mut |m, applied| {
         progress!("{}", applied.progress_line(label, m));
         if !applied.ok {
+            failed = true;
             record.summary_mut().findings.extend(applied.findings);
             record.summary_mut().blockers.push(format!(
                 "the {} migration {} failed on the throwaway cluster",
                 label.rsplit(' ').next().unwrap_or(label),
                 m.file()
             ));
-            return Ok(false);
         }
-    }
-    Ok(true)
+        Ok(!failed)
+    })?;
+    Ok(!failed)
 }
 
 /// Apply each selected migration in version order, one summary row each; `--fail-fast` leaves the
@@ -183,32 +184,41 @@ pub fn apply_selected(
     log: &mut Transcript,
     record: &mut Record,
 ) -> Result<()> {
-    let mut stopped = false;
-    for m in selected {
-        let molecule =
-            molecules.iter().find(|mol| mol.migrations.iter().any(|f| f == m.file())).map(|mol| mol.id.clone());
-        let mut row = new_row(m, molecule);
-        if !stopped {
-            let applied = match apply::apply(target, m, atomic, log) {
-                Ok(applied) => applied,
-                Err(e) => {
-                    if exit::is_interrupt(&e) {
-                        row.apply.status = Status::Interrupted;
-                        record.summary_mut().migrations.push(row);
-                    }
-                    return Err(e);
-                }
-            };
-            progress!("{}", applied.progress_line("step 4 apply", m));
-            stopped = !applied.ok && fail_fast;
-            record.summary_mut().findings.extend(applied.findings.iter().cloned());
-            row.apply = applied.result();
-            row.history = applied.history.clone();
-            // No further command to a database that is gone: the rest stay skipped.
-            stopped |= applied.findings.iter().any(|f| f.class.is_connection());
-        }
-        record.summary_mut().migrations.push(row);
+    let mut rows: Vec<MigrationRow> = selected
+        .iter()
+        .map(|m| {
+            let molecule =
+                molecules.iter().find(|mol| mol.migrations.iter().any(|f| f == m.file())).map(|mol| mol.id.clone());
+            new_row(m, molecule)
+        })
+        .collect();
+    let mut next = 0;
+    let mut in_flight = None;
+    let ran = apply::apply_all(target, selected, atomic, log, &mut in_flight, &mut |m, applied| {
+        progress!("{}", applied.progress_line("step 4 apply", m));
+        record.summary_mut().findings.extend(applied.findings.iter().cloned());
+        let row = &mut rows[next];
+        next += 1;
+        row.apply = applied.result();
+        row.history = applied.history.clone();
+        // No further command to a database that is gone: the rest stay skipped.
+        let gone = applied.findings.iter().any(|f| f.class.is_connection());
+        Ok(!(gone || (!applied.ok && fail_fast)))
+    });
+    if let Err(e) = ran {
+        // The rows of the files that ran and, after an interrupt, the one that was running.
+        let upto = match in_flight {
+            Some(i) if exit::is_interrupt(&e) => {
+                rows[i].apply.status = Status::Interrupted;
+                i + 1
+            }
+            _ => next,
+        };
+        rows.truncate(upto);
+        record.summary_mut().migrations.extend(rows);
+        return Err(e);
     }
+    record.summary_mut().migrations.extend(rows);
     Ok(())
 }
 

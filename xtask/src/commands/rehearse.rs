@@ -1,7 +1,8 @@
 //! `cargo xtask stage-rehearse`: the runbook's steps 0–8, in order, into one rehearsal dir.
 //!
 //! prepare (nothing written) → open the target → 2 connectivity → 1 the lock → 0 the feedback
-//! header → 3 inventory (the CLI on a thread while the first schema snapshot is read) and lint → 4
+//! header → 3 inventory (the CLI started with the run, on a thread; the first schema snapshot is read
+//! meanwhile) and lint → 4
 //! apply, the advisors → 5 rollback, the schema compared, re-apply → 6 the RLS contract (the post
 //! inventory meanwhile) → 7–8 the record writes every artifact. An interrupt part way still
 //! writes a `halted` summary and the plan's real state.
@@ -15,6 +16,7 @@ use crate::evidence::record::{Outputs, Record};
 use crate::evidence::summary::{Inventories, Status};
 use crate::evidence::{feedback, plan};
 use crate::exit::{self, Exit};
+use crate::prepare::tree::Migration;
 use crate::prepare::{self, Flags, Needs, Prepared};
 use crate::process::shown;
 use crate::progress;
@@ -27,12 +29,15 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     p.refuse_spent_molecules()?;
     let advisors = Advisors::from_config(&p.config.advisors, &p.config.advisor_exclude)?;
     let mut target = flow::open_target(&p)?;
+    target.expect_lock()?;
+    // Step 3's `supabase migration list` starts now: its start-up overlaps steps 2, 1 and 0.
+    let early = inventory::spawn_list(p.cli.clone(), target.conn().clone());
     let mut record = flow::new_record(&p, &target);
     flow::connectivity(&mut target, &mut record)?;
     flow::lock_and_identify(&mut target, &mut record)?;
     record.summary_mut().provenance.server = target.server_version().map(str::to_string);
     header(&p, &target, &mut record)?;
-    let stop = match steps(&p, &advisors, &mut target, &mut record) {
+    let stop = match steps(&p, &advisors, early, &mut target, &mut record) {
         Ok(()) => None,
         Err(e) if exit::is_interrupt(&e) => {
             progress!("interrupted: the child processes were stopped; writing a halted summary");
@@ -101,17 +106,21 @@ fn planned_commands(p: &Prepared, target: &Target) -> Vec<String> {
 }
 
 /// Steps 3–7, while the target is open.
-fn steps(p: &Prepared, advisors: &Advisors, target: &mut Target, record: &mut Record) -> Result<()> {
-    // Step 3: the CLI's inventory runs while the working session reads the first schema snapshot.
+fn steps(
+    p: &Prepared,
+    advisors: &Advisors,
+    early: inventory::Early,
+    target: &mut Target,
+    record: &mut Record,
+) -> Result<()> {
+    // Step 3: the CLI's inventory (started with the run) finishes while the working session reads
+    // the first schema snapshot.
     let clock = record.step_start(3, "inventory");
     let mut pre_log = record.day_transcript("migration_status_pre", "txt", "inventory before")?;
     let conn = target.conn().clone();
     let place = target.kind.place();
-    let (listed, before) = std::thread::scope(|scope| {
-        let cli = scope.spawn(|| inventory::list(p.cli.as_ref(), &conn, &mut pre_log, place));
-        let before = snapshot::take(target);
-        (cli.join().expect("the inventory thread does not panic"), before)
-    });
+    let before = snapshot::take(target);
+    let listed = early.wait(&mut pre_log, place);
     let pre = inventory::finish(listed?, target, &p.tree, &mut pre_log)?;
     {
         let s = record.summary_mut();
@@ -204,31 +213,29 @@ fn steps(p: &Prepared, advisors: &Advisors, target: &mut Target, record: &mut Re
     // Step 5: rollback, newest first, only what applied in this run; then compare and re-apply.
     let clock = record.step_start(5, "rollback");
     let mut rollback_log = record.transcript(ROLLBACK_LOG, "rollback")?;
-    for m in sel.selected.iter().rev() {
-        if !applied_in(record, &m.version) {
-            continue;
-        }
-        let (result, found) = match rollback::rollback(target, m, &mut rollback_log) {
-            Ok(done) => done,
-            Err(e) => {
-                if exit::is_interrupt(&e) {
-                    row(record, &m.version).rollback.status = Status::Interrupted;
+    let to_roll_back: Vec<&Migration> = sel.selected.iter().rev().filter(|m| applied_in(record, &m.version)).collect();
+    let mut in_flight = None;
+    let rolled =
+        rollback::rollback_all(target, &to_roll_back, &mut rollback_log, &mut in_flight, &mut |m, result, found| {
+            progress!(
+                "step 5 rollback {}_{} .. {}",
+                m.version,
+                m.name,
+                match result.status {
+                    Status::RolledBack => "ok",
+                    Status::Missing => "MISSING (no rollback script)",
+                    _ => "FAILED",
                 }
-                return Err(e);
-            }
-        };
-        progress!(
-            "step 5 rollback {}_{} .. {}",
-            m.version,
-            m.name,
-            match result.status {
-                Status::RolledBack => "ok",
-                Status::Missing => "MISSING (no rollback script)",
-                _ => "FAILED",
-            }
-        );
-        record.summary_mut().findings.extend(found);
-        row(record, &m.version).rollback = result;
+            );
+            record.summary_mut().findings.extend(found);
+            row(record, &m.version).rollback = result;
+            Ok(())
+        });
+    if let Err(e) = rolled {
+        if let Some(m) = in_flight.filter(|_| exit::is_interrupt(&e)).map(|i| to_roll_back[i]) {
+            row(record, &m.version).rollback.status = Status::Interrupted;
+        }
+        return Err(e);
     }
     if flow::lost(record, "schema comparison, re-apply, RLS contract, inventory") {
         return Ok(());
@@ -236,11 +243,13 @@ fn steps(p: &Prepared, advisors: &Advisors, target: &mut Target, record: &mut Re
     compare_schema(target, record, before)?;
     apply_log.line("== re-apply")?;
     apply_log.line("")?;
-    for m in &sel.selected {
-        if row(record, &m.version).rollback.status != Status::RolledBack {
-            continue;
-        }
-        let again = apply::apply(target, m, !p.flags.no_atomic, &mut apply_log)?;
+    let again: Vec<Migration> = sel
+        .selected
+        .iter()
+        .filter(|m| row(record, &m.version).rollback.status == Status::RolledBack)
+        .cloned()
+        .collect();
+    apply::apply_all(target, &again, !p.flags.no_atomic, &mut apply_log, &mut None, &mut |m, again| {
         progress!("step 5 re-apply {}_{} .. {}", m.version, m.name, if again.ok { "ok" } else { "FAILED" });
         record.summary_mut().findings.extend(again.findings.iter().cloned());
         let r = row(record, &m.version);
@@ -248,7 +257,8 @@ fn steps(p: &Prepared, advisors: &Advisors, target: &mut Target, record: &mut Re
         if again.history.is_some() {
             r.history = again.history.clone();
         }
-    }
+        Ok(true)
+    })?;
     record.step_end(clock);
     if flow::lost(record, "RLS contract, inventory") {
         return Ok(());

@@ -40,6 +40,7 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     let flags = Flags { molecules: Vec::new(), ..flags };
     let p = prepare::prepare(ctx.workdir.clone(), flags, Needs::default(), None)?;
     let mut target = flow::open_target(&p)?;
+    target.expect_lock()?;
     let mut record = flow::new_record(&p, &target);
     flow::connectivity(&mut target, &mut record)?;
     flow::lock_and_identify(&mut target, &mut record)?;

@@ -58,33 +58,84 @@ pub struct Listed {
 
 /// The CLI's half: `supabase migration list`, its output into `log`.
 pub fn list(cli: Option<&SupabaseCli>, conn: &Conn, log: &mut Transcript, place: Place) -> Result<Listed> {
-    let mut listed = Listed::default();
-    let Some(cli) = cli else {
-        listed.warnings.push(
-            "the Supabase CLI is not installed (`npm install --no-save` installs the pinned version); the inventory \
-             comes from supabase_migrations.schema_migrations instead"
-                .into(),
-        );
-        return Ok(listed);
-    };
+    let ran = run_cli(cli, conn, log)?;
+    Ok(listed(cli, ran, log.rel(), place))
+}
+
+/// [`list`] started now on a thread of its own, its output kept until [`Early::wait`] writes it
+/// to the step's transcript: the CLI's start (a few hundred ms) overlaps the steps before.
+pub fn spawn_list(cli: Option<SupabaseCli>, conn: Conn) -> Early {
+    let handle = std::thread::spawn(move || {
+        let mut lines: Vec<String> = Vec::new();
+        let ran = run_cli(cli.as_ref(), &conn, &mut lines)?;
+        Ok((cli, ran, lines))
+    });
+    Early { handle: Some(handle) }
+}
+
+type Spawned = (Option<SupabaseCli>, Option<(bool, String)>, Vec<String>);
+
+/// A `supabase migration list` started early. Dropped unused (the run stopped before step 3), it
+/// is waited for, so its scratch dir goes with it.
+pub struct Early {
+    handle: Option<std::thread::JoinHandle<Result<Spawned>>>,
+}
+
+impl Early {
+    /// The CLI's result, its output written to `log` as if it had run now.
+    pub fn wait(mut self, log: &mut Transcript, place: Place) -> Result<Listed> {
+        let handle = self.handle.take().expect("waited once");
+        let (cli, ran, lines) = handle.join().expect("the inventory thread does not panic")?;
+        for line in &lines {
+            log.line(line)?;
+        }
+        Ok(listed(cli.as_ref(), ran, log.rel(), place))
+    }
+}
+
+impl Drop for Early {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Run the CLI, its output to `tee`: `(succeeded, output)`, or nothing without a CLI.
+fn run_cli(cli: Option<&SupabaseCli>, conn: &Conn, tee: &mut dyn Tee) -> Result<Option<(bool, String)>> {
+    let Some(cli) = cli else { return Ok(None) };
     // The CLI unpacks a native module into TMPDIR; give it a dir of its own and remove it after.
     let scratch = local::scratch_dir("rehearsal-cli-")?;
     let mut args: Vec<OsString> = vec!["migration".into(), "list".into()];
     args.extend(cli.dsn_args(&conn.argv_dsn()).into_iter().map(OsString::from));
     args.extend(["--workdir".into(), conn.workdir.clone().into_os_string()]);
     let env = conn.env().with("TMPDIR", scratch.path());
-    let out = process::stream(&cli.path, &args, &env, Some(&conn.workdir), &conn.redactor, Some(log as &mut dyn Tee));
+    let out = process::stream(&cli.exec, &args, &env, Some(&conn.workdir), &conn.redactor, Some(tee));
     drop(scratch);
     let out = out?;
-    if out.success() {
+    Ok(Some((out.success(), out.text)))
+}
+
+/// What the CLI's run amounts to; `rel` names the transcript its findings point at.
+fn listed(cli: Option<&SupabaseCli>, ran: Option<(bool, String)>, rel: &str, place: Place) -> Listed {
+    let mut listed = Listed::default();
+    let (Some(cli), Some((success, text))) = (cli, ran) else {
+        listed.warnings.push(
+            "the Supabase CLI is not installed (`npm install --no-save` installs the pinned version); the inventory \
+             comes from supabase_migrations.schema_migrations instead"
+                .into(),
+        );
+        return listed;
+    };
+    if success {
         listed.source = format!("supabase CLI {}", cli.version_string());
-        listed.remote = Some(parse_cli_table(&out.text));
+        listed.remote = Some(parse_cli_table(&text));
     } else {
-        let last = out.text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().trim().to_string();
+        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().trim().to_string();
         listed.warnings.push(format!("`supabase migration list` failed ({last}); read the history with SQL instead"));
-        listed.findings.extend(findings::scan(&out.text, Some(log.rel()), place));
+        listed.findings.extend(findings::scan(&text, Some(rel), place));
     }
-    Ok(listed)
+    listed
 }
 
 const HISTORY_SQL: &str =

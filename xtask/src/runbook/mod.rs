@@ -5,6 +5,8 @@
 
 pub mod advisors;
 pub mod apply;
+pub mod batch;
+pub mod chain;
 pub mod connectivity;
 pub mod inventory;
 pub mod rls;

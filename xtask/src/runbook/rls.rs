@@ -7,13 +7,16 @@
 
 use anyhow::Result;
 
+use super::batch::{self, Around};
 use crate::evidence::artifacts::Transcript;
+use crate::evidence::manifest::sha256;
 use crate::evidence::summary::{RlsFile, RlsRecord, TapFailure};
-use crate::prepare::tree::CONTRACT;
+use crate::prepare::tree::{SqlFile, CONTRACT};
 use crate::process::psql::{quote_arg, Unit};
 use crate::process::Tee;
 use crate::target::Target;
 use crate::text::findings::Finding;
+use crate::text::sql::{non_transactional, Script, Statement};
 use crate::text::tap::{self, TapReport};
 
 #[derive(Debug)]
@@ -74,29 +77,73 @@ impl RlsResult {
 /// Run each contract file, appending its transcript to `log` under a `==> FILE` line.
 pub fn run(target: &mut Target, files: &[String], log: &mut Transcript) -> Result<RlsResult> {
     let mut result = RlsResult::default();
-    let sets: String = target.conn().timeouts.set_statements(false).iter().map(|s| format!("{s};\n")).collect();
-    // As a fresh session would be: pgTAP keeps its plan in temporary tables, so those go too.
-    let reset = format!("rollback;\nreset session authorization;\nreset all;\ndiscard temp;\ndeallocate all;\ndiscard sequences;\n{sets}");
+    // As a fresh session would be, in one round trip: pgTAP keeps its plan in temporary tables, so
+    // those go too.
+    let mut reset: Vec<String> =
+        ["rollback", "reset session authorization", "reset all", "discard temp", "deallocate all", "discard sequences"]
+            .map(String::from)
+            .into();
+    reset.extend(target.conn().timeouts.set_statements(false));
+    let reset = format!("{};", reset.join("\\; "));
+    // pg_prove's flags: unaligned tuples, quiet, no pager, stop at the first error.
+    let prove_before = "\\set QUIET on\n\\pset format unaligned\n\\pset tuples_only on";
+    let prove_after = format!("\\set QUIET off\n\\pset format aligned\n\\pset tuples_only off\n{reset}");
     for file in files {
         log.line(&format!("==> {file}"))?;
-        let include = format!("\\i {}", quote_arg(std::path::Path::new(file)));
-        let unit = if file == CONTRACT {
-            // The runbook's own command, so the log reads as it always has.
-            Unit { before: "\\set ON_ERROR_STOP off".into(), body: include, after: reset.clone() }
-        } else {
-            // pg_prove's flags: unaligned tuples, quiet, no pager, stop at the first error.
-            Unit {
-                before: "\\set ON_ERROR_STOP on\n\\set QUIET on\n\\pset format unaligned\n\\pset tuples_only on".into(),
-                body: include,
-                after: format!(
-                    "\\set QUIET off\n\\pset format aligned\n\\pset tuples_only off\n\\set ON_ERROR_STOP off\n{reset}"
-                ),
+        let text = match one_transaction(&target.workdir().join(file), file) {
+            // One round trip: the server skips the rest of the file at its first error, as its
+            // transaction would have ignored it.
+            Some(script) => {
+                let around = if file == CONTRACT {
+                    Around { before: "\\set ON_ERROR_STOP off", after: &reset }
+                } else {
+                    Around { before: &format!("\\set ON_ERROR_STOP off\n{prove_before}"), after: &prove_after }
+                };
+                batch::run_with(target, &script, &[], None, around, log)?.0
+            }
+            // Statement by statement, as `psql -f` (the runbook) or pg_prove runs it.
+            None => {
+                let body = format!("\\i {}", quote_arg(std::path::Path::new(file)));
+                let unit = if file == CONTRACT {
+                    Unit { before: "\\set ON_ERROR_STOP off".into(), body, after: reset.clone() }
+                } else {
+                    Unit {
+                        before: format!("\\set ON_ERROR_STOP on\n{prove_before}"),
+                        body,
+                        after: format!("\\set ON_ERROR_STOP off\n{prove_after}"),
+                    }
+                };
+                target.run(&unit, Some(log as &mut dyn Tee))?.text
             }
         };
-        let ran = target.run(&unit, Some(log as &mut dyn Tee))?;
         log.line("")?;
         let place = target.kind.place();
-        result.files.push(FileResult { file: file.clone(), report: tap::read(&ran.text, Some(log.rel()), place) });
+        result.files.push(FileResult { file: file.clone(), report: tap::read(&text, Some(log.rel()), place) });
     }
     Ok(result)
+}
+
+/// The file, lexed, when it is one explicit transaction that can go as one batch: BEGIN first,
+/// COMMIT or ROLLBACK last, no other transaction control, no psql meta-command, nothing that
+/// cannot run in a transaction block. Anything else runs statement by statement.
+fn one_transaction(path: &std::path::Path, rel: &str) -> Option<SqlFile> {
+    let bytes = std::fs::read(path).ok()?;
+    let script = Script::lex(std::str::from_utf8(&bytes).ok()?);
+    let word = |s: &Statement, i: usize| s.words.get(i).map(|w| w.to_ascii_lowercase()).unwrap_or_default();
+    // Savepoints and `rollback to` stay inside the transaction; anything else ends or nests one.
+    let inside = |s: &Statement| match word(s, 0).as_str() {
+        "begin" | "start" | "commit" | "end" | "abort" => false,
+        "rollback" => word(s, 1) == "to",
+        "prepare" => word(s, 1) != "transaction",
+        _ => true,
+    };
+    let (first, rest) = script.statements.split_first()?;
+    let (last, middle) = rest.split_last()?;
+    let opens = matches!(word(first, 0).as_str(), "begin" | "start");
+    let closes = matches!(word(last, 0).as_str(), "commit" | "end" | "rollback" | "abort") && word(last, 1) != "to";
+    let plain = middle.iter().all(inside);
+    // Inside the transaction, nothing that refuses to run in one (its own BEGIN/COMMIT aside).
+    let transactional = middle.iter().all(|s| non_transactional(s).is_none() || word(s, 0) == "rollback");
+    let ok = opens && closes && plain && transactional && script.meta_commands.is_empty();
+    ok.then(|| SqlFile { rel: rel.to_string(), sha256: sha256(&bytes), script })
 }

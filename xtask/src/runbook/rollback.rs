@@ -5,7 +5,9 @@
 
 use anyhow::Result;
 
-use super::apply::{e_string, run_batch, run_by_statement};
+use super::apply::e_string;
+use super::batch;
+use super::chain::{self, Link};
 use crate::evidence::artifacts::Transcript;
 use crate::evidence::summary::{RollbackResult, Status};
 use crate::prepare::tree::Migration;
@@ -24,7 +26,7 @@ pub fn rollback(target: &mut Target, m: &Migration, log: &mut Transcript) -> Res
                  select count(*) as rehearsal_forgotten from d",
                 e_string(&m.version)
             );
-            run_batch(target, file, &record, log)?
+            batch::run(target, file, Some(&record), log)?
         }
         Some((why, _)) => {
             log.line(&format!(
@@ -34,7 +36,7 @@ pub fn rollback(target: &mut Target, m: &Migration, log: &mut Transcript) -> Res
                 "delete from supabase_migrations.schema_migrations where version = {};\n",
                 e_string(&m.version)
             );
-            run_by_statement(target, file, &record, log)?
+            batch::run_by_statement(target, file, &record, log)?
         }
     };
     if !ok {
@@ -48,4 +50,85 @@ pub fn rollback(target: &mut Target, m: &Migration, log: &mut Transcript) -> Res
         error: if ok { None } else { found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned() },
     };
     Ok((result, found))
+}
+
+/// What [`rollback_all`] reports for each migration as its rollback ends.
+pub type RolledBack<'a> = dyn FnMut(&Migration, RollbackResult, Vec<Finding>) -> Result<()> + 'a;
+
+/// Roll back `migrations` in the order given, chains of transactional rollbacks in one round trip
+/// each ([`chain`]), the others one by one ([`rollback`]); `done(m, result, findings)` gets each
+/// result as it comes. A rollback that fails ends its chain; the next starts after it. On an
+/// interrupt, `in_flight` names the migration whose rollback was running.
+pub fn rollback_all(
+    target: &mut Target,
+    migrations: &[&Migration],
+    log: &mut Transcript,
+    in_flight: &mut Option<usize>,
+    done: &mut RolledBack,
+) -> Result<()> {
+    let chainable = |m: &Migration| m.rollback.as_ref().is_some_and(|f| f.script.first_non_transactional().is_none());
+    let mut at = 0;
+    while at < migrations.len() {
+        if !chainable(migrations[at]) {
+            *in_flight = Some(at);
+            let (result, found) = rollback(target, migrations[at], log)?;
+            *in_flight = None;
+            done(migrations[at], result, found)?;
+            at += 1;
+            continue;
+        }
+        let group: Vec<&Migration> =
+            migrations[at..].iter().copied().take_while(|m| chainable(m)).take(chain::MAX_LINKS).collect();
+        let links: Vec<Link> = group
+            .iter()
+            .map(|m| {
+                let file = m.rollback.as_ref().expect("chainable");
+                Link {
+                    file,
+                    header: format!("==> rollback {}", file.rel),
+                    failure: format!("!! rollback failure: {}", file.rel),
+                    record: format!(
+                        "delete from supabase_migrations.schema_migrations where version = {} returning 1",
+                        e_string(&m.version)
+                    ),
+                }
+            })
+            .collect();
+        let place = target.kind.place();
+        let rel = log.rel().to_string();
+        let mut on_done = |i: usize, outcome: chain::Outcome| -> Result<()> {
+            let found = findings::scan(&outcome.text, Some(&rel), place);
+            let ok = outcome.ok;
+            let result = RollbackResult {
+                status: if ok { Status::RolledBack } else { Status::Failed },
+                file: Some(links_file(group[i])),
+                error: if ok {
+                    None
+                } else {
+                    found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned()
+                },
+            };
+            done(group[i], result, found)
+        };
+        let mut running = None;
+        let ran = chain::run(target, &links, log, &mut running, &mut on_done);
+        *in_flight = running.map(|i| at + i);
+        let ran = ran?;
+        *in_flight = None;
+        if ran == 0 {
+            // psql ended before the chain's first file: that rollback on its own says why.
+            *in_flight = Some(at);
+            let (result, found) = rollback(target, migrations[at], log)?;
+            *in_flight = None;
+            done(migrations[at], result, found)?;
+            at += 1;
+            continue;
+        }
+        at += ran;
+    }
+    Ok(())
+}
+
+fn links_file(m: &Migration) -> String {
+    m.rollback.as_ref().map(|f| f.rel.clone()).unwrap_or_default()
 }

@@ -7,7 +7,8 @@
 //! collation, grants), constraints, indexes, view definitions, functions and procedures (whole
 //! definitions), triggers, policies, row level security flags, enums, domains, ranges, extensions,
 //! publications and their tables and schemas, comments, default privileges, rules, extended
-//! statistics, event triggers, owners and grants. Extension members are left out (as `pg_dump`
+//! statistics, event triggers, owners and grants (each list of grants sorted: granting in another
+//! order is the same schema). Extension members are left out (as `pg_dump`
 //! leaves them), so an extension's own objects do not count as a schema change. Names are
 //! printed with `search_path` set to `pg_catalog`, so they are always schema-qualified.
 
@@ -24,13 +25,13 @@ const QUERY: &str = r#"with ns as (
 ),
 member as (select classid, objid from pg_depend where deptype = 'e')
 select line from (
-  select format('schema %I owner=%s acl=%s', n.nspname, pg_get_userbyid(s.nspowner), coalesce(s.nspacl::text, '-')) as line
+  select format('schema %I owner=%s acl=%s', n.nspname, pg_get_userbyid(s.nspowner), coalesce((select string_agg(i::text, ',' order by i::text) from unnest(s.nspacl) i), '-')) as line
   from ns n join pg_namespace s on s.oid = n.oid
   where not exists (select 1 from member m where m.classid = 'pg_namespace'::regclass and m.objid = n.oid)
 union all
   select format('relation %I.%I kind=%s owner=%s rls=%s force_rls=%s persistence=%s options=%s acl=%s partition_key=%s',
     n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
-    c.relpersistence, coalesce(c.reloptions::text, '-'), coalesce(c.relacl::text, '-'), coalesce(pg_get_partkeydef(c.oid), '-'))
+    c.relpersistence, coalesce(c.reloptions::text, '-'), coalesce((select string_agg(i::text, ',' order by i::text) from unnest(c.relacl) i), '-'), coalesce(pg_get_partkeydef(c.oid), '-'))
   from pg_class c join ns n on n.oid = c.relnamespace
   where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'c')
     and not exists (select 1 from member m where m.classid = 'pg_class'::regclass and m.objid = c.oid)
@@ -40,7 +41,7 @@ union all
     coalesce(pg_get_expr(d.adbin, d.adrelid), '-'), coalesce(nullif(a.attidentity, ''), '-'),
     coalesce(nullif(a.attgenerated, ''), '-'),
     case when a.attcollation <> t.typcollation then a.attcollation::regcollation::text else '-' end,
-    coalesce(a.attacl::text, '-'))
+    coalesce((select string_agg(i::text, ',' order by i::text) from unnest(a.attacl) i), '-'))
   from pg_attribute a
   join pg_class c on c.oid = a.attrelid
   join ns n on n.oid = c.relnamespace
@@ -66,7 +67,7 @@ union all
     and not exists (select 1 from member m where m.classid = 'pg_class'::regclass and m.objid = c.oid)
 union all
   select format('function %s owner=%s acl=%s: %s', p.oid::regprocedure, pg_get_userbyid(p.proowner),
-    coalesce(p.proacl::text, '-'),
+    coalesce((select string_agg(i::text, ',' order by i::text) from unnest(p.proacl) i), '-'),
     case when p.prokind in ('f', 'p', 'w') then pg_get_functiondef(p.oid) else 'kind ' || p.prokind::text end)
   from pg_proc p join ns n on n.oid = p.pronamespace
   where not exists (select 1 from member m where m.classid = 'pg_proc'::regclass and m.objid = p.oid)
@@ -83,7 +84,7 @@ union all
   from pg_policy pol join pg_class c on c.oid = pol.polrelid join ns n on n.oid = c.relnamespace
 union all
   select format('type %s kind=%s owner=%s acl=%s%s', t.oid::regtype, t.typtype, pg_get_userbyid(t.typowner),
-    coalesce(t.typacl::text, '-'),
+    coalesce((select string_agg(i::text, ',' order by i::text) from unnest(t.typacl) i), '-'),
     case t.typtype
       when 'e' then ' labels=' || (select string_agg(quote_literal(e.enumlabel), ',' order by e.enumsortorder)
                                    from pg_enum e where e.enumtypid = t.oid)
@@ -130,7 +131,7 @@ union all
 union all
   select format('default privileges role=%s schema=%s on=%s acl=%s', pg_get_userbyid(da.defaclrole),
     case when da.defaclnamespace = 0 then '-' else da.defaclnamespace::regnamespace::text end,
-    da.defaclobjtype, da.defaclacl)
+    da.defaclobjtype, coalesce((select string_agg(i::text, ',' order by i::text) from unnest(da.defaclacl) i), '-'))
   from pg_default_acl da
 union all
   select format('rule %I on %I.%I: %s', r.rulename, n.nspname, c.relname, pg_get_ruledef(r.oid))

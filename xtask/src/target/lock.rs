@@ -29,9 +29,9 @@ fn halves(key: i64) -> (u32, u32) {
     ((key >> 32) as u32, key as u32)
 }
 
-/// The statement a working session runs to hold [`SESSIONS_KEY`] shared.
+/// The statement a working session runs to hold [`SESSIONS_KEY`] shared (it prints one empty row).
 pub fn hold_sessions_key() -> String {
-    format!("select 1 as rehearsal_sessions_key from (select pg_advisory_lock_shared({SESSIONS_KEY})) s \\gset")
+    format!("select pg_advisory_lock_shared({SESSIONS_KEY})")
 }
 
 pub struct RunLock {
@@ -39,18 +39,21 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    /// Take the run lock or refuse (exit 2). `work_pid` is the backend of this run's working session.
-    pub fn acquire(conn: &Conn, work_pid: Option<u32>, what: &str) -> Result<RunLock> {
-        let mut session = Session::start(&conn.session_spec())?;
+    /// The lock session, connecting: started early, its login overlaps the working session's.
+    pub fn connect(conn: &Conn) -> Result<Session> {
+        Session::start(&conn.session_spec())
+    }
+
+    /// Take the run lock on `session` (from [`RunLock::connect`]) or refuse (exit 2), in one round
+    /// trip. `work_pid` is the backend of this run's working session.
+    pub fn acquire(mut session: Session, work_pid: Option<u32>, what: &str) -> Result<RunLock> {
         let (hi, lo) = halves(SESSIONS_KEY);
         let unit = Unit {
             before: format!(
-                "select pg_backend_pid() as rehearsal_pid \\gset\n\
-                 begin;\n\
-                 set local idle_in_transaction_session_timeout = 0;\n\
-                 select pg_try_advisory_xact_lock({KEY}) as rehearsal_lock \\gset\n\
-                 select count(*) as rehearsal_others from pg_locks where locktype = 'advisory' and classid = {hi} \
-                 and objid = {lo} and objsubid = 1 and granted \\gset\n"
+                "begin\\; set local idle_in_transaction_session_timeout = 0\\; \
+                 select pg_backend_pid() as rehearsal_pid, pg_try_advisory_xact_lock({KEY}) as rehearsal_lock, \
+                 (select count(*) from pg_locks where locktype = 'advisory' and classid = {hi} and objid = {lo} \
+                 and objsubid = 1 and granted) as rehearsal_others \\gset\n"
             ),
             body: String::new(),
             after: "\\echo @@var pid :rehearsal_pid\n\\echo @@var lock :rehearsal_lock\n\\echo @@var others :rehearsal_others"

@@ -107,6 +107,8 @@ pub struct Described {
 pub struct Target {
     pub kind: Kind,
     work: Option<Session>,
+    /// The lock session, connecting ahead of [`Target::lock`] (see [`Target::expect_lock`]).
+    lock_session: Option<Session>,
     lock: Option<RunLock>,
     conn: Conn,
     work_pid: Option<u32>,
@@ -167,6 +169,7 @@ impl Target {
         Ok(Target {
             kind: o.kind,
             work: None,
+            lock_session: None,
             lock: None,
             conn,
             work_pid: None,
@@ -244,38 +247,57 @@ impl Target {
         Ok((ran, watchdog.is_some_and(|w| w.fired())))
     }
 
-    /// What a fresh working session runs first.
+    /// What a fresh working session runs first, in one round trip: the timeouts, the backend's
+    /// pid and, while this run holds the lock, the sessions key.
     fn setup(&self) -> String {
-        let mut setup: Vec<String> =
-            self.conn.timeouts.set_statements(false).into_iter().map(|s| format!("{s};")).collect();
-        setup.push("select pg_backend_pid() as rehearsal_pid \\gset".into());
-        setup.push("\\echo @@var pid :rehearsal_pid".into());
-        setup.push("\\echo @@var server :SERVER_VERSION_NAME".into());
+        let mut statements = self.conn.timeouts.set_statements(false);
         if self.lock.is_some() {
-            setup.push(lock::hold_sessions_key());
+            statements.push(lock::hold_sessions_key());
         }
-        setup.join("\n")
+        statements.push("select pg_backend_pid() as rehearsal_pid \\gset".into());
+        format!(
+            "{}\n\\echo @@var pid :rehearsal_pid\n\\echo @@var server :SERVER_VERSION_NAME",
+            statements.join("\\; ")
+        )
     }
 
-    /// Take the rehearsal lock (staging and url; a throwaway cluster is this run's alone).
-    pub fn lock(&mut self) -> Result<()> {
-        if self.kind == Kind::Local || self.lock.is_some() {
-            return Ok(());
-        }
-        let what = self.what();
-        self.lock = Some(RunLock::acquire(&self.conn, self.work_pid, &what)?);
-        // The working session, already open, now holds the sessions key too.
-        if self.work.as_ref().is_some_and(Session::alive) {
-            let unit = Unit { before: lock::hold_sessions_key(), ..Unit::default() };
-            let ran = self.run(&unit, None)?;
-            anyhow::ensure!(!ran.ended, "the working session ended while taking the sessions key: {}", ran.stray);
+    /// This run will take the lock: the lock session starts connecting now, so its login overlaps
+    /// the working session's (staging and url only).
+    pub fn expect_lock(&mut self) -> Result<()> {
+        if self.kind != Kind::Local && self.lock_session.is_none() && self.lock.is_none() {
+            self.lock_session = Some(RunLock::connect(&self.conn)?);
         }
         Ok(())
     }
 
+    /// Take the rehearsal lock (staging and url; a throwaway cluster is this run's alone), then
+    /// read the identity of the database; the working session takes the sessions key in the same
+    /// round trip.
+    pub fn lock_and_identify(&mut self) -> Result<Identity> {
+        if self.kind != Kind::Local && self.lock.is_none() {
+            let what = self.what();
+            let session = match self.lock_session.take() {
+                Some(session) => session,
+                None => RunLock::connect(&self.conn)?,
+            };
+            self.lock = Some(RunLock::acquire(session, self.work_pid, &what)?);
+            if self.work.as_ref().is_some_and(Session::alive) {
+                // The working session, already open, holds the sessions key from now on.
+                let mut unit = identity::query();
+                unit.before = format!("{}\\; {}", lock::hold_sessions_key(), unit.before);
+                return self.identity_from(&unit);
+            }
+        }
+        self.identity_from(&identity::query())
+    }
+
     /// The server's side of the identity of this database, with the DSN's side.
     pub fn identity(&mut self) -> Result<Identity> {
-        let ran = self.run(&identity::query(), None)?;
+        self.identity_from(&identity::query())
+    }
+
+    fn identity_from(&mut self, unit: &Unit) -> Result<Identity> {
+        let ran = self.run(unit, None)?;
         let var = |k: &str| ran.vars.get(k).cloned().unwrap_or_default();
         anyhow::ensure!(
             !ran.ended && !var("dboid").is_empty(),

@@ -13,7 +13,12 @@ pub const MIN_VERSION: (u32, u32) = (2, 48);
 
 #[derive(Clone, Debug)]
 pub struct SupabaseCli {
+    /// As found (`node_modules/.bin/supabase`, a PATH entry).
     pub path: PathBuf,
+    /// What runs: the npm package's native binary when `path` is its Node launcher (which only
+    /// spawns that binary with the same arguments; skipping it saves Node's start-up on every
+    /// call), else `path`.
+    pub exec: PathBuf,
     pub version: (u32, u32, u32),
 }
 
@@ -41,7 +46,8 @@ impl SupabaseCli {
             let out = process::output(cmd!(sh, "{path} --version"), Env::client()).ok()?;
             parse_version(&out.stdout)
         })?;
-        Some(SupabaseCli { path: path.to_path_buf(), version })
+        let exec = native_binary(path).unwrap_or_else(|| path.to_path_buf());
+        Some(SupabaseCli { path: path.to_path_buf(), exec, version })
     }
 
     /// Find the CLI; if there is none, install the version this tool pins with `npm install
@@ -103,6 +109,35 @@ impl SupabaseCli {
     }
 }
 
+/// The native binary the npm package's launcher would spawn: `$SUPABASE_CLI_BINARY_OVERRIDE`, else
+/// `node_modules/@supabase/cli-<os>-<arch>[-musl]/bin/supabase` beside the `supabase` package.
+fn native_binary(launcher: &Path) -> Option<PathBuf> {
+    let real = launcher.canonicalize().ok()?;
+    if real.extension().is_none_or(|e| e != "js") {
+        return None; // already a binary
+    }
+    let package = real.ancestors().skip(1).find(|d| d.join("package.json").is_file())?;
+    npm_version(launcher)?; // the `supabase` package, not some other script
+    if let Some(over) = std::env::var_os("SUPABASE_CLI_BINARY_OVERRIDE") {
+        return Some(PathBuf::from(over));
+    }
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        "windows" => return None,
+        os => os,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        _ => return None,
+    };
+    let scope = package.parent()?.join("@supabase");
+    [format!("cli-{os}-{arch}"), format!("cli-{os}-{arch}-musl")]
+        .iter()
+        .map(|dir| scope.join(dir).join("bin/supabase"))
+        .find(|bin| bin.is_file())
+}
+
 /// `node_modules/.bin/supabase` links into `node_modules/supabase/`, whose package.json is named
 /// `supabase` and has the version.
 fn npm_version(bin: &Path) -> Option<(u32, u32, u32)> {
@@ -123,6 +158,31 @@ fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
 
 #[cfg(test)]
 mod tests {
+    /// The npm layout: `.bin/supabase` → `supabase/dist/supabase.js`, which spawns the binary of
+    /// `@supabase/cli-<os>-<arch>`; that binary is what runs.
+    #[test]
+    fn the_npm_launcher_is_skipped_for_its_native_binary() {
+        let root = std::env::temp_dir().join(format!("cli-layout-{}", std::process::id()));
+        let nm = root.join("node_modules");
+        let os = if std::env::consts::OS == "macos" { "darwin" } else { std::env::consts::OS };
+        let arch = if std::env::consts::ARCH == "aarch64" { "arm64" } else { "x64" };
+        let native = nm.join(format!("@supabase/cli-{os}-{arch}/bin/supabase"));
+        for dir in [nm.join("supabase/dist"), nm.join(".bin"), native.parent().unwrap().to_path_buf()] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(nm.join("supabase/package.json"), r#"{"name": "supabase", "version": "2.122.1"}"#).unwrap();
+        std::fs::write(nm.join("supabase/dist/supabase.js"), "#!/usr/bin/env node\n").unwrap();
+        std::fs::write(&native, "").unwrap();
+        std::os::unix::fs::symlink("../supabase/dist/supabase.js", nm.join(".bin/supabase")).unwrap();
+        let cli = super::SupabaseCli::at(&nm.join(".bin/supabase")).unwrap();
+        assert_eq!((cli.version, cli.exec.canonicalize().unwrap()), ((2, 122, 1), native.canonicalize().unwrap()));
+        // Anything else runs as found.
+        let script = root.join("supabase");
+        std::fs::write(&script, "#!/bin/sh\necho 2.60.0\n").unwrap();
+        assert_eq!(super::native_binary(&script), None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn versions_as_the_cli_prints_them() {
         assert_eq!(super::parse_version("2.122.1\n"), Some((2, 122, 1)));
