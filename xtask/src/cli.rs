@@ -80,6 +80,23 @@ fn json_arg() -> Arg {
         .help("Print summary.json to stdout instead of the human summary")
 }
 
+fn ci_args(junit: bool) -> Vec<Arg> {
+    let mut args = vec![Arg::new("github").long("github").action(ArgAction::SetTrue).help(
+        "GitHub Actions output: each finding as a workflow annotation, the summary appended to $GITHUB_STEP_SUMMARY \
+         [default: on when GITHUB_ACTIONS=true]",
+    )];
+    if junit {
+        args.push(
+            Arg::new("junit")
+                .long("junit")
+                .value_name("PATH")
+                .value_parser(value_parser!(PathBuf))
+                .help("Also write a JUnit XML report: a test case per migration step and per pgTAP test"),
+        );
+    }
+    args
+}
+
 pub fn command() -> Command {
     Command::new("xtask")
         .bin_name("cargo xtask")
@@ -114,7 +131,8 @@ pub fn command() -> Command {
                 .args(timeout_args())
                 .args(apply_args())
                 .arg(superuser_arg())
-                .arg(json_arg()),
+                .arg(json_arg())
+                .args(ci_args(true)),
         )
         .subcommand(
             Command::new("rls")
@@ -128,12 +146,13 @@ pub fn command() -> Command {
                      the TAP in rls_contract.log, not from psql's exit code. Logs and summary.json go to \
                      artifacts/ops/<date>/rehearsal_<stamp>/. Without a contract the run halts (exit 3).",
                 )
-                .after_help("Example: cargo xtask rls --json")
+                .after_help("Example: cargo xtask rls --junit target/rls-junit.xml")
                 .arg(target_arg(true))
                 .arg(db_url_arg())
                 .args(timeout_args())
                 .arg(superuser_arg())
-                .arg(json_arg()),
+                .arg(json_arg())
+                .args(ci_args(true)),
         )
         .subcommand(
             Command::new("connectivity")
@@ -158,7 +177,8 @@ pub fn command() -> Command {
                 .args(plan_args())
                 .args(timeout_args())
                 .args(apply_args())
-                .arg(json_arg()),
+                .arg(json_arg())
+                .args(ci_args(true)),
         )
         .subcommand(
             Command::new("rollback")
@@ -174,7 +194,8 @@ pub fn command() -> Command {
                         .help("The data plan; a rollback leaves it as it is (undoing a run is not an attempt)"),
                 )
                 .args(timeout_args())
-                .arg(json_arg()),
+                .arg(json_arg())
+                .args(ci_args(true)),
         )
         .subcommand(
             Command::new("scan")
@@ -204,7 +225,8 @@ pub fn command() -> Command {
                      one of its lines or the line before. Exit 1 when an error-level rule fires.",
                 )
                 .after_help("Example: cargo xtask lint --json")
-                .arg(json_arg().help("Print {\"findings\": [...]} to stdout")),
+                .arg(json_arg().help("Print {\"findings\": [...]} to stdout"))
+                .args(ci_args(false)),
         )
         .subcommand(
             Command::new("feedback")

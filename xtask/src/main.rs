@@ -50,7 +50,12 @@ fn run(matches: &ArgMatches, json: bool) -> anyhow::Result<Exit> {
         None => Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf(),
     };
     let (name, sub) = matches.subcommand().expect("a subcommand is required");
-    let ctx = Ctx { workdir, json };
+    let present = xtask::evidence::ci::Present::new(
+        json,
+        sub.try_get_one::<PathBuf>("junit").ok().flatten().cloned(),
+        sub.try_get_one::<bool>("github").ok().flatten().copied().unwrap_or(false),
+    );
+    let ctx = Ctx { workdir, json, present };
     match name {
         "stage-rehearse" => commands::rehearse::run(&ctx, cli::flags(sub)),
         "rls" => commands::rls::run(&ctx, cli::flags(sub)),

@@ -84,8 +84,11 @@ fn a_lock_held_by_another_session_times_out_on_the_server_instead_of_hanging() {
     assert!(error["hint"].as_str().unwrap().contains("--lock-timeout"), "{error}");
     let log = std::fs::read_to_string(sandbox.rehearsal_dirs()[0].join("migration_apply.log")).unwrap();
     assert!(
-        log.contains("==> supabase/migrations/20250102000000_busy.sql\nSET\n"),
-        "the timeout is set on the server session:\n{log}"
+        log.contains(
+            "==> supabase/migrations/20250102000000_busy.sql\n\
+             psql:supabase/migrations/20250102000000_busy.sql:1: ERROR:  canceling statement due to lock timeout\n"
+        ),
+        "the server timed the lock out, and the log shows none of the tool's own statements:\n{log}"
     );
     assert_eq!(plan_status(&plan), ("failed".to_string(), 1));
     assert!(lock_is_free(&stack));

@@ -56,6 +56,7 @@ fn the_green_tree_passes_end_to_end_with_every_artifact() {
     let fixed = [
         "MANIFEST.sha256",
         "SUMMARY.md",
+        "index.html",
         "migration_apply.log",
         "migration_rollback.log",
         "migration_status_post.txt",
@@ -81,7 +82,11 @@ fn the_green_tree_passes_end_to_end_with_every_artifact() {
 
     let check = Command::new("sha256sum").args(["-c", "MANIFEST.sha256"]).current_dir(&dir).output().unwrap();
     assert!(check.status.success(), "sha256sum -c: {}", String::from_utf8_lossy(&check.stdout));
-    assert_eq!(String::from_utf8_lossy(&check.stdout).lines().count(), names.len() - 1);
+    // Every file the run wrote, and every input it rehearsed: 9 migrations, 9 rollbacks, the contract.
+    let checked = String::from_utf8_lossy(&check.stdout).to_string();
+    assert_eq!(checked.lines().count(), names.len() - 1 + 19, "{checked}");
+    assert!(checked.contains("../../../../supabase/migrations/20251011090000_inventory_bundle.sql: OK"), "{checked}");
+    assert!(checked.contains("../../../../supabase/rls_tests.sql: OK"), "{checked}");
 
     let rollback_log = std::fs::read_to_string(dir.join("migration_rollback.log")).unwrap();
     let first = rollback_log.lines().next().unwrap();
@@ -111,7 +116,14 @@ fn the_green_tree_passes_end_to_end_with_every_artifact() {
     assert!(s["findings"].as_array().unwrap().is_empty());
 
     let md = std::fs::read_to_string(dir.join("SUMMARY.md")).unwrap();
-    assert!(md.starts_with("# Rehearsal summary: rehearsal_") && md.contains("- Outcome: **passed** (exit 0)"), "{md}");
+    assert!(
+        md.starts_with("# Rehearsal summary: rehearsal_") && md.contains("| Outcome | **passed** (exit 0) |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `20251011090000_inventory_bundle` | applied | rolled back | applied |"),
+        "a Markdown table, not a pasted terminal:\n{md}"
+    );
 
     // The feedback file: header once, hand-off appended, a person's words kept.
     let feedback_rel = format!("feedback/data/{}.md", day.file_name().unwrap().to_string_lossy());

@@ -27,7 +27,11 @@ fn with_vault_files_and_no_flags_the_staging_rehearsal_passes_and_leaks_nothing(
     assert!(run.stdout.contains("rls: 41 planned, 41 ran, 41 passed"), "{run}");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sandbox.rehearsal_dir().join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["target"], serde_json::json!({"kind": "staging", "host": "127.0.0.1", "database": "postgres"}));
+    assert_eq!(
+        summary["target"],
+        serde_json::json!({"kind": "staging", "host": "127.0.0.1", "database": "postgres",
+            "why": "staging vault files found: vault/occ/supabase/database_url_staging.env, vault/occ/supabase/service_key_staging.env"})
+    );
     let feedback = std::fs::read_dir(sandbox.path("feedback/data")).unwrap().next().unwrap().unwrap().path();
     let feedback = std::fs::read_to_string(feedback).unwrap();
     assert!(

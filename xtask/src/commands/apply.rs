@@ -105,5 +105,5 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         }
     };
     drop(target);
-    Ok(record.finish(stop, "in_progress", Outputs { handoff: true, command: "apply" }, ctx.json))
+    Ok(record.finish(stop, "in_progress", Outputs { handoff: true, command: "apply" }, &ctx.present))
 }

@@ -46,7 +46,7 @@ pub fn new_record(p: &Prepared, target: &Target) -> Record {
     Record::new(
         &p.workdir,
         p.started,
-        TargetRecord { kind: d.kind, host: d.host, database: d.database },
+        TargetRecord { kind: d.kind, host: d.host, database: d.database, why: p.why.clone() },
         provenance::gather(&p.workdir, Some(&p.psql), cli),
     )
     .with_plan(p.plan.clone(), p.molecules.clone())

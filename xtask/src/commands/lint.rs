@@ -1,11 +1,11 @@
-//! `cargo xtask lint [--json]`: the static checks of [`crate::text::lint`] over the whole tree.
+//! `cargo xtask lint [--json] [--github]`: the static checks of [`crate::text::lint`] over the whole tree.
 //! Exit 1 when a rule at `error` severity fires, 0 otherwise (warnings are printed), 2 on a bad
 //! config. Nothing to clean up: the first Ctrl-C ends it.
 
 use anyhow::Result;
 
 use super::Ctx;
-use crate::evidence::report;
+use crate::evidence::{ci, report};
 use crate::exit::Exit;
 use crate::out;
 use crate::prepare::tree::{sql_files, MIGRATIONS, ROLLBACKS};
@@ -39,5 +39,21 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         text.push_str(&format!("lint: {errors} error(s), {} warning(s)\n", findings.len() - errors));
         out::text(&text)?;
     }
+    let annotations: Vec<String> = findings.iter().map(ci::annotation).collect();
+    ci::publish(&ctx.present, &annotations, &markdown(&findings, errors))?;
     Ok(if errors > 0 { Exit::Failed } else { Exit::Passed })
+}
+
+/// The lint's CI step summary.
+fn markdown(findings: &[Finding], errors: usize) -> String {
+    let mut md = format!("## cargo xtask lint: {errors} error(s), {} warning(s)\n\n", findings.len() - errors);
+    for f in findings {
+        let kind = if f.severity == Severity::Error { "error" } else { "warning" };
+        md.push_str(&format!(
+            "- {kind}: `{}`\n  - What to do: {}\n",
+            report::finding_line(f).replace('`', "'"),
+            f.hint
+        ));
+    }
+    md
 }

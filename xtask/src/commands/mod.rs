@@ -20,4 +20,6 @@ pub struct Ctx {
     pub workdir: PathBuf,
     /// Print `summary.json` to stdout instead of the human summary.
     pub json: bool,
+    /// JSON, JUnit and CI outputs besides the screen.
+    pub present: crate::evidence::ci::Present,
 }

@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     };
     // The sessions end, the lock goes and a local cluster stops before the hand-off is written.
     drop(target);
-    Ok(record.finish(stop, "completed", Outputs { handoff: true, command: "stage-rehearse" }, ctx.json))
+    Ok(record.finish(stop, "completed", Outputs { handoff: true, command: "stage-rehearse" }, &ctx.present))
 }
 
 /// Step 0: the rehearsal dir and the day's feedback header (created once, never changed).

@@ -73,5 +73,5 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         }
     };
     drop(target);
-    Ok(record.finish(stop, "completed", Outputs { handoff: false, command: "rls" }, ctx.json))
+    Ok(record.finish(stop, "completed", Outputs { handoff: false, command: "rls" }, &ctx.present))
 }

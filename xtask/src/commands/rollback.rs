@@ -102,7 +102,7 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         }
     };
     drop(target);
-    Ok(record.finish(stop, "completed", Outputs { handoff: true, command: "rollback" }, ctx.json))
+    Ok(record.finish(stop, "completed", Outputs { handoff: true, command: "rollback" }, &ctx.present))
 }
 
 /// The latest earlier run in the workdir that applied something to a staging or url target,

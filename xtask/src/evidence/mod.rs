@@ -4,8 +4,12 @@
 //! all at the end.
 
 pub mod artifacts;
+pub mod ci;
 pub mod feedback;
+pub mod junit;
 pub mod manifest;
+pub mod markdown;
+pub mod page;
 pub mod plan;
 pub mod provenance;
 pub mod record;

@@ -11,11 +11,12 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::artifacts::{date, rfc3339, write_atomic, RehearsalDir, Transcript};
+use super::ci::{self, Present};
 use super::plan::{self, Change, Molecule};
 use super::summary::{
     LogRef, MigrationRow, Outcome, Provenance, Status, StepTiming, Summary, TargetRecord, SCHEMA_VERSION,
 };
-use super::{feedback, manifest, report};
+use super::{feedback, junit, manifest, page, report};
 use crate::exit::Exit;
 use crate::target::Kind;
 use crate::text::findings::Class;
@@ -57,6 +58,7 @@ impl Record {
         Record {
             summary: Summary {
                 schema_version: SCHEMA_VERSION,
+                command: String::new(),
                 outcome: Outcome::Passed,
                 exit_code: 0,
                 target,
@@ -165,7 +167,8 @@ impl Record {
     /// Write every artifact and print the screen (or the JSON). `stop` is how the run ended early,
     /// if it did; `success` is a molecule's status after a clean run (`completed`, or `in_progress`
     /// for an apply replay, which is not yet rolled back or verified).
-    pub fn finish(mut self, stop: Option<Exit>, success: &'static str, outputs: Outputs, json_out: bool) -> Exit {
+    pub fn finish(mut self, stop: Option<Exit>, success: &'static str, outputs: Outputs, present: &Present) -> Exit {
+        let json_out = present.json;
         let mut failed_writes: Vec<String> = Vec::new();
         // Step 7: the day's transcripts into the rehearsal dir.
         if let Some(dir) = &self.dir {
@@ -184,6 +187,7 @@ impl Record {
             self.summary.logs.push(LogRef { label: "summary".into(), path: dir.rel_file("summary.json") });
         }
         self.summary.finished_at = rfc3339(&Utc::now());
+        self.summary.command = outputs.command.to_string();
         self.summary.settle(stop);
         self.summary.next_actions = next_actions(&self.summary, outputs.command);
         self.command = outputs.command;
@@ -202,14 +206,27 @@ impl Record {
                 self.broken(&failed_writes);
             }
         }
+        // The CI's annotations and step summary, before the files, so a failure to write them is
+        // in the evidence too.
+        if let Err(e) = ci::publish(present, &ci::annotations(&self.summary), &report::markdown(&self.summary)) {
+            failed_writes.push(format!("{e:#}"));
+            self.broken(&failed_writes);
+        }
         let json = serde_json::to_string_pretty(&self.summary).expect("the summary serialises");
         if let Some(dir) = &self.dir {
             let mut written = write_atomic(&dir.file("summary.json"), format!("{json}\n").as_bytes());
             if outputs.handoff && written.is_ok() {
                 written = write_atomic(&dir.file("SUMMARY.md"), report::markdown(&self.summary).as_bytes());
             }
+            if written.is_ok() {
+                written = write_atomic(&dir.file("index.html"), page::render(&self.summary, &self.workdir).as_bytes());
+            }
             if outputs.handoff && written.is_ok() {
-                written = manifest::write(&dir.path, &[]);
+                // The inputs as paths from inside the dir, so `sha256sum -c` checks them there too.
+                let up = "../".repeat(dir.rel.split('/').count());
+                let inputs: Vec<(String, String)> =
+                    self.inputs.iter().map(|(rel, hash)| (format!("{up}{rel}"), hash.clone())).collect();
+                written = manifest::write(&dir.path, &inputs);
             }
             if let Err(e) = written {
                 failed_writes.push(format!("{e:#}"));
@@ -220,6 +237,11 @@ impl Record {
                     dir.rel_file("summary.json"),
                     feedback::path(&self.date())
                 );
+            }
+        }
+        if let Some(path) = &present.junit {
+            if let Err(e) = junit::write(path, &self.summary) {
+                failed_writes.push(format!("{e:#}"));
             }
         }
         if !failed_writes.is_empty() {
@@ -326,6 +348,18 @@ pub fn next_actions(s: &Summary, command: &str) -> Vec<String> {
     if s.findings.iter().any(|f| f.class == Class::PsqlMetaCommand) {
         next.push("remove the psql meta-commands from the migrations named above".into());
     }
+    if next.is_empty() && matches!(s.outcome, Outcome::Halted | Outcome::Error | Outcome::Failed) {
+        next.push(if s.exit_code == Exit::Interrupted.code() {
+            format!(
+                "read the logs of the interrupted run, check the target's state (`cargo xtask inventory`), then \
+                 re-run `cargo xtask {command}`"
+            )
+        } else if s.outcome == Outcome::Halted {
+            "escalate to the manager with the blocker(s) above; re-run once they are resolved".to_string()
+        } else {
+            format!("resolve the blocker(s) above, then re-run `cargo xtask {command}`")
+        });
+    }
     if next.is_empty()
         && s.blockers.is_empty()
         && s.outcome == Outcome::Passed
@@ -333,8 +367,10 @@ pub fn next_actions(s: &Summary, command: &str) -> Vec<String> {
     {
         next.push(if s.target.kind == Kind::Local {
             "passed on a throwaway local cluster: rehearse on staging next (`cargo xtask stage-rehearse --target staging`)".into()
-        } else {
+        } else if command == "stage-rehearse" {
             "ready for the manager's sign-off; coordinate the production window with DevOps (docs/directions/data.md)".into()
+        } else {
+            "passed; the full rehearsal (`cargo xtask stage-rehearse`) is what the manager signs off".into()
         });
     }
     next

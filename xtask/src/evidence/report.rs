@@ -2,6 +2,7 @@
 //! the rehearsal dir, and the hand-off section appended to `feedback/data/<date>.md`. All three
 //! come from the same typed summary, so they cannot disagree.
 
+pub use super::markdown::markdown;
 use super::summary::{MigrationRow, Status, StepResult, Summary};
 use crate::text::findings::{Finding, Severity};
 
@@ -39,9 +40,19 @@ pub fn screen(s: &Summary) -> String {
             header.push_str("  re-apply");
         }
         out.push_str(&format!("\n{}\n", header.trim_end()));
+        // Every row that went wrong; the clean ones only while the screen stays one screen.
+        let collapse = rows.len() > MAX_ROWS;
+        let mut clean = 0;
         for r in rows {
+            if collapse && !r.failed() {
+                clean += 1;
+                continue;
+            }
             out.push_str(&row_line(r, width, rollbacks, reapplies));
             out.push('\n');
+        }
+        if clean > 0 {
+            out.push_str(&format!("({clean} more migration(s), every step of each as it should be: see SUMMARY.md)\n"));
         }
     }
     match s.schema_restored {
@@ -56,7 +67,9 @@ pub fn screen(s: &Summary) -> String {
             "rls: {} planned, {} ran, {} passed, {} failed, {} errors\n",
             rls.planned, rls.ran, rls.passed, rls.failed, rls.errors
         ));
-        for f in &rls.files {
+        let collapse = rls.files.len() > MAX_ROWS;
+        let clean = rls.files.iter().filter(|f| f.clean()).count();
+        for f in rls.files.iter().filter(|f| !collapse || !f.clean()) {
             let planned = f.planned.map_or("null".to_string(), |p| p.to_string());
             let verdict = if f.ran_over {
                 format!("ran {} tests but planned {planned}: update the plan", f.ran)
@@ -71,19 +84,37 @@ pub fn screen(s: &Summary) -> String {
             };
             out.push_str(&format!("  {} .. {verdict}\n", f.path));
         }
+        if collapse && clean > 0 {
+            out.push_str(&format!("  ({clean} more file(s) ok)\n"));
+        }
         for f in &rls.failures {
             out.push_str(&format!("    not ok {} - {} ({})\n", f.number, f.description, f.file));
         }
     }
     if !s.findings.is_empty() {
         out.push_str("\nfindings:\n");
+        // Every error; warnings while there is room.
+        let mut warnings = 0;
         for f in &s.findings {
+            if f.severity == Severity::Warning {
+                warnings += 1;
+                if warnings > MAX_WARNINGS {
+                    continue;
+                }
+            }
             out.push_str(&format!("  {}\n    what to do: {}\n", finding_line(f), f.hint));
+        }
+        if warnings > MAX_WARNINGS {
+            out.push_str(&format!("  ({} more warning(s) in summary.json)\n", warnings - MAX_WARNINGS));
         }
     }
     for (label, items) in [("warning", &s.warnings), ("blocker", &s.blockers), ("next", &s.next_actions)] {
-        for item in items {
+        let shown = if label == "warning" { MAX_WARNINGS } else { usize::MAX };
+        for item in items.iter().take(shown) {
             out.push_str(&format!("{label}: {item}\n"));
+        }
+        if items.len() > shown {
+            out.push_str(&format!("({} more warning(s) in summary.json)\n", items.len() - shown));
         }
     }
     let logs: Vec<&str> = s.logs.iter().map(|l| l.path.as_str()).collect();
@@ -94,9 +125,15 @@ pub fn screen(s: &Summary) -> String {
     } else if !logs.is_empty() {
         out.push_str(&format!("logs: {}\n", logs.join("  ")));
     }
+    out.push_str(&format!("verdict: {}\n", s.verdict()));
     out.push_str(&format!("outcome: {} (exit {})\n", s.outcome.as_str(), s.exit_code));
     out
 }
+
+/// Past this many migrations (or test files) the screen shows only those that went wrong.
+const MAX_ROWS: usize = 12;
+/// Warnings shown on the screen; the rest are in summary.json.
+const MAX_WARNINGS: usize = 5;
 
 fn row_line(r: &MigrationRow, width: usize, rollbacks: bool, reapplies: bool) -> String {
     let step = |x: &StepResult| status(x.status);
@@ -128,30 +165,22 @@ pub fn finding_line(f: &Finding) -> String {
     line
 }
 
-/// SUMMARY.md: the screen, as Markdown, for the manager.
-pub fn markdown(s: &Summary) -> String {
-    format!(
-        "# Rehearsal summary: {}\n\n- Outcome: **{}** (exit {})\n- Target: {} ({}/{})\n- Started: {}\n- Finished: {}\n\n```\n{}```\n",
-        dir_name(s),
-        s.outcome.as_str(),
-        s.exit_code,
-        s.target.kind.as_str(),
-        s.target.host,
-        s.target.database,
-        s.started_at,
-        s.finished_at,
-        screen(s)
-    )
-}
-
-/// The hand-off section appended to the day's feedback file (runbook step 8).
+/// The hand-off section appended to the day's feedback file (runbook step 8). Its links open
+/// from where that file is (`feedback/data/`), the sign-off page and SUMMARY.md first.
 pub fn handoff(s: &Summary) -> String {
     let count =
         |st: Status, pick: &dyn Fn(&MigrationRow) -> Status| s.migrations.iter().filter(|r| pick(r) == st).count();
     let apply = |r: &MigrationRow| r.apply.status;
     let rollback = |r: &MigrationRow| r.rollback.status;
     let reapply = |r: &MigrationRow| r.reapply.status;
+    let from_feedback = |path: &str| format!("../../{path}");
     let mut out = format!("\n## Hand-off: {} ({}, {})\n\n", dir_name(s), s.target.kind.as_str(), s.finished_at);
+    out.push_str(&format!("**{}**\n\n", s.verdict()));
+    out.push_str(&format!(
+        "- Evidence: [sign-off page]({}), [SUMMARY.md]({})\n",
+        from_feedback(&format!("{}/index.html", s.rehearsal_dir)),
+        from_feedback(&format!("{}/SUMMARY.md", s.rehearsal_dir))
+    ));
     out.push_str(&format!("- Outcome: **{}** (exit {})\n", s.outcome.as_str(), s.exit_code));
     out.push_str(&format!(
         "- Apply: {} applied, {} failed. Rollback: {} rolled back, {} failed, {} missing. Re-apply: {} applied, {} failed.\n",
@@ -175,26 +204,23 @@ pub fn handoff(s: &Summary) -> String {
             rls.passed, rls.planned, rls.failed, rls.errors
         ));
     }
-    let logs: Vec<String> = s.logs.iter().map(|l| format!("[{}]({})", l.label, l.path)).collect();
+    let logs: Vec<String> = s.logs.iter().map(|l| format!("[{}]({})", l.label, from_feedback(&l.path))).collect();
     out.push_str(&format!("- Logs: {}\n", logs.join(", ")));
-    if s.findings.is_empty() && s.blockers.is_empty() {
+    let errors: Vec<&Finding> = s.findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    if errors.is_empty() && s.blockers.is_empty() {
         out.push_str("- Blockers: none\n");
     } else {
         out.push_str("- Blockers:\n");
         for b in &s.blockers {
             out.push_str(&format!("  - {b}\n"));
         }
-        for f in &s.findings {
+        for f in errors {
             out.push_str(&format!("  - `{}`: {}\n", finding_line(f), f.hint));
         }
     }
-    if s.next_actions.is_empty() {
-        out.push_str("- Next actions: none; ready for the manager's sign-off\n");
-    } else {
-        out.push_str("- Next actions:\n");
-        for n in &s.next_actions {
-            out.push_str(&format!("  - {n}\n"));
-        }
+    out.push_str("- Next actions:\n");
+    for n in &s.next_actions {
+        out.push_str(&format!("  - {n}\n"));
     }
     out
 }

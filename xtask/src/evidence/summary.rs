@@ -36,6 +36,9 @@ impl Outcome {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     pub schema_version: u32,
+    /// The command that ran: `stage-rehearse`, `rls`, `apply`, `rollback`.
+    #[serde(default)]
+    pub command: String,
     pub outcome: Outcome,
     /// The process's own exit code (130 after Ctrl-C).
     pub exit_code: u8,
@@ -65,6 +68,9 @@ pub struct TargetRecord {
     pub kind: Kind,
     pub host: String,
     pub database: String,
+    /// Why this target: the flag, or what the tool found (the staging vault files, or none).
+    #[serde(default)]
+    pub why: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +195,16 @@ pub struct RlsFile {
     pub errors: u32,
     pub ran_short: bool,
     pub ran_over: bool,
+    /// Each test that ran, in order (for JUnit and the sign-off page).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TapTest>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TapTest {
+    pub number: u32,
+    pub description: String,
+    pub ok: bool,
 }
 
 impl RlsFile {
@@ -231,6 +247,72 @@ pub struct StepTiming {
 }
 
 impl Summary {
+    /// Whether this is what a manager signs off: a rehearsal (`stage-rehearse`) that passed on a
+    /// shared database (staging or a DSN), not a local check and not a single step.
+    pub fn ready_for_signoff(&self) -> bool {
+        self.outcome == Outcome::Passed && self.command == "stage-rehearse" && self.target.kind != Kind::Local
+    }
+
+    /// The run in one sentence, for every place a person reads it first (the screen, SUMMARY.md,
+    /// the page, the hand-off, the CI step summary). Only a passed rehearsal on staging or a DSN
+    /// is called ready for sign-off.
+    pub fn verdict(&self) -> String {
+        let on = format!("{}/{}", self.target.host, self.target.database);
+        match self.outcome {
+            Outcome::Passed if self.ready_for_signoff() => format!(
+                "Ready for the manager's sign-off: the rehearsal passed on {} ({on}).",
+                self.target.kind.as_str()
+            ),
+            Outcome::Passed if self.target.kind == Kind::Local => format!(
+                "A local check passed (`{}` on a throwaway cluster): not a staging rehearsal, nothing to sign off; \
+                 rehearse on staging next.",
+                self.command
+            ),
+            Outcome::Passed => format!(
+                "`{}` passed on {} ({on}); only a full rehearsal (`stage-rehearse`) is signed off.",
+                self.command,
+                self.target.kind.as_str()
+            ),
+            Outcome::Failed => format!(
+                "Not ready for sign-off: the run found failures ({}); see what blocks it and the next actions.",
+                self.failure_counts()
+            ),
+            Outcome::Halted if self.exit_code == Exit::Interrupted.code() => {
+                "Not ready for sign-off: the run was interrupted part way; the target may hold a partial rehearsal."
+                    .to_string()
+            }
+            Outcome::Halted => "Not ready for sign-off: the run halted for escalation to the manager.".to_string(),
+            Outcome::Error => "Not ready for sign-off: the run could not finish; see what blocks it.".to_string(),
+        }
+    }
+
+    /// `2 migration steps failed, 1 finding, RLS 3 failed` and the like.
+    fn failure_counts(&self) -> String {
+        let mut parts = Vec::new();
+        let failed = self.migrations.iter().filter(|r| r.failed()).count();
+        if failed > 0 {
+            parts.push(format!("{failed} migration(s) failed a step"));
+        }
+        if self.schema_restored == Some(false) {
+            parts.push("the rollback did not restore the schema".into());
+        }
+        if let Some(rls) = self.rls.as_ref().filter(|r| !r.clean()) {
+            parts.push(format!("RLS contract: {} failed, {} errors", rls.failed, rls.errors));
+        }
+        let errors = self.findings.iter().filter(|f| f.severity == Severity::Error).count();
+        if errors > 0 {
+            parts.push(format!("{errors} error finding(s)"));
+        }
+        if !self.blockers.is_empty() {
+            parts.push(format!("{} blocker(s)", self.blockers.len()));
+        }
+        if parts.is_empty() {
+            "see the findings".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
     /// What the run amounts to, before any stop: failures found or not.
     pub fn judged(&self) -> Outcome {
         let failed = self.migrations.iter().any(MigrationRow::failed)

@@ -62,6 +62,8 @@ pub struct Prepared {
     pub cli: Option<SupabaseCli>,
     /// For the summary: orphan rollbacks, stand-in extensions the project uses.
     pub warnings: Vec<String>,
+    /// Why this target (the first line's reason).
+    pub why: String,
 }
 
 /// Read and check everything; print the first line (the target and why).
@@ -86,6 +88,7 @@ pub fn prepare_as(
     }
     let note = if kind == Kind::Local { "" } else { note };
     progress!("target: {} ({why}{note})", kind.as_str());
+    let why = format!("{why}{note}");
     let tree = Tree::load(&workdir)?;
     let contract = tree::contract_files(&workdir)?;
     if needs.contract && contract.is_empty() {
@@ -149,6 +152,7 @@ pub fn prepare_as(
         server,
         cli,
         warnings,
+        why,
     })
 }
 

@@ -93,6 +93,12 @@ fn checked(rel: String, bytes: &[u8]) -> Result<SqlFile> {
              one); nothing was run"
         )));
     }
+    if let Some(line) = script.unterminated {
+        return Err(exit::cannot_run(format!(
+            "{rel}:{line}: a quote or /* comment opened here is never closed, so the file's end is not SQL psql can \
+             send (the Supabase CLI cannot either); close it; nothing was run"
+        )));
+    }
     Ok(SqlFile { rel, script, sha256: manifest::sha256(bytes) })
 }
 

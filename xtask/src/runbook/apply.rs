@@ -14,11 +14,11 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::batch;
-use super::chain::{self, Link};
+use super::chain::{self, Ended, Link};
 use crate::evidence::artifacts::Transcript;
 use crate::evidence::manifest::sha256;
 use crate::evidence::summary::{HistoryRecord, Status, StepResult};
-use crate::prepare::tree::Migration;
+use crate::prepare::tree::{Migration, SqlFile};
 use crate::target::Target;
 use crate::text::findings::{self, Finding};
 
@@ -68,10 +68,9 @@ pub fn apply(target: &mut Target, m: &Migration, atomic: bool, log: &mut Transcr
     let text = match reason {
         None => {
             let record = format!(
-                "with h as (insert into supabase_migrations.schema_migrations (version, name, statements) values {values} \
-                 returning 1) select count(*) as rehearsal_recorded from h"
+                "insert into supabase_migrations.schema_migrations (version, name, statements) values {values} returning 1"
             );
-            batch::run(target, &m.sql, Some(&record), log)?
+            alone(target, &m.sql, record, log)?
         }
         Some(why) => {
             if why == "--no-atomic" {
@@ -131,63 +130,81 @@ pub fn apply_all(
         let group: Vec<&Migration> =
             migrations[at..].iter().take_while(|m| chainable(m)).take(chain::MAX_LINKS).collect();
         let statements: Vec<Vec<&str>> = group.iter().map(|m| m.sql.script.statement_texts()).collect();
-        let links: Vec<Link> = group
-            .iter()
-            .zip(&statements)
-            .map(|(m, statements)| Link {
-                file: &m.sql,
-                header: format!("==> {}", m.file()),
-                failure: format!("!! failure: {}", m.file()),
-                record: format!(
-                    "insert into supabase_migrations.schema_migrations (version, name, statements) values {} returning 1",
-                    history_values(m, statements)
-                ),
-            })
-            .collect();
-        let place = target.kind.place();
-        let rel = log.rel().to_string();
-        let mut go_on = true;
-        let mut on_done = |i: usize, outcome: chain::Outcome| -> Result<()> {
-            let found = findings::scan(&outcome.text, Some(&rel), place);
-            let ok = outcome.ok && outcome.recorded;
-            let applied = Applied {
-                ok,
-                atomic: true,
-                duration_ms: outcome.duration_ms,
-                error: if ok {
-                    None
-                } else {
-                    found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned()
-                },
-                findings: found,
-                history: ok.then(|| HistoryRecord { statements_sha256: statements_hash(&statements[i]) }),
+        let mut end = group.len();
+        loop {
+            let links: Vec<Link> = group[..end]
+                .iter()
+                .zip(&statements)
+                .map(|(m, statements)| Link {
+                    file: &m.sql,
+                    header: Some(format!("==> {}", m.file())),
+                    failure: Some(format!("!! failure: {}", m.file())),
+                    record: Some(format!(
+                        "insert into supabase_migrations.schema_migrations (version, name, statements) values {} returning 1",
+                        history_values(m, statements)
+                    )),
+                    transaction: true,
+                })
+                .collect();
+            let place = target.kind.place();
+            let rel = log.rel().to_string();
+            let mut go_on = true;
+            let mut on_done = |i: usize, outcome: chain::Outcome| -> Result<()> {
+                let found = findings::scan(&outcome.text, Some(&rel), place);
+                let ok = outcome.ok && outcome.recorded;
+                let applied = Applied {
+                    ok,
+                    atomic: true,
+                    duration_ms: outcome.duration_ms,
+                    error: if ok {
+                        None
+                    } else {
+                        found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned()
+                    },
+                    findings: found,
+                    history: ok.then(|| HistoryRecord { statements_sha256: statements_hash(&statements[i]) }),
+                };
+                go_on = done(group[i], applied)?;
+                Ok(())
             };
-            go_on = done(group[i], applied)?;
-            Ok(())
-        };
-        let mut running = None;
-        let ran = chain::run(target, &links, log, &mut running, &mut on_done);
-        *in_flight = running.map(|i| at + i);
-        let ran = ran?;
-        *in_flight = None;
-        if ran == 0 {
-            // psql ended before the chain's first file (the connection went away): that file on
-            // its own says why, and the caller decides about the rest.
-            *in_flight = Some(at);
-            let applied = apply(target, &migrations[at], atomic, log)?;
+            let sets = target.conn().timeouts.set_statements(false);
+            let mut running = None;
+            let ended = chain::run(target, &links, chain::around_files(&sets), log, &mut running, &mut on_done);
+            *in_flight = running.map(|i| at + i);
+            let ended = ended?;
             *in_flight = None;
-            at += 1;
-            if !done(&migrations[at - 1], applied)? {
-                return Ok(());
+            match ended {
+                // A syntax error in file `j` ran nothing: the files before it first, then it alone.
+                Ended::Rejected(j) => end = j.max(1),
+                Ended::Ran(ran) => {
+                    at += ran.max(1);
+                    if !go_on {
+                        return Ok(());
+                    }
+                    break;
+                }
             }
-            continue;
-        }
-        at += ran;
-        if !go_on {
-            return Ok(());
         }
     }
     Ok(())
+}
+
+/// One file in one round trip, in a transaction with `record`: its transcript and whether it
+/// applied and recorded.
+pub(super) fn alone(
+    target: &mut Target,
+    file: &SqlFile,
+    record: String,
+    log: &mut Transcript,
+) -> Result<(String, bool)> {
+    let link = Link { file, header: None, failure: None, record: Some(record), transaction: true };
+    let sets = target.conn().timeouts.set_statements(false);
+    let mut result = (String::new(), false);
+    chain::run(target, &[link], chain::around_files(&sets), log, &mut None, &mut |_, outcome| {
+        result = (outcome.text, outcome.ok && outcome.recorded);
+        Ok(())
+    })?;
+    Ok(result)
 }
 
 /// The hash a run records for a history row: sha256 of its statements joined by U+001F.

@@ -7,10 +7,10 @@
 
 use anyhow::Result;
 
-use super::batch::{self, Around};
+use super::chain::{self, Around, Link};
 use crate::evidence::artifacts::Transcript;
 use crate::evidence::manifest::sha256;
-use crate::evidence::summary::{RlsFile, RlsRecord, TapFailure};
+use crate::evidence::summary::{RlsFile, RlsRecord, TapFailure, TapTest};
 use crate::prepare::tree::{SqlFile, CONTRACT};
 use crate::process::psql::{quote_arg, Unit};
 use crate::process::Tee;
@@ -48,6 +48,16 @@ impl RlsResult {
                 errors: f.report.errors.len() as u32,
                 ran_short: f.report.ran_short(),
                 ran_over: f.report.ran_over(),
+                tests: f
+                    .report
+                    .tests
+                    .iter()
+                    .map(|(number, description, ok)| TapTest {
+                        number: *number,
+                        description: description.clone(),
+                        ok: *ok,
+                    })
+                    .collect(),
             })
             .collect();
         let failures = self
@@ -90,17 +100,28 @@ pub fn run(target: &mut Target, files: &[String], log: &mut Transcript) -> Resul
     let prove_after = format!("\\set QUIET off\n\\pset format aligned\n\\pset tuples_only off\n{reset}");
     for file in files {
         log.line(&format!("==> {file}"))?;
-        let text = match one_transaction(&target.workdir().join(file), file) {
+        let mut text = None;
+        if let Some(script) = one_transaction(&target.workdir().join(file), file) {
             // One round trip: the server skips the rest of the file at its first error, as its
             // transaction would have ignored it.
-            Some(script) => {
-                let around = if file == CONTRACT {
-                    Around { before: "\\set ON_ERROR_STOP off", after: &reset }
-                } else {
-                    Around { before: &format!("\\set ON_ERROR_STOP off\n{prove_before}"), after: &prove_after }
-                };
-                batch::run_with(target, &script, &[], None, around, log)?.0
-            }
+            let before = if file == CONTRACT {
+                "\\set ON_ERROR_STOP off".to_string()
+            } else {
+                format!("\\set ON_ERROR_STOP off\n{prove_before}")
+            };
+            let after = if file == CONTRACT { reset.clone() } else { prove_after.clone() };
+            let link = Link { file: &script, header: None, failure: None, record: None, transaction: false };
+            let around = Around { before: &before, after: &after, sets: &[] };
+            chain::run(target, &[link], around, log, &mut None, &mut |_, outcome| {
+                // Refused (a syntax error): nothing ran; psql -f runs what comes before it.
+                if !outcome.refused {
+                    text = Some(outcome.text);
+                }
+                Ok(())
+            })?;
+        }
+        let text = match text {
+            Some(text) => text,
             // Statement by statement, as `psql -f` (the runbook) or pg_prove runs it.
             None => {
                 let body = format!("\\i {}", quote_arg(std::path::Path::new(file)));
@@ -130,10 +151,11 @@ fn one_transaction(path: &std::path::Path, rel: &str) -> Option<SqlFile> {
     let bytes = std::fs::read(path).ok()?;
     let script = Script::lex(std::str::from_utf8(&bytes).ok()?);
     let word = |s: &Statement, i: usize| s.words.get(i).map(|w| w.to_ascii_lowercase()).unwrap_or_default();
-    // Savepoints and `rollback to` stay inside the transaction; anything else ends or nests one.
+    // Savepoints stay inside the transaction; anything else ends or nests one. `rollback to`
+    // recovers from an error that psql -f would go on after, so such a file goes statement by
+    // statement.
     let inside = |s: &Statement| match word(s, 0).as_str() {
-        "begin" | "start" | "commit" | "end" | "abort" => false,
-        "rollback" => word(s, 1) == "to",
+        "begin" | "start" | "commit" | "end" | "abort" | "rollback" => false,
         "prepare" => word(s, 1) != "transaction",
         _ => true,
     };
@@ -143,7 +165,8 @@ fn one_transaction(path: &std::path::Path, rel: &str) -> Option<SqlFile> {
     let closes = matches!(word(last, 0).as_str(), "commit" | "end" | "rollback" | "abort") && word(last, 1) != "to";
     let plain = middle.iter().all(inside);
     // Inside the transaction, nothing that refuses to run in one (its own BEGIN/COMMIT aside).
-    let transactional = middle.iter().all(|s| non_transactional(s).is_none() || word(s, 0) == "rollback");
-    let ok = opens && closes && plain && transactional && script.meta_commands.is_empty();
+    let transactional = middle.iter().all(|s| non_transactional(s).is_none());
+    let ok =
+        opens && closes && plain && transactional && script.meta_commands.is_empty() && script.unterminated.is_none();
     ok.then(|| SqlFile { rel: rel.to_string(), sha256: sha256(&bytes), script })
 }

@@ -5,9 +5,9 @@
 
 use anyhow::Result;
 
-use super::apply::e_string;
+use super::apply::{alone, e_string};
 use super::batch;
-use super::chain::{self, Link};
+use super::chain::{self, Ended, Link};
 use crate::evidence::artifacts::Transcript;
 use crate::evidence::summary::{RollbackResult, Status};
 use crate::prepare::tree::Migration;
@@ -22,11 +22,10 @@ pub fn rollback(target: &mut Target, m: &Migration, log: &mut Transcript) -> Res
     let (text, ok) = match file.script.first_non_transactional() {
         None => {
             let record = format!(
-                "with d as (delete from supabase_migrations.schema_migrations where version = {} returning 1) \
-                 select count(*) as rehearsal_forgotten from d",
+                "delete from supabase_migrations.schema_migrations where version = {} returning 1",
                 e_string(&m.version)
             );
-            batch::run(target, file, Some(&record), log)?
+            alone(target, file, record, log)?
         }
         Some((why, _)) => {
             log.line(&format!(
@@ -79,52 +78,54 @@ pub fn rollback_all(
         }
         let group: Vec<&Migration> =
             migrations[at..].iter().copied().take_while(|m| chainable(m)).take(chain::MAX_LINKS).collect();
-        let links: Vec<Link> = group
-            .iter()
-            .map(|m| {
-                let file = m.rollback.as_ref().expect("chainable");
-                Link {
-                    file,
-                    header: format!("==> rollback {}", file.rel),
-                    failure: format!("!! rollback failure: {}", file.rel),
-                    record: format!(
-                        "delete from supabase_migrations.schema_migrations where version = {} returning 1",
-                        e_string(&m.version)
-                    ),
-                }
-            })
-            .collect();
-        let place = target.kind.place();
-        let rel = log.rel().to_string();
-        let mut on_done = |i: usize, outcome: chain::Outcome| -> Result<()> {
-            let found = findings::scan(&outcome.text, Some(&rel), place);
-            let ok = outcome.ok;
-            let result = RollbackResult {
-                status: if ok { Status::RolledBack } else { Status::Failed },
-                file: Some(links_file(group[i])),
-                error: if ok {
-                    None
-                } else {
-                    found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned()
-                },
+        let mut end = group.len();
+        loop {
+            let links: Vec<Link> = group[..end]
+                .iter()
+                .map(|m| {
+                    let file = m.rollback.as_ref().expect("chainable");
+                    Link {
+                        file,
+                        header: Some(format!("==> rollback {}", file.rel)),
+                        failure: Some(format!("!! rollback failure: {}", file.rel)),
+                        record: Some(format!(
+                            "delete from supabase_migrations.schema_migrations where version = {} returning 1",
+                            e_string(&m.version)
+                        )),
+                        transaction: true,
+                    }
+                })
+                .collect();
+            let place = target.kind.place();
+            let rel = log.rel().to_string();
+            let mut on_done = |i: usize, outcome: chain::Outcome| -> Result<()> {
+                let found = findings::scan(&outcome.text, Some(&rel), place);
+                let ok = outcome.ok;
+                let result = RollbackResult {
+                    status: if ok { Status::RolledBack } else { Status::Failed },
+                    file: Some(links_file(group[i])),
+                    error: if ok {
+                        None
+                    } else {
+                        found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned()
+                    },
+                };
+                done(group[i], result, found)
             };
-            done(group[i], result, found)
-        };
-        let mut running = None;
-        let ran = chain::run(target, &links, log, &mut running, &mut on_done);
-        *in_flight = running.map(|i| at + i);
-        let ran = ran?;
-        *in_flight = None;
-        if ran == 0 {
-            // psql ended before the chain's first file: that rollback on its own says why.
-            *in_flight = Some(at);
-            let (result, found) = rollback(target, migrations[at], log)?;
+            let sets = target.conn().timeouts.set_statements(false);
+            let mut running = None;
+            let ended = chain::run(target, &links, chain::around_files(&sets), log, &mut running, &mut on_done);
+            *in_flight = running.map(|i| at + i);
+            let ended = ended?;
             *in_flight = None;
-            done(migrations[at], result, found)?;
-            at += 1;
-            continue;
+            match ended {
+                Ended::Rejected(j) => end = j.max(1),
+                Ended::Ran(ran) => {
+                    at += ran.max(1);
+                    break;
+                }
+            }
         }
-        at += ran;
     }
     Ok(())
 }

@@ -17,6 +17,8 @@ pub struct TapReport {
     /// pgTAP's diagnostics (`# have: ...`, `# want: ...`) under each failing test, by number.
     pub diagnostics: std::collections::BTreeMap<u32, Vec<String>>,
     pub errors: Vec<Finding>,
+    /// Every test line, in order: `(number, description, passed)` (a TODO failure passes).
+    pub tests: Vec<(u32, String, bool)>,
 }
 
 impl TapReport {
@@ -78,6 +80,7 @@ pub fn read(text: &str, log: Option<&str>, place: Place) -> TapReport {
         // `not ok N # TODO` is an expected failure; TAP does not count it against the run.
         let todo = description.to_ascii_uppercase().contains("# TODO");
         report.ran += 1;
+        report.tests.push((number, description.clone(), ok || todo));
         if ok || todo {
             report.passed += 1;
             last_failure = None;

@@ -78,3 +78,23 @@ fn a_large_file_lexes_whole() {
     assert_eq!(s.statements.len(), 90_000);
     assert_eq!(s.statements[89_999].line, 90_000);
 }
+
+#[test]
+fn psql_drops_empty_lines_outside_quotes_and_comments() {
+    let text = "create table a (id int);\n\n\nselect\n  $$one\n\ntwo$$,\n  '\n', /*\n\n*/ 1;\n";
+    let script = Script::lex(text);
+    let dropped: Vec<bool> =
+        text.split('\n').zip(script.quoted_line_starts()).map(|(line, quoted)| line.is_empty() && !quoted).collect();
+    // Lines 2 and 3 are empty outside any quote; 6 is inside the dollar quote, 10 inside the
+    // comment; the last element is the empty text after the final line break.
+    assert_eq!(dropped, vec![false, true, true, false, false, false, false, false, false, false, false, true]);
+}
+
+#[test]
+fn a_quote_or_comment_never_closed_is_named_by_its_line() {
+    assert_eq!(Script::lex("create table a (id int);\n/* forgot to close\n").unterminated, Some(2));
+    assert_eq!(Script::lex("select 'abc;\n").unterminated, Some(1));
+    assert_eq!(Script::lex("select 1;\n\nselect $x$ body\n").unterminated, Some(3));
+    assert_eq!(Script::lex("select 'a' /* b */, $$c$$, \"d\";\n").unterminated, None);
+    assert_eq!(Script::lex("/* outer /* inner */ still */ select 1;").unterminated, None);
+}

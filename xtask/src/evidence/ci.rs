@@ -1,0 +1,128 @@
+//! CI-native output, on by itself under GitHub Actions (`GITHUB_ACTIONS=true`) and with `--github`
+//! anywhere: every finding as a workflow annotation (`::error file=…,line=…,title=…::…`, warnings
+//! as `::warning`), failing pgTAP tests too, so they show on the pull request's diff; and the
+//! summary, as Markdown, appended to `$GITHUB_STEP_SUMMARY`. Annotations go to stdout, or to
+//! stderr under `--json` (stdout is the JSON's alone); the runner reads both.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::summary::Summary;
+use crate::text::findings::{Finding, Severity};
+
+/// How a run presents its result besides the screen.
+#[derive(Clone, Debug, Default)]
+pub struct Present {
+    /// summary.json on stdout instead of the screen.
+    pub json: bool,
+    /// Write a JUnit XML report here.
+    pub junit: Option<PathBuf>,
+    /// GitHub Actions annotations and step summary.
+    pub github: bool,
+}
+
+impl Present {
+    /// `--github` given, or running under GitHub Actions.
+    pub fn new(json: bool, junit: Option<PathBuf>, github_flag: bool) -> Present {
+        let github = github_flag || std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        Present { json, junit, github }
+    }
+}
+
+/// A workflow command's message: `%`, CR and LF escaped.
+fn data(text: &str) -> String {
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// A workflow command's property value: also `:` and `,`.
+fn property(text: &str) -> String {
+    data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// One annotation line for a finding.
+pub fn annotation(f: &Finding) -> String {
+    let level = if f.severity == Severity::Error { "error" } else { "warning" };
+    let mut props = Vec::new();
+    if let Some(file) = &f.file {
+        props.push(format!("file={}", property(file)));
+        if let Some(line) = f.line {
+            props.push(format!("line={line}"));
+        }
+    }
+    let title = match &f.sqlstate {
+        Some(code) => format!("{} {code}", f.class.as_str()),
+        None => f.class.as_str().to_string(),
+    };
+    props.push(format!("title={}", property(&title)));
+    format!("::{level} {}::{}", props.join(","), data(&format!("{}\nWhat to do: {}", f.message, f.hint)))
+}
+
+/// Every annotation of a run: its findings, then each failing pgTAP test (on its file).
+pub fn annotations(s: &Summary) -> Vec<String> {
+    let mut lines: Vec<String> = s.findings.iter().map(annotation).collect();
+    if let Some(rls) = &s.rls {
+        for f in &rls.failures {
+            let mut message = format!("not ok {} - {}", f.number, f.description);
+            for d in &f.diagnostics {
+                message.push('\n');
+                message.push_str(d);
+            }
+            lines.push(format!(
+                "::error file={},title={}::{}",
+                property(&f.file),
+                property("pgTAP test failed"),
+                data(&message)
+            ));
+        }
+    }
+    lines
+}
+
+/// Print the annotations and append `markdown` to `$GITHUB_STEP_SUMMARY` when it is set.
+pub fn publish(present: &Present, annotations: &[String], markdown: &str) -> Result<()> {
+    if !present.github {
+        return Ok(());
+    }
+    let text: String = annotations.iter().map(|a| format!("{a}\n")).collect();
+    if present.json {
+        eprint!("{text}");
+    } else {
+        crate::out::text(&text).context("printing the annotations")?;
+    }
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else { return Ok(()) };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening $GITHUB_STEP_SUMMARY ({})", PathBuf::from(&path).display()))?;
+    file.write_all(markdown.as_bytes())
+        .and_then(|_| file.write_all(b"\n"))
+        .with_context(|| format!("appending to $GITHUB_STEP_SUMMARY ({})", PathBuf::from(&path).display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::findings::Class;
+
+    #[test]
+    fn a_finding_becomes_one_escaped_annotation_line() {
+        let f = Finding {
+            class: Class::DuplicateObject,
+            severity: Severity::Error,
+            sqlstate: Some("42P07".into()),
+            file: Some("supabase/migrations/1_a,b.sql".into()),
+            line: Some(4),
+            message: "relation \"t\" already exists: 100%".into(),
+            hint: "use IF NOT EXISTS".into(),
+            log: None,
+        };
+        assert_eq!(
+            annotation(&f),
+            "::error file=supabase/migrations/1_a%2Cb.sql,line=4,title=duplicate_object 42P07::relation \"t\" already \
+             exists: 100%25%0AWhat to do: use IF NOT EXISTS"
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! SQL files in one round trip: one file, or a chain of migrations (or rollbacks), joined into one
+//! query string with psql's `\;`. Each migration is its own transaction (`begin`, its statements,
+//! its history row, `commit`), then the session is reset as a fresh `psql -f` would find it. Over a
+//! network a round trip costs more than most migrations take: nine files cost one, not nine.
+//!
+//! The server runs the string until a statement fails and skips the rest: the files before the
+//! failing one are committed, the failing one is rolled back (the unit's `after` ends its
+//! transaction), the ones after it have not run, and the caller starts a new chain after it. The
+//! server parses the whole string before it runs any of it: a syntax error anywhere runs nothing,
+//! and the caller is told which file holds it.
+//!
+//! Marker queries, each on a line of its own, tell the transcript where each file starts, which
+//! statement an error belongs to, whether the history row was written and (from
+//! `clock_timestamp()`) how long each file took. The tool's lines are taken out of the transcript,
+//! so the log reads as one `psql -f` per file does: `psql:FILE:LINE:` names the line where the
+//! statement ends, `LINE n` counts the lines psql sent from the statement's first, and notices
+//! come with their statement.
+
+use anyhow::{Context, Result};
+
+use crate::evidence::artifacts::Transcript;
+use crate::prepare::tree::SqlFile;
+use crate::process::psql::{quote_arg, Unit};
+use crate::target::Target;
+
+/// At most this many files per round trip: progress keeps coming on long runs.
+pub const MAX_LINKS: usize = 100;
+
+mod tee;
+mod text;
+
+use tee::ChainTee;
+use text::Chain;
+
+/// One file of a chain.
+pub struct Link<'a> {
+    pub file: &'a SqlFile,
+    /// The log's line before the file's output (`==> FILE`), and a blank line after it.
+    pub header: Option<String>,
+    /// The log's line after a failure (`!! failure: FILE`).
+    pub failure: Option<String>,
+    /// The history row's change, as a data-modifying statement with `returning 1`.
+    pub record: Option<String>,
+    /// In a transaction of its own, the session reset after it (migrations and rollbacks). A test
+    /// file runs as it is.
+    pub transaction: bool,
+}
+
+/// psql settings around the chain, and the session's `set` statements (the timeouts) restored
+/// after each transactional file.
+#[derive(Clone, Copy, Debug)]
+pub struct Around<'a> {
+    pub before: &'a str,
+    pub after: &'a str,
+    pub sets: &'a [String],
+}
+
+/// What one file of a chain did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Its transcript, markers taken out.
+    pub text: String,
+    pub ok: bool,
+    /// The server refused it before running any of it (a syntax error). A test file's transcript
+    /// is then not written: run it statement by statement instead.
+    pub refused: bool,
+    /// The history row was written (inserted or deleted).
+    pub recorded: bool,
+    /// From the server's clock when it ended, else the tool's.
+    pub duration_ms: u64,
+}
+
+/// How a chain ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// This many files ran, the last of them possibly failing.
+    Ran(usize),
+    /// The server refused the string: the file at this index holds a syntax error, nothing ran.
+    /// Its transcript is not written; run the files before it, then it alone.
+    Rejected(usize),
+}
+
+/// The usual settings for migrations and rollbacks: errors do not end psql, and a failed file's
+/// transaction (still open, aborted) is ended, with no round trip when nothing failed.
+pub fn around_files(sets: &[String]) -> Around<'_> {
+    Around {
+        before: "\\set ON_ERROR_STOP off",
+        after: "\\if :ERROR\n\\set QUIET on\nrollback;\n\\set QUIET off\n\\endif",
+        sets,
+    }
+}
+
+/// Run `links` as one chain; `done(i, outcome)` is called as each file ends, in order, up to and
+/// including the first that fails. A lone file that the server refuses is reported failed (with its
+/// error where psql would put it), not [`Ended::Rejected`]. On an interrupt the error comes back
+/// with `in_flight` set to the file that was running.
+pub fn run(
+    target: &mut Target,
+    links: &[Link],
+    around: Around,
+    log: &mut Transcript,
+    in_flight: &mut Option<usize>,
+    done: &mut dyn FnMut(usize, Outcome) -> Result<()>,
+) -> Result<Ended> {
+    let chain = Chain::new(links, around.sets);
+    let path = target.scratch().join(format!("chain-{}.sql", &links[0].file.sha256[..12]));
+    std::fs::write(&path, &chain.text).with_context(|| format!("writing the batch of {}", links[0].file.rel))?;
+    let unit =
+        Unit { before: around.before.into(), body: format!("\\i {}", quote_arg(&path)), after: around.after.into() };
+    let mut tee = ChainTee::new(&chain, links, around.sets.len(), log, &path, done);
+    let ran = target.run(&unit, Some(&mut tee));
+    *in_flight = tee.current.map(|(i, _)| i);
+    ran?;
+    tee.finish()
+}

@@ -1,0 +1,303 @@
+//! The chain's transcript as it arrives: markers and the tool's own command tags taken out,
+//! each file under its header, `psql:FILE:LINE:` and `LINE n` as `psql -f` would print them, each
+//! file's outcome handed on as it ends.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::text::Chain;
+use super::{Ended, Link, Outcome};
+use crate::evidence::artifacts::Transcript;
+use crate::process::Tee;
+
+pub(super) struct ChainTee<'a, 'b> {
+    log: &'a mut Transcript,
+    links: &'a [Link<'b>],
+    chain: &'a Chain,
+    value: String,
+    prefix: String,
+    sets: usize,
+    /// The file running and its statement.
+    pub current: Option<(usize, Option<usize>)>,
+    outcome: Outcome,
+    /// The server's clock when the running file started, and when the first did; the tool's
+    /// when the chain was sent (psql writes results in blocks: the tool's clock cannot time a file).
+    started: i64,
+    first: Option<i64>,
+    sent: Instant,
+    /// A marker's header was seen (aligned output): its rule and footer follow.
+    header: bool,
+    drop: u8,
+    /// Command tags of the tool's own statements still to come, to take out.
+    hide: VecDeque<&'static str>,
+    /// The last line was a notice (the lines under it follow).
+    in_notice: bool,
+    /// Everything before the first marker: kept back in case the server refused the string.
+    held: Option<Vec<String>>,
+    after_error: bool,
+    /// `LINE n` was renumbered: the caret line under it moves by as many columns.
+    caret_shift: Option<isize>,
+    ran: usize,
+    done: &'a mut dyn FnMut(usize, Outcome) -> Result<()>,
+}
+
+const NOTICE: [&str; 5] = ["NOTICE:", "WARNING:", "INFO:", "LOG:", "DEBUG:"];
+/// The lines psql prints under a notice.
+const NOTICE_PARTS: [&str; 6] = ["DETAIL:", "HINT:", "CONTEXT:", "QUERY:", "LOCATION:", "\t"];
+
+impl<'a, 'b> ChainTee<'a, 'b> {
+    pub fn new(
+        chain: &'a Chain,
+        links: &'a [Link<'b>],
+        sets: usize,
+        log: &'a mut Transcript,
+        path: &std::path::Path,
+        done: &'a mut dyn FnMut(usize, Outcome) -> Result<()>,
+    ) -> ChainTee<'a, 'b> {
+        ChainTee {
+            log,
+            links,
+            chain,
+            value: format!("{}:", chain.alias),
+            prefix: format!("psql:{}:", path.display()),
+            sets,
+            current: None,
+            outcome: Outcome::default(),
+            started: 0,
+            first: None,
+            sent: Instant::now(),
+            header: false,
+            drop: 0,
+            hide: VecDeque::new(),
+            in_notice: false,
+            held: Some(Vec::new()),
+            after_error: false,
+            caret_shift: None,
+            ran: 0,
+            done,
+        }
+    }
+
+    /// A marker's value: `i:s:ms`, `i:k`, `i:h:n`, `i:e:ms`.
+    fn marker(&mut self, value: &str) -> Result<()> {
+        self.held = None;
+        let parts: Vec<&str> = value.split(':').collect();
+        let Some(i) = parts.first().and_then(|i| i.parse::<usize>().ok()) else { return Ok(()) };
+        let link = &self.links[i];
+        match parts.get(1).copied() {
+            Some("s") => {
+                self.current = Some((i, None));
+                self.outcome = Outcome::default();
+                self.started = parts.get(2).and_then(|t| t.parse().ok()).unwrap_or(0);
+                self.first.get_or_insert(self.started);
+                self.hide = if link.transaction { VecDeque::from(["BEGIN"]) } else { VecDeque::new() };
+                if let Some(header) = &link.header {
+                    self.log.line(header)?;
+                }
+            }
+            Some("h") => {
+                self.outcome.recorded = parts.get(2).is_some_and(|n| *n != "0");
+            }
+            Some("e") => {
+                let ended: i64 = parts.get(2).and_then(|t| t.parse().ok()).unwrap_or(self.started);
+                let mut outcome = std::mem::take(&mut self.outcome);
+                outcome.ok = true;
+                outcome.duration_ms = (ended - self.started).max(0) as u64;
+                if link.header.is_some() {
+                    self.log.line("")?;
+                }
+                self.current = None;
+                self.ran = i + 1;
+                (self.done)(i, outcome)?;
+            }
+            Some(k) => {
+                let k = k.parse::<usize>().ok();
+                if let (Some((file, _)), Some(k)) = (self.current, k) {
+                    self.current = Some((file, Some(k)));
+                    if k + 1 == self.chain.statements[file].len() && link.transaction {
+                        // After the last statement: the history row, then the tool's commit and reset.
+                        let mut tags = VecDeque::from(["COMMIT", "RESET", "RESET", "RESET"]);
+                        tags.extend(std::iter::repeat_n("SET", self.sets));
+                        self.hide = tags;
+                    }
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// The statement a notice printed now came from. psql prints a result only once it has the
+    /// next, and libpq hands on a notice as soon as the result before it is complete: a notice
+    /// shows after the marker of the statement before its own and before its own marker. So it
+    /// is the next statement's (the last one's, for the commit's).
+    fn notice_statement(&self) -> (Option<usize>, Option<usize>) {
+        let Some((file, k)) = self.current else { return (None, None) };
+        let count = self.chain.statements[file].len();
+        let next = k.map_or(0, |k| k + 1).min(count.saturating_sub(1));
+        (Some(file), (count > 0).then_some(next))
+    }
+
+    /// A line of psql's with the chain's names replaced by the file's: `psql:FILE:LINE:` and `LINE n`.
+    fn rewrite(&mut self, line: &str, file: Option<usize>, statement: Option<usize>) -> String {
+        if let Some(shift) = self.caret_shift.take() {
+            let spaces = line.len() - line.trim_start_matches(' ').len();
+            if line.trim_start_matches(' ') == "^" {
+                return format!("{}^", " ".repeat((spaces as isize + shift).max(0) as usize));
+            }
+        }
+        if let Some(rest) = line.strip_prefix(&self.prefix) {
+            if let Some((n, after)) = rest.split_once(": ") {
+                self.after_error = after.starts_with("ERROR:") || after.starts_with("FATAL:");
+                if let (Some(file), Some(k)) = (file, statement) {
+                    let end = self.chain.statements[file][k].1;
+                    return format!("psql:{}:{end}: {after}", self.links[file].file.rel);
+                }
+                let rel = file.map_or(&self.links[0].file.rel, |f| &self.links[f].file.rel);
+                return format!("psql:{rel}:{n}: {after}");
+            }
+        } else if let (Some(rest), true) = (line.strip_prefix("LINE "), self.after_error) {
+            if let Some((n, after)) = rest.split_once(':') {
+                if let Some((_, _, in_statement)) = n.parse().ok().and_then(|n| self.chain.locate(n)) {
+                    let renumbered = in_statement.to_string();
+                    self.caret_shift = Some(renumbered.len() as isize - n.len() as isize);
+                    return format!("LINE {renumbered}:{after}");
+                }
+            }
+        }
+        line.to_string()
+    }
+
+    fn write(&mut self, line: &str) -> Result<()> {
+        if self.current.is_some() {
+            self.outcome.text.push_str(line);
+            self.outcome.text.push('\n');
+        }
+        self.log.line(line)
+    }
+
+    /// After psql is done: a file that started and did not end failed; a string that never got to
+    /// its first marker was refused.
+    pub fn finish(mut self) -> Result<Ended> {
+        if let Some(held) = self.held.take() {
+            return self.refused(held);
+        }
+        if let Some((i, _)) = self.current {
+            self.current = None;
+            let link = &self.links[i];
+            if let Some(failure) = &link.failure {
+                self.log.line(failure)?;
+            }
+            if link.header.is_some() {
+                self.log.line("")?;
+            }
+            let mut outcome = std::mem::take(&mut self.outcome);
+            outcome.ok = false;
+            // A failure ends the chain: the file ran from its start to the chain's end.
+            let before = (self.started - self.first.unwrap_or(self.started)).max(0) as u128;
+            outcome.duration_ms = self.sent.elapsed().as_millis().saturating_sub(before) as u64;
+            self.ran = i + 1;
+            (self.done)(i, outcome)?;
+        }
+        Ok(Ended::Ran(self.ran))
+    }
+
+    /// Nothing ran: the server refused the string (a syntax error, an unterminated comment) or
+    /// psql could not send it. The file that holds the error, from its `LINE n`; a lone file
+    /// reports it as psql would have.
+    fn refused(mut self, held: Vec<String>) -> Result<Ended> {
+        let at = held.iter().find_map(|l| {
+            let n = l.strip_prefix("LINE ")?.split_once(':')?.0.parse().ok()?;
+            self.chain.locate(n)
+        });
+        if self.links.len() > 1 {
+            if let Some((file, _, _)) = at {
+                return Ok(Ended::Rejected(file));
+            }
+        }
+        let (file, statement) = at.map_or((0, None), |(f, k, _)| (f, Some(k)));
+        let link = &self.links[file];
+        if !link.transaction {
+            // A test file: its caller runs it again as psql -f would, and that is its transcript.
+            let outcome = Outcome { refused: true, ..Outcome::default() };
+            (self.done)(file, outcome)?;
+            return Ok(Ended::Ran(file + 1));
+        }
+        if let Some(header) = &link.header {
+            self.log.line(header)?;
+        }
+        self.current = Some((file, statement));
+        for line in held {
+            let line = self.rewrite(&line, Some(file), statement);
+            self.write(&line)?;
+        }
+        self.finish_refused(file)
+    }
+
+    fn finish_refused(mut self, file: usize) -> Result<Ended> {
+        let link = &self.links[file];
+        if let Some(failure) = &link.failure {
+            self.log.line(failure)?;
+        }
+        if link.header.is_some() {
+            self.log.line("")?;
+        }
+        let mut outcome = std::mem::take(&mut self.outcome);
+        outcome.ok = false;
+        outcome.refused = true;
+        self.current = None;
+        (self.done)(file, outcome)?;
+        Ok(Ended::Ran(file + 1))
+    }
+}
+
+impl Tee for ChainTee<'_, '_> {
+    fn tee(&mut self, line: &str) -> Result<()> {
+        if self.drop > 0 {
+            self.drop -= 1;
+            return Ok(());
+        }
+        let trimmed = line.trim();
+        if trimmed == self.chain.alias {
+            self.header = true;
+            return Ok(());
+        }
+        if self.header && !trimmed.is_empty() && trimmed.bytes().all(|b| b == b'-' || b == b'+') {
+            return Ok(());
+        }
+        if let Some(value) = trimmed.strip_prefix(&self.value) {
+            if std::mem::take(&mut self.header) {
+                self.drop = 2; // `(1 row)` and the blank line
+            }
+            return self.marker(value);
+        }
+        if let Some(held) = self.held.as_mut() {
+            held.push(line.to_string());
+            return Ok(());
+        }
+        let notice = line
+            .strip_prefix(&self.prefix)
+            .and_then(|rest| rest.split_once(": "))
+            .is_some_and(|(_, after)| NOTICE.iter().any(|n| after.starts_with(n)));
+        // A notice and the lines under it (DETAIL, HINT, CONTEXT), with their statement's line.
+        let under = self.in_notice && NOTICE_PARTS.iter().any(|p| line.starts_with(p));
+        self.in_notice = notice || under;
+        if self.in_notice {
+            let (file, statement) = self.notice_statement();
+            let line = self.rewrite(line, file, statement);
+            return self.write(&line);
+        }
+        if self.hide.front().is_some_and(|tag| *tag == line) {
+            self.hide.pop_front();
+            return Ok(());
+        }
+        let (file, statement) = match self.current {
+            Some((f, k)) => (Some(f), k),
+            None => (None, None),
+        };
+        let line = self.rewrite(line, file, statement);
+        self.write(&line)
+    }
+}
