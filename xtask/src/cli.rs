@@ -255,6 +255,18 @@ pub fn command() -> Command {
                 ),
         )
         .subcommand(
+            Command::new("completions")
+                .about("Print shell completions for `xtask` (use with `alias xtask='cargo xtask'`)")
+                .after_help("Example: source <(cargo xtask completions bash) && alias xtask='cargo xtask'")
+                .arg(
+                    Arg::new("shell")
+                        .value_name("SHELL")
+                        .required(true)
+                        .value_parser(["bash", "zsh", "fish"])
+                        .help("The shell to complete in"),
+                ),
+        )
+        .subcommand(
             Command::new("doctor")
                 .about("Check the prerequisites (psql, PostgreSQL server, pgTAP, Supabase CLI, contract, docs, vault) and print each fix")
                 .after_help("Example: cargo xtask doctor"),

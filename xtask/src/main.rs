@@ -69,6 +69,17 @@ fn run(matches: &ArgMatches, json: bool) -> anyhow::Result<Exit> {
             commands::scan::run(&sub.get_many::<PathBuf>("files").expect("required").cloned().collect::<Vec<_>>(), json)
         }
         "doctor" => commands::doctor::run(&ctx),
+        "completions" => {
+            let shell = match sub.get_one::<String>("shell").map(String::as_str) {
+                Some("zsh") => clap_complete::Shell::Zsh,
+                Some("fish") => clap_complete::Shell::Fish,
+                _ => clap_complete::Shell::Bash,
+            };
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cli::command(), "xtask", &mut buf);
+            out::text(&String::from_utf8_lossy(&buf))?;
+            Ok(Exit::Passed)
+        }
         "bench" => commands::bench::run(
             &ctx,
             &commands::bench::Options {

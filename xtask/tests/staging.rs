@@ -14,10 +14,26 @@ fn with_vault_files_and_no_flags_the_staging_rehearsal_passes_and_leaks_nothing(
     sandbox.with_vault(&stack.dsn());
     let plan = sandbox.root.join("plan.json");
     std::fs::write(&plan, r#"{"molecules": [{"id": "all", "migrations": ["supabase/migrations/*.sql"], "status": "pending", "attempts": 0}]}"#).unwrap();
-    let mut cmd = sandbox.command(&["stage-rehearse", "--plan", plan.to_str().unwrap()]);
-    cmd.env("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN);
+    // The CI's outputs too, inside the workdir so the secret scan below reads them.
+    let junit = sandbox.path("reports/junit.xml");
+    let mut cmd = sandbox.command(&[
+        "stage-rehearse",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--github",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    cmd.env("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN).env("GITHUB_STEP_SUMMARY", sandbox.path("step_summary.md"));
     let run = common::Run::of(cmd);
     assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stdout.contains(
+            "verdict: Ready for the manager's sign-off: the rehearsal passed on staging (127.0.0.1/postgres)."
+        ),
+        "{run}"
+    );
+    assert!(junit.is_file() && sandbox.path("step_summary.md").is_file());
     assert!(run.stderr.starts_with("target: staging (staging vault files found: vault/occ/supabase/database_url_staging.env, vault/occ/supabase/service_key_staging.env)"), "{run}");
     assert!(run.stderr.contains("step 2 connectivity: postgres at 127.0.0.1 (IPv4)"), "{run}");
     assert!(
@@ -34,6 +50,11 @@ fn with_vault_files_and_no_flags_the_staging_rehearsal_passes_and_leaks_nothing(
     );
     let feedback = std::fs::read_dir(sandbox.path("feedback/data")).unwrap().next().unwrap().unwrap().path();
     let feedback = std::fs::read_to_string(feedback).unwrap();
+    assert!(
+        feedback
+            .contains("**Ready for the manager's sign-off: the rehearsal passed on staging (127.0.0.1/postgres).**"),
+        "{feedback}"
+    );
     assert!(
         feedback.contains("psql \"$DATABASE_URL\""),
         "commands are logged with the variable, not the DSN:\n{feedback}"

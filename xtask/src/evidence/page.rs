@@ -34,7 +34,7 @@ fn cell(st: Status) -> (&'static str, &'static str) {
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:72rem;padding:1rem 1.5rem;color:#1f2328}\
 h1{margin:.2rem 0;font-size:1.8rem}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2rem;margin-top:2rem}\
 .verdict{border-radius:8px;padding:1rem 1.25rem;color:#fff}.verdict p{margin:.3rem 0 0;font-size:1.05rem}\
-.passed{background:#1a7f37}.local{background:#0969da}.failed{background:#cf222e}.halted,.error{background:#9a6700}\
+.verdict.passed{background:#1a7f37}.verdict.local{background:#0969da}.verdict.failed{background:#cf222e}.verdict.halted,.verdict.error{background:#9a6700}\
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:left;vertical-align:top}\
 th{background:#f6f8fa}td.ok{background:#dafbe1}td.bad{background:#ffebe9;color:#82071e;font-weight:600}td.skip{color:#6e7781}\
 li{margin:.4rem 0}li.error{border-left:4px solid #cf222e;padding-left:.5rem;list-style:none}\
@@ -111,7 +111,10 @@ pub fn render(s: &Summary, workdir: &Path) -> String {
     }
     if !s.findings.is_empty() {
         h.push_str("<section id=\"findings\"><h2>Findings</h2><ol>\n");
-        for f in &s.findings {
+        // Errors first: what blocks the sign-off, then what to look at.
+        let mut ordered: Vec<&Finding> = s.findings.iter().collect();
+        ordered.sort_by_key(|f| f.severity != Severity::Error);
+        for f in ordered {
             let level = if f.severity == Severity::Error { "error" } else { "warning" };
             let _ = write!(
                 h,

@@ -251,7 +251,7 @@ impl Record {
             let json = serde_json::to_string_pretty(&self.summary).expect("the summary serialises");
             crate::out::line(&json)
         } else {
-            crate::out::text(&report::screen(&self.summary))
+            crate::out::screen(&report::screen(&self.summary))
         };
         drop(printed);
         for w in &failed_writes {
@@ -311,6 +311,12 @@ impl Record {
 /// What to do next, from what went wrong (or the sign-off when nothing did).
 pub fn next_actions(s: &Summary, command: &str) -> Vec<String> {
     let mut next = Vec::new();
+    if s.exit_code == Exit::Interrupted.code() {
+        next.push(format!(
+            "read the logs of the interrupted run and check the target's state (`cargo xtask inventory`) before \
+             re-running `cargo xtask {command}`"
+        ));
+    }
     let gone = s.findings.iter().any(|f| f.class.is_connection());
     if gone {
         next.push(
@@ -349,12 +355,7 @@ pub fn next_actions(s: &Summary, command: &str) -> Vec<String> {
         next.push("remove the psql meta-commands from the migrations named above".into());
     }
     if next.is_empty() && matches!(s.outcome, Outcome::Halted | Outcome::Error | Outcome::Failed) {
-        next.push(if s.exit_code == Exit::Interrupted.code() {
-            format!(
-                "read the logs of the interrupted run, check the target's state (`cargo xtask inventory`), then \
-                 re-run `cargo xtask {command}`"
-            )
-        } else if s.outcome == Outcome::Halted {
+        next.push(if s.outcome == Outcome::Halted {
             "escalate to the manager with the blocker(s) above; re-run once they are resolved".to_string()
         } else {
             format!("resolve the blocker(s) above, then re-run `cargo xtask {command}`")

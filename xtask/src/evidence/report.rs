@@ -125,6 +125,9 @@ pub fn screen(s: &Summary) -> String {
     } else if !logs.is_empty() {
         out.push_str(&format!("logs: {}\n", logs.join("  ")));
     }
+    if !dir.is_empty() {
+        out.push_str(&format!("page: {dir}/index.html (the sign-off page: open it in a browser)\n"));
+    }
     out.push_str(&format!("verdict: {}\n", s.verdict()));
     out.push_str(&format!("outcome: {} (exit {})\n", s.outcome.as_str(), s.exit_code));
     out

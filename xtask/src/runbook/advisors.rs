@@ -149,6 +149,7 @@ impl Advisors {
             body: format!("{} order by 1, 3, 4, 5;", query.join("\nunion all\n")),
             after: "\\pset format aligned\n\\pset tuples_only off\n\\pset fieldsep '|'".into(),
         };
+        target.doing("the security advisors (one catalog query)");
         let ran = target.run(&unit, None)?;
         let mut findings = Vec::new();
         if !ran.ok() {

@@ -24,6 +24,7 @@ pub fn run_by_statement(
         body: format!("{sets}\\i {}", quote_arg(std::path::Path::new(&file.rel))),
         after: "\\set ON_ERROR_STOP off".into(),
     };
+    target.doing(&file.rel);
     let ran = target.run(&unit, Some(log as &mut dyn Tee))?;
     let mut text = ran.text.clone();
     if !ran.ok() {

@@ -34,6 +34,7 @@ impl Connectivity {
 /// `psql "$DATABASE_URL" -c "select current_database(), inet_server_addr(), now();"`.
 pub fn check(target: &mut Target, log: &mut Transcript) -> Result<Connectivity> {
     let limit = Duration::from_secs(u64::from(target.conn().connect_timeout) + 20);
+    target.doing("the connectivity check");
     let (ran, timed_out) = target.run_within(&Unit::body(QUERY), Some(log), limit)?;
     // Aligned output: a header, a rule, then `database | address | now`.
     let row = ran.text.lines().skip_while(|l| !l.starts_with("---")).nth(1).unwrap_or_default();

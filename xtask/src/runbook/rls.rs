@@ -100,6 +100,7 @@ pub fn run(target: &mut Target, files: &[String], log: &mut Transcript) -> Resul
     let prove_after = format!("\\set QUIET off\n\\pset format aligned\n\\pset tuples_only off\n{reset}");
     for file in files {
         log.line(&format!("==> {file}"))?;
+        target.doing(file);
         let mut text = None;
         if let Some(script) = one_transaction(&target.workdir().join(file), file) {
             // One round trip: the server skips the rest of the file at its first error, as its

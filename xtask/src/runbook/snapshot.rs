@@ -149,6 +149,7 @@ order by line;"#;
 
 /// The schema as one canonical text, read in one query.
 pub fn take(target: &mut Target) -> Result<String> {
+    target.doing("the schema snapshot (one catalog query)");
     let unit = Unit {
         before: "\\pset format unaligned\n\\pset tuples_only on\nbegin\\; set local search_path = pg_catalog;".into(),
         body: QUERY.into(),

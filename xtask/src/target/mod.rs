@@ -111,6 +111,8 @@ pub struct Target {
     lock_session: Option<Session>,
     lock: Option<RunLock>,
     conn: Conn,
+    /// What the working session runs now, for the in-flight line.
+    activity: crate::out::Activity,
     work_pid: Option<u32>,
     server_version: Option<String>,
     scratch: Scratch,
@@ -172,6 +174,7 @@ impl Target {
             lock_session: None,
             lock: None,
             conn,
+            activity: Default::default(),
             work_pid: None,
             server_version: None,
             scratch,
@@ -181,6 +184,18 @@ impl Target {
 
     pub fn conn(&self) -> &Conn {
         &self.conn
+    }
+
+    /// Say what the working session runs now (`supabase/migrations/x.sql:12`), for the in-flight
+    /// line; the handle lets a transcript's reader update it as the statements go by.
+    pub fn activity(&self) -> crate::out::Activity {
+        self.activity.clone()
+    }
+
+    pub fn doing(&self, what: &str) {
+        if let Ok(mut a) = self.activity.lock() {
+            *a = what.to_string();
+        }
     }
 
     pub fn redactor(&self) -> &Redactor {
@@ -237,7 +252,11 @@ impl Target {
         }
         let session = self.work.as_mut().expect("opened above");
         let watchdog = limit.map(|limit| Watchdog::arm(session.pids(), limit));
-        let ran = session.run(&unit, tee)?;
+        let in_flight = crate::out::InFlight::start(self.activity.clone());
+        let ran = session.run(&unit, tee);
+        drop(in_flight);
+        self.doing("");
+        let ran = ran?;
         if fresh {
             self.work_pid = ran.vars.get("pid").and_then(|p| p.parse().ok());
             if let Some(v) = ran.vars.get("server").filter(|v| !v.is_empty()) {

@@ -17,7 +17,7 @@
 //! alternately in the same rounds; compare ratios, not absolute times, between machines.
 
 mod proxy;
-mod scale;
+pub mod scale;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -47,7 +47,7 @@ pub struct Options {
 }
 
 /// One line of the report: a figure, its target, and whether it is met.
-struct Row {
+pub struct Row {
     name: String,
     figure: String,
     target: String,

@@ -107,7 +107,7 @@ pub fn run(
     std::fs::write(&path, &chain.text).with_context(|| format!("writing the batch of {}", links[0].file.rel))?;
     let unit =
         Unit { before: around.before.into(), body: format!("\\i {}", quote_arg(&path)), after: around.after.into() };
-    let mut tee = ChainTee::new(&chain, links, around.sets.len(), log, &path, done);
+    let mut tee = ChainTee::new(&chain, links, around.sets.len(), log, &path, target.activity(), done);
     let ran = target.run(&unit, Some(&mut tee));
     *in_flight = tee.current.map(|(i, _)| i);
     ran?;

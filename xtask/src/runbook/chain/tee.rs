@@ -40,6 +40,9 @@ pub(super) struct ChainTee<'a, 'b> {
     /// `LINE n` was renumbered: the caret line under it moves by as many columns.
     caret_shift: Option<isize>,
     ran: usize,
+    activity: crate::out::Activity,
+    /// A `DO` command tag, held: it is the tool's when the next line is a marker's.
+    pending_do: bool,
     done: &'a mut dyn FnMut(usize, Outcome) -> Result<()>,
 }
 
@@ -54,6 +57,7 @@ impl<'a, 'b> ChainTee<'a, 'b> {
         sets: usize,
         log: &'a mut Transcript,
         path: &std::path::Path,
+        activity: crate::out::Activity,
         done: &'a mut dyn FnMut(usize, Outcome) -> Result<()>,
     ) -> ChainTee<'a, 'b> {
         ChainTee {
@@ -76,6 +80,8 @@ impl<'a, 'b> ChainTee<'a, 'b> {
             after_error: false,
             caret_shift: None,
             ran: 0,
+            activity,
+            pending_do: false,
             done,
         }
     }
@@ -181,6 +187,9 @@ impl<'a, 'b> ChainTee<'a, 'b> {
     /// After psql is done: a file that started and did not end failed; a string that never got to
     /// its first marker was refused.
     pub fn finish(mut self) -> Result<Ended> {
+        if std::mem::take(&mut self.pending_do) {
+            self.line("DO")?;
+        }
         if let Some(held) = self.held.take() {
             return self.refused(held);
         }
@@ -255,6 +264,40 @@ impl<'a, 'b> ChainTee<'a, 'b> {
 
 impl Tee for ChainTee<'_, '_> {
     fn tee(&mut self, line: &str) -> Result<()> {
+        // The statement starting now, for the in-flight line.
+        if let Some(go) =
+            line.strip_prefix(&self.prefix).and_then(|rest| rest.split_once(&format!("NOTICE:  {}", self.value)))
+        {
+            let mut parts = go.1.split(':');
+            if let (Some(Ok(i)), Some(Ok(k))) =
+                (parts.next().map(str::parse::<usize>), parts.next().map(str::parse::<usize>))
+            {
+                let file = self.links.get(i).map(|l| l.file);
+                if let (Ok(mut a), Some(f)) = (self.activity.lock(), file) {
+                    if let Some(s) = f.script.statements.get(k) {
+                        *a = format!("{}:{}", f.rel, s.line);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let marker = {
+            let t = line.trim();
+            t == self.chain.alias || t.starts_with(&self.value)
+        };
+        if std::mem::take(&mut self.pending_do) && !marker {
+            self.line("DO")?;
+        }
+        if line == "DO" {
+            self.pending_do = true;
+            return Ok(());
+        }
+        self.line(line)
+    }
+}
+
+impl ChainTee<'_, '_> {
+    fn line(&mut self, line: &str) -> Result<()> {
         if self.drop > 0 {
             self.drop -= 1;
             return Ok(());

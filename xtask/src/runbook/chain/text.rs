@@ -57,6 +57,9 @@ impl Chain {
                 line = b.file(i, line, &script.text[at..s.code].replace(';', " "), &quoted_start);
                 // The marker on a line of its own, the statement from its first word on a new line.
                 b.newline(Origin::Tool, false);
+                // A notice first: psql prints it as the statement starts (a result is printed only
+                // once the next is in), which is what the in-flight line names.
+                b.tool(&format!("do $rehearsal$ begin raise notice '{alias}:{i}:{k}:go'; end $rehearsal$\\; "));
                 b.tool(&mark(&format!("{i}:{k}")));
                 b.newline(Origin::File(i), false);
                 firsts.push((b.origins.len() - 1, s.end_line));
