@@ -111,7 +111,7 @@ pub fn command() -> Command {
                 .global(true)
                 .value_name("DIR")
                 .value_parser(value_parser!(PathBuf))
-                .help("Repo root to work in: supabase/, artifacts/, docs/ are resolved under it [default: this workspace]"),
+                .help("Repo root to work in: supabase/, artifacts/, docs/ are resolved under it [default: the nearest directory from here up that holds supabase/migrations/, else this workspace]"),
         )
         .subcommand(
             Command::new("stage-rehearse")

@@ -47,7 +47,14 @@ fn main() -> ExitCode {
 fn run(matches: &ArgMatches, json: bool) -> anyhow::Result<Exit> {
     let workdir = match matches.get_one::<PathBuf>("workdir") {
         Some(dir) => dir.canonicalize().map_err(|e| exit::cannot_run(format!("--workdir {}: {e}", dir.display())))?,
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf(),
+        // The tree the user stands in (this directory or the nearest one above it that holds
+        // supabase/migrations/), else this tool's own workspace.
+        None => std::env::current_dir()
+            .ok()
+            .and_then(|here| here.ancestors().find(|d| d.join("supabase/migrations").is_dir()).map(Path::to_path_buf))
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+            }),
     };
     let (name, sub) = matches.subcommand().expect("a subcommand is required");
     let present = xtask::evidence::ci::Present::new(

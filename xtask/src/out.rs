@@ -81,7 +81,9 @@ impl InFlight {
             let tty = std::io::stderr().is_terminal();
             let mut printed = false;
             let mut next = Duration::from_secs(2);
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(next.saturating_sub(started.elapsed())) {
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(next.saturating_sub(started.elapsed()))
+            {
                 let what = activity.lock().map(|a| a.clone()).unwrap_or_default();
                 let what = if what.is_empty() { "the working session".to_string() } else { what };
                 let secs = started.elapsed().as_secs();

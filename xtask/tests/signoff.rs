@@ -92,7 +92,7 @@ fn the_handoff_never_says_ready_after_a_local_a_failed_or_an_interrupted_run() {
     let (_, section) = last_handoff(&red);
     assert!(section.contains("**Not ready for sign-off: the run found failures ("), "{section}");
     assert!(
-        section.contains("- Blockers:\n")
+        section.contains("- What blocks it (blockers, then error findings):\n")
             && section.contains("undefined_object 42703 supabase/migrations/20250102000000_bad_index.sql:1"),
         "{section}"
     );
@@ -219,7 +219,9 @@ fn the_junit_report_matches_its_schema_and_summary_json() {
         .map(|r| {
             ["apply", "rollback", "reapply"]
                 .iter()
-                .filter(|k| matches!(r[**k]["status"].as_str(), Some("failed" | "missing" | "interrupted")))
+                .filter(|k| {
+                    matches!(r[**k]["status"].as_str(), Some("failed" | "missing" | "interrupted" | "incomplete"))
+                })
                 .count()
         })
         .sum();
@@ -283,7 +285,11 @@ fn the_signoff_page_renders_in_a_browser_green_and_red() {
     let grid = dom.split("<section id=\"migrations\">").nth(1).unwrap().split("</section>").next().unwrap();
     assert_eq!(grid.matches("<td class=\"ok\">").count(), 27, "apply, rollback, re-apply all ok");
     assert!(dom.contains("<section id=\"provenance\">") && dom.contains("<dt>Git commit</dt>"), "{dom}");
-    assert!(dom.contains("<section id=\"signoff\" class=\"sign\">"), "{dom}");
+    assert!(
+        dom.contains("<section id=\"signoff\" class=\"sign\"><h2>Sign-off</h2><p><strong>Not for sign-off.</strong>"),
+        "{dom}"
+    );
+    assert!(!dom.contains("approved for the production window"), "nothing to approve on a local check: {dom}");
     assert!(dom.contains("<section id=\"steps\">") && dom.contains("5 rollback"), "{dom}");
 
     let red = red_tree("page-red");

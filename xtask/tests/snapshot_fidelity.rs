@@ -8,10 +8,8 @@ use std::process::Command;
 
 use xtask::process::psql::Unit;
 use xtask::runbook::snapshot;
-use xtask::target::{Kind, Opening, Target};
-use xtask::text::config::Config;
+use xtask::target::Target;
 use xtask::tools::find_client;
-use xtask::tools::server::ensure_server_with_pgtap;
 
 /// `(kind, the migration's change, what a correct rollback runs)`.
 const CHANGES: &[(&str, &str, &str)] = &[
@@ -71,19 +69,8 @@ const CHANGES: &[(&str, &str, &str)] = &[
 #[test]
 fn every_kind_of_change_a_rollback_forgets_shows_in_the_snapshot_and_in_pg_dump() {
     common::prepare();
-    let config = Config::default();
     let workdir = common::repo_root();
-    let mut target = Target::open(Opening {
-        kind: Kind::Local,
-        workdir: &workdir,
-        config: &config,
-        db_url: None,
-        superuser_postgres: false,
-        timeouts: Default::default(),
-        psql: find_client("psql").unwrap(),
-        server: Some(ensure_server_with_pgtap().unwrap()),
-    })
-    .unwrap();
+    let mut target = common::local_target(&workdir);
     let admin = target.cluster().unwrap().admin_dsn();
     let pg_dump = find_client("pg_dump").unwrap();
     let dump = || {

@@ -34,6 +34,11 @@ fn with_vault_files_and_no_flags_the_staging_rehearsal_passes_and_leaks_nothing(
         "{run}"
     );
     assert!(junit.is_file() && sandbox.path("step_summary.md").is_file());
+    let page = std::fs::read_to_string(sandbox.rehearsal_dir().join("index.html")).unwrap();
+    assert!(
+        page.contains("&#9744; approved for the production window"),
+        "a passed staging rehearsal is signed off on its page"
+    );
     assert!(run.stderr.starts_with("target: staging (staging vault files found: vault/occ/supabase/database_url_staging.env, vault/occ/supabase/service_key_staging.env)"), "{run}");
     assert!(run.stderr.contains("step 2 connectivity: postgres at 127.0.0.1 (IPv4)"), "{run}");
     assert!(

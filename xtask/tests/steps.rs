@@ -85,8 +85,34 @@ fn feedback_starts_the_header_then_appends_the_latest_hand_off_once() {
     assert!(run.stdout.starts_with("started today's header: feedback/data/"), "{run}");
     let again = sandbox.xtask(&["feedback"]);
     assert!(again.stdout.contains("has its header and there is no rehearsal today to hand off"), "{again}");
+    // `rls` is a check before a PR: it hands nothing off.
     let rls = sandbox.xtask(&["rls"]);
     assert_eq!(rls.code, Some(0), "{rls}");
+    let none = sandbox.xtask(&["feedback"]);
+    assert!(none.stdout.contains("there is no rehearsal today to hand off"), "{none}");
+    let rehearsal = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json"]);
+    assert_eq!(rehearsal.code, Some(0), "{rehearsal}");
+    // The rehearsal appended its own hand-off; `feedback` says so rather than adding it twice.
+    let run = sandbox.xtask(&["feedback"]);
+    assert!(run.stdout.contains("already holds the hand-off of rehearsal_"), "{run}");
+    let text = std::fs::read_to_string(
+        std::fs::read_dir(sandbox.path("feedback/data")).unwrap().next().unwrap().unwrap().path(),
+    )
+    .unwrap();
+    let cut = text.rfind("\n## Hand-off: ").unwrap();
+    sandbox.write(
+        &format!(
+            "feedback/data/{}",
+            std::fs::read_dir(sandbox.path("feedback/data"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+        ),
+        &text[..cut + 1],
+    );
     let run = sandbox.xtask(&["feedback"]);
     assert!(run.stdout.starts_with("appended the hand-off of rehearsal_"), "{run}");
     let run = sandbox.xtask(&["feedback"]);

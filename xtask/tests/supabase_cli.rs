@@ -12,10 +12,7 @@ use xtask::evidence::summary::Status;
 use xtask::prepare::tree::Tree;
 use xtask::runbook::inventory::parse_cli_table;
 use xtask::runbook::{apply, rollback};
-use xtask::target::{Kind, Opening, Target};
-use xtask::text::config::Config;
 use xtask::tools::find_client;
-use xtask::tools::server::ensure_server_with_pgtap;
 use xtask::tools::supabase_cli::SupabaseCli;
 
 /// `supabase@3` in the target dir, installed once from the npm registry.
@@ -53,18 +50,7 @@ fn the_supabase_cli_sees_our_apply_and_our_rollback_in_both_flavours() {
     assert_eq!(latest.version.0, 3);
 
     for cli in [pinned, latest] {
-        let config = Config::default();
-        let mut target = Target::open(Opening {
-            kind: Kind::Local,
-            workdir: &sandbox.workdir,
-            config: &config,
-            db_url: None,
-            superuser_postgres: false,
-            timeouts: Default::default(),
-            psql: find_client("psql").unwrap(),
-            server: Some(ensure_server_with_pgtap().unwrap()),
-        })
-        .unwrap();
+        let mut target = common::local_target(&sandbox.workdir);
         let dsn = target.cluster().unwrap().dsn();
         let list = || {
             let out = Command::new(&cli.path)

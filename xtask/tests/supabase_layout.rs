@@ -45,23 +45,13 @@ fn weakened(name: &str, sql: &str) -> (Option<i32>, Value, String) {
     rls(&sandbox, &[])
 }
 
-fn failing_files(rls_json: &Value) -> Vec<String> {
-    rls_json["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["failed"].as_u64() != Some(0) || f["errors"].as_u64() != Some(0) || f["ran_short"] == true)
-        .map(|f| f["path"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn with_rls_off_on_one_table_the_suite_fails() {
     prepare();
     let (code, rls_json, run) = weakened("weak-rls", "alter table public.documents disable row level security;\n");
     assert_eq!(code, Some(1), "{run}");
     assert!(
-        failing_files(&rls_json).contains(&"supabase/tests/database/020-documents.test.sql".to_string()),
+        common::failing_files(&rls_json).contains(&"supabase/tests/database/020-documents.test.sql".to_string()),
         "{rls_json:#}"
     );
 }
@@ -72,12 +62,16 @@ fn with_auth_uid_reading_one_claim_style_the_suite_fails() {
     let only_claims = "create or replace function auth.uid() returns uuid language sql stable as $$\n  select (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')::uuid\n$$;\n";
     let (code, rls_json, run) = weakened("weak-uid-claims", only_claims);
     assert_eq!(code, Some(1), "{run}");
-    assert_eq!(failing_files(&rls_json), vec!["supabase/tests/database/040-legacy-claims.test.sql"], "{rls_json:#}");
+    assert_eq!(
+        common::failing_files(&rls_json),
+        vec!["supabase/tests/database/040-legacy-claims.test.sql"],
+        "{rls_json:#}"
+    );
 
     let only_legacy = "create or replace function auth.uid() returns uuid language sql stable as $$\n  select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid\n$$;\n";
     let (code, rls_json, run) = weakened("weak-uid-legacy", only_legacy);
     assert_eq!(code, Some(1), "{run}");
-    let failing = failing_files(&rls_json);
+    let failing = common::failing_files(&rls_json);
     assert!(failing.contains(&"supabase/tests/database/020-documents.test.sql".to_string()), "{failing:?}");
     assert!(!failing.contains(&"supabase/tests/database/040-legacy-claims.test.sql".to_string()), "{failing:?}");
 }
@@ -91,7 +85,7 @@ fn postgres_is_not_a_superuser_unless_asked() {
     assert_eq!(code, Some(0), "{run}");
     let (code, rls_json, run) = rls(&sandbox, &["--superuser-postgres"]);
     assert_eq!(code, Some(1), "{run}");
-    assert_eq!(failing_files(&rls_json), vec!["supabase/tests/database/060-roles.test.sql"]);
+    assert_eq!(common::failing_files(&rls_json), vec!["supabase/tests/database/060-roles.test.sql"]);
 }
 
 #[test]

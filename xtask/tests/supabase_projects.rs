@@ -18,16 +18,6 @@ fn rls(sandbox: &Sandbox, extra: &[&str]) -> (Option<i32>, Value, String) {
     (run.code, run.json(), run.to_string())
 }
 
-fn failing_files(summary: &Value) -> Vec<String> {
-    summary["rls"]["files"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no rls files: {summary:#}"))
-        .iter()
-        .filter(|f| f["failed"].as_u64() != Some(0) || f["errors"].as_u64() != Some(0) || f["ran_short"] == true)
-        .map(|f| f["path"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn roomchat_passes_unchanged_and_says_which_extensions_are_stand_ins() {
     prepare();
@@ -133,7 +123,7 @@ fn roomchat_fails_without_each_part_of_the_surface_it_uses() {
         sandbox.write(file, sql);
         let (code, summary, run) = rls(&sandbox, &[]);
         assert_eq!(code, Some(1), "{name}: {run}");
-        let failed = failing_files(&summary);
+        let failed = common::failing_files(&summary["rls"]);
         assert!(failing.iter().all(|f| failed.iter().any(|g| g == f)), "{name}: {failed:?}\n{run}");
     }
     // Without the publication, the first statement that names it fails, where it does.
@@ -166,7 +156,10 @@ fn roomchat_dblink_test_takes_its_skip_branch_only_as_on_supabase() {
     let sandbox = Sandbox::with_fixture("roomchat", "dblink-superuser");
     let (code, summary, run) = rls(&sandbox, &["--superuser-postgres"]);
     assert_eq!(code, Some(1), "{run}");
-    assert!(failing_files(&summary).contains(&"supabase/tests/platform/loopback_test.sql".to_string()), "{run}");
+    assert!(
+        common::failing_files(&summary["rls"]).contains(&"supabase/tests/platform/loopback_test.sql".to_string()),
+        "{run}"
+    );
 }
 
 #[test]
@@ -200,6 +193,6 @@ fn fieldops_fails_without_postgis_or_pgjwt() {
         sandbox.write("supabase/migrations/20991231000000_weaken.sql", sql);
         let (code, summary, run) = rls(&sandbox, &[]);
         assert_eq!(code, Some(1), "{name}: {run}");
-        assert!(failing_files(&summary).contains(&failing.to_string()), "{name}: {run}");
+        assert!(common::failing_files(&summary["rls"]).contains(&failing.to_string()), "{name}: {run}");
     }
 }

@@ -9,10 +9,7 @@ use std::process::Command;
 use xtask::evidence::artifacts::Transcript;
 use xtask::prepare::tree::Tree;
 use xtask::runbook::{apply, rollback, snapshot};
-use xtask::target::{Kind, Opening, Target};
-use xtask::text::config::Config;
 use xtask::tools::find_client;
-use xtask::tools::server::ensure_server_with_pgtap;
 
 #[test]
 fn each_rollback_restores_the_schema_its_migration_changed() {
@@ -20,18 +17,7 @@ fn each_rollback_restores_the_schema_its_migration_changed() {
     let tree = Tree::load(&common::repo_root()).unwrap();
     assert!(tree.orphan_rollbacks.is_empty(), "{:?}", tree.orphan_rollbacks);
     let sandbox = common::Sandbox::new("own-tree");
-    let config = Config::default();
-    let mut target = Target::open(Opening {
-        kind: Kind::Local,
-        workdir: &tree.workdir,
-        config: &config,
-        db_url: None,
-        superuser_postgres: false,
-        timeouts: Default::default(),
-        psql: find_client("psql").unwrap(),
-        server: Some(ensure_server_with_pgtap().unwrap()),
-    })
-    .unwrap();
+    let mut target = common::local_target(&tree.workdir);
     let dsn = target.cluster().unwrap().dsn();
     let pg_dump = find_client("pg_dump").unwrap();
     let dump = || {

@@ -11,6 +11,7 @@ pub mod rehearse;
 pub mod rls;
 pub mod rollback;
 pub mod scan;
+mod schema_check;
 pub mod steps;
 
 use std::path::PathBuf;

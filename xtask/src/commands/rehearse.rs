@@ -164,9 +164,11 @@ fn steps(
             record.summary_mut().findings.extend(found);
         }
     }
+    let unpaired = sel.selected.iter().filter(|m| m.rollback.is_none()).count();
     progress!(
-        "step 3 lint: {linted} finding(s) in the {} migration(s) to rehearse and their rollbacks",
-        sel.selected.len()
+        "step 3 lint: {linted} finding(s) in the {} migration(s) to rehearse and their rollbacks{}",
+        sel.selected.len(),
+        if unpaired > 0 { format!("; {unpaired} without a rollback script (a blocker)") } else { String::new() }
     );
     record.step_end(clock);
     start_attempts(p)?;
@@ -227,9 +229,29 @@ fn steps(
                     _ => "FAILED",
                 }
             );
+            // Rollbacks go newest first: once one could not run, an older one would meet the
+            // newer migration's objects (its foreign keys, its views) and fail for a reason that
+            // is not its own. The older ones are left, and said so.
+            let stop = matches!(result.status, Status::Missing | Status::Failed);
             record.summary_mut().findings.extend(found);
             row(record, &m.version).rollback = result;
-            Ok(())
+            if stop {
+                let older: Vec<&&Migration> =
+                    to_roll_back.iter().skip_while(|o| o.version != m.version).skip(1).collect();
+                for o in older.iter().filter(|o| o.rollback.is_none()) {
+                    row(record, &o.version).rollback.status = Status::Missing;
+                }
+                let left: Vec<String> =
+                    older.iter().filter(|o| o.rollback.is_some()).map(|o| o.file().to_string()).collect();
+                if !left.is_empty() {
+                    record.summary_mut().blockers.push(format!(
+                        "not rolled back, because {} could not be rolled back first (rollbacks go newest first): {}",
+                        m.file(),
+                        left.join(", ")
+                    ));
+                }
+            }
+            Ok(!stop)
         });
     if let Err(e) = rolled {
         if let Some(m) = in_flight.filter(|_| exit::is_interrupt(&e)).map(|i| to_roll_back[i]) {
@@ -240,7 +262,7 @@ fn steps(
     if flow::lost(record, "schema comparison, re-apply, RLS contract, inventory") {
         return Ok(());
     }
-    compare_schema(target, record, before)?;
+    super::schema_check::compare_schema(target, record, before, &sel.selected)?;
     apply_log.line("== re-apply")?;
     apply_log.line("")?;
     let again: Vec<Migration> = sel
@@ -320,36 +342,6 @@ fn applied_in(record: &Record, version: &str) -> bool {
     record.summary().migrations.iter().any(|r| r.version == version && r.applied())
 }
 
-fn row<'a>(record: &'a mut Record, version: &str) -> &'a mut crate::evidence::summary::MigrationRow {
+pub(super) fn row<'a>(record: &'a mut Record, version: &str) -> &'a mut crate::evidence::summary::MigrationRow {
     record.summary_mut().migrations.iter_mut().find(|r| r.version == version).expect("a row per selected migration")
-}
-
-/// The second snapshot against the first: `schema_restored`, and the diff when they differ.
-fn compare_schema(target: &mut Target, record: &mut Record, before: Option<String>) -> Result<()> {
-    let Some(before) = before else { return Ok(()) };
-    let after = match snapshot::take(target) {
-        Ok(after) => after,
-        Err(e) => {
-            progress!("step 5 schema after rollback: could not be read ({e:#})");
-            record.summary_mut().blockers.push(format!(
-                "the schema after the rollbacks could not be read, so the rollback evidence is incomplete: {e:#}"
-            ));
-            return Ok(());
-        }
-    };
-    let dir = record.open_dir()?;
-    write_atomic(&dir.file("schema_after_rollback.sql"), after.as_bytes())?;
-    let same = before == after;
-    if !same {
-        let diff = snapshot::diff(&dir.path, "schema_before.sql", "schema_after_rollback.sql", &before, &after);
-        write_atomic(&dir.file("schema_rollback.diff"), diff.as_bytes())?;
-        let rel = dir.rel_file("schema_rollback.diff");
-        record.summary_mut().logs.push(crate::evidence::summary::LogRef { label: "schema diff".into(), path: rel });
-    }
-    record.summary_mut().schema_restored = Some(same);
-    progress!(
-        "step 5 schema after rollback: {}",
-        if same { "identical to before the apply" } else { "DIFFERS (schema_rollback.diff)" }
-    );
-    Ok(())
 }

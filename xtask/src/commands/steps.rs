@@ -108,7 +108,8 @@ pub fn feedback(ctx: &Ctx) -> Result<Exit> {
         .into_iter()
         .flatten()
         .map(|e| e.path().to_path_buf())
-        .filter(|p| p.join("summary.json").is_file())
+        // A rehearsal's dir: `rls` writes no SUMMARY.md and hands nothing off.
+        .filter(|p| p.join("summary.json").is_file() && p.join("SUMMARY.md").is_file())
         .collect();
     runs.sort();
     let Some(latest) = runs.pop() else {

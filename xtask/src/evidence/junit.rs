@@ -105,6 +105,14 @@ fn migration_cases(r: &MigrationRow, counts: &mut Counts) -> String {
                 counts.failures += 1;
                 Some(("failure", "no rollback script".to_string(), format!("write the rollback of {}", r.file)))
             }
+            Status::Incomplete => {
+                counts.failures += 1;
+                Some((
+                    "failure",
+                    "incomplete".to_string(),
+                    "the schema after the rollbacks still shows this migration".to_string(),
+                ))
+            }
             Status::Interrupted => {
                 counts.failures += 1;
                 Some(("failure", "interrupted".to_string(), String::new()))

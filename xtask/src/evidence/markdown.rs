@@ -27,6 +27,7 @@ fn status(st: Status) -> &'static str {
         Status::Missing => "**MISSING**",
         Status::Skipped => "-",
         Status::Interrupted => "**INTERRUPTED**",
+        Status::Incomplete => "**INCOMPLETE**",
     }
 }
 
@@ -101,7 +102,9 @@ pub fn markdown(s: &Summary) -> String {
             md.push_str(&format!("- {kind}: `{}`\n  - What to do: {}\n", finding_line(f).replace('`', "'"), f.hint));
         }
     }
-    for (title, items) in [("Blockers", &s.blockers), ("Next actions", &s.next_actions), ("Warnings", &s.warnings)] {
+    for (title, items) in
+        [("What blocks it", &s.blockers), ("Next actions", &s.next_actions), ("Warnings", &s.warnings)]
+    {
         if !items.is_empty() {
             md.push_str(&format!("\n## {title}\n\n"));
             for item in items {

@@ -9,6 +9,7 @@ pub mod feedback;
 pub mod junit;
 pub mod manifest;
 pub mod markdown;
+pub mod next;
 pub mod page;
 pub mod plan;
 pub mod provenance;

@@ -20,6 +20,19 @@ fn esc(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// Prose for the page: escaped, its `code spans` as code.
+fn prose(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in esc(text).split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("<code>{part}</code>"));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 fn cell(st: Status) -> (&'static str, &'static str) {
     match st {
         Status::Applied => ("ok", "applied"),
@@ -28,6 +41,7 @@ fn cell(st: Status) -> (&'static str, &'static str) {
         Status::Missing => ("bad", "MISSING"),
         Status::Skipped => ("skip", "-"),
         Status::Interrupted => ("bad", "INTERRUPTED"),
+        Status::Incomplete => ("bad", "INCOMPLETE"),
     }
 }
 
@@ -71,7 +85,7 @@ pub fn render(s: &Summary, workdir: &Path) -> String {
         s.outcome.as_str(),
         s.exit_code,
         esc(&format!("{}: {} (exit {})", name, s.outcome.as_str().to_uppercase(), s.exit_code)),
-        esc(&s.verdict())
+        prose(&s.verdict())
     );
     let _ = writeln!(
         h,
@@ -120,7 +134,7 @@ pub fn render(s: &Summary, workdir: &Path) -> String {
                 h,
                 "<li class=\"{level}\"><code>{}</code><br>What to do: {}",
                 esc(&finding_line(f)),
-                esc(&f.hint)
+                prose(&f.hint)
             );
             if let Some((i, n)) = log_line(f, &logs) {
                 let _ = write!(h, " <a href=\"#log-{i}-L{n}\">the log, line {n}</a>");
@@ -186,7 +200,7 @@ pub fn render(s: &Summary, workdir: &Path) -> String {
         if !items.is_empty() {
             let _ = write!(h, "<section id=\"{id}\"><h2>{title}</h2><ul>");
             for item in items {
-                let _ = write!(h, "<li>{}</li>", esc(item));
+                let _ = write!(h, "<li>{}</li>", prose(item));
             }
             h.push_str("</ul></section>\n");
         }
@@ -226,15 +240,25 @@ pub fn render(s: &Summary, workdir: &Path) -> String {
         esc(&p.user),
         esc(&p.host)
     );
-    let _ = writeln!(
-        h,
-        "<section id=\"signoff\" class=\"sign\"><h2>Sign-off</h2><p>{}</p>\
-         <p>I have read this rehearsal's evidence ({}, its logs and <code>MANIFEST.sha256</code>) and decide:\
-         &#9744; approved for the production window &#9744; changes needed</p>\
-         <p class=\"line\"></p>Name and role<p class=\"line\"></p>Date<p class=\"line\"></p>Signature</section>",
-        esc(&s.verdict()),
-        esc(name)
-    );
+    if s.ready_for_signoff() {
+        let _ = writeln!(
+            h,
+            "<section id=\"signoff\" class=\"sign\"><h2>Sign-off</h2><p>{}</p>\
+             <p>I have read this rehearsal's evidence ({}, its logs and <code>MANIFEST.sha256</code>) and decide: \
+             &#9744; approved for the production window &#9744; changes needed</p>\
+             <p class=\"line\"></p>Name and role<p class=\"line\"></p>Date<p class=\"line\"></p>Signature</section>",
+            prose(&s.verdict()),
+            esc(name)
+        );
+    } else {
+        // Nothing here may be approved: the block says so instead of offering a signature.
+        let _ = writeln!(
+            h,
+            "<section id=\"signoff\" class=\"sign\"><h2>Sign-off</h2><p><strong>Not for sign-off.</strong> {}</p>\
+             <p>Only a <code>stage-rehearse</code> that passed on staging is signed off.</p></section>",
+            prose(&s.verdict())
+        );
+    }
     if !logs.is_empty() {
         h.push_str("<section id=\"logs\"><h2>Logs</h2>\n");
         for (i, (label, path, lines)) in logs.iter().enumerate() {

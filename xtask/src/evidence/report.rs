@@ -18,6 +18,7 @@ fn status(st: Status) -> &'static str {
         Status::Missing => "MISSING",
         Status::Skipped => "skipped",
         Status::Interrupted => "INTERRUPTED",
+        Status::Incomplete => "INCOMPLETE",
     }
 }
 
@@ -185,16 +186,24 @@ pub fn handoff(s: &Summary) -> String {
         from_feedback(&format!("{}/SUMMARY.md", s.rehearsal_dir))
     ));
     out.push_str(&format!("- Outcome: **{}** (exit {})\n", s.outcome.as_str(), s.exit_code));
-    out.push_str(&format!(
-        "- Apply: {} applied, {} failed. Rollback: {} rolled back, {} failed, {} missing. Re-apply: {} applied, {} failed.\n",
-        count(Status::Applied, &apply),
-        count(Status::Failed, &apply),
+    // The steps this command runs, no others (`apply` rolls nothing back).
+    let applied =
+        format!("Apply: {} applied, {} failed.", count(Status::Applied, &apply), count(Status::Failed, &apply));
+    let rolled = format!(
+        "Rollback: {} rolled back, {} incomplete, {} failed, {} missing.",
         count(Status::RolledBack, &rollback),
+        count(Status::Incomplete, &rollback),
         count(Status::Failed, &rollback),
-        count(Status::Missing, &rollback),
-        count(Status::Applied, &reapply),
-        count(Status::Failed, &reapply),
-    ));
+        count(Status::Missing, &rollback)
+    );
+    let again =
+        format!("Re-apply: {} applied, {} failed.", count(Status::Applied, &reapply), count(Status::Failed, &reapply));
+    let steps = match s.command.as_str() {
+        "apply" => applied,
+        "rollback" => rolled,
+        _ => format!("{applied} {rolled} {again}"),
+    };
+    out.push_str(&format!("- {steps}\n"));
     if let Some(restored) = s.schema_restored {
         out.push_str(&format!(
             "- Schema after rollback: {}\n",
@@ -211,9 +220,9 @@ pub fn handoff(s: &Summary) -> String {
     out.push_str(&format!("- Logs: {}\n", logs.join(", ")));
     let errors: Vec<&Finding> = s.findings.iter().filter(|f| f.severity == Severity::Error).collect();
     if errors.is_empty() && s.blockers.is_empty() {
-        out.push_str("- Blockers: none\n");
+        out.push_str("- What blocks it: nothing\n");
     } else {
-        out.push_str("- Blockers:\n");
+        out.push_str("- What blocks it (blockers, then error findings):\n");
         for b in &s.blockers {
             out.push_str(&format!("  - {b}\n"));
         }

@@ -83,6 +83,9 @@ pub enum Status {
     Skipped,
     /// Ctrl-C or SIGTERM arrived while this file ran; its transaction was rolled back.
     Interrupted,
+    /// The rollback ran, but the schema after the rollbacks still holds (or lacks) what its
+    /// migration changed.
+    Incomplete,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,7 +148,10 @@ impl MigrationRow {
     /// Whether this migration's part of the run went wrong.
     pub fn failed(&self) -> bool {
         matches!(self.apply.status, Status::Failed | Status::Interrupted)
-            || matches!(self.rollback.status, Status::Failed | Status::Missing | Status::Interrupted)
+            || matches!(
+                self.rollback.status,
+                Status::Failed | Status::Missing | Status::Interrupted | Status::Incomplete
+            )
             || matches!(self.reapply.status, Status::Failed | Status::Interrupted)
     }
 }
@@ -274,7 +280,7 @@ impl Summary {
                 self.target.kind.as_str()
             ),
             Outcome::Failed => format!(
-                "Not ready for sign-off: the run found failures ({}); see what blocks it and the next actions.",
+                "Not ready for sign-off: the run found failures ({}); see the findings, what blocks it and the next actions.",
                 self.failure_counts()
             ),
             Outcome::Halted if self.exit_code == Exit::Interrupted.code() => {
@@ -297,7 +303,9 @@ impl Summary {
             parts.push("the rollback did not restore the schema".into());
         }
         if let Some(rls) = self.rls.as_ref().filter(|r| !r.clean()) {
-            parts.push(format!("RLS contract: {} failed, {} errors", rls.failed, rls.errors));
+            let unrun = rls.planned.saturating_sub(rls.ran);
+            let unrun = if unrun > 0 { format!(", {unrun} of {} planned not run", rls.planned) } else { String::new() };
+            parts.push(format!("RLS contract: {} failed, {} errors{unrun}", rls.failed, rls.errors));
         }
         let errors = self.findings.iter().filter(|f| f.severity == Severity::Error).count();
         if errors > 0 {

@@ -167,13 +167,7 @@ pub fn apply_all(
                 go_on = done(group[i], applied)?;
                 Ok(())
             };
-            let sets = target.conn().timeouts.set_statements(false);
-            let mut running = None;
-            let ended = chain::run(target, &links, chain::around_files(&sets), log, &mut running, &mut on_done);
-            *in_flight = running.map(|i| at + i);
-            let ended = ended?;
-            *in_flight = None;
-            match ended {
+            match chain::run_files(target, &links, log, at, in_flight, &mut on_done)? {
                 // A syntax error in file `j` ran nothing: the files before it first, then it alone.
                 Ended::Rejected(j) => end = j.max(1),
                 Ended::Ran(ran) => {

@@ -51,8 +51,9 @@ pub fn rollback(target: &mut Target, m: &Migration, log: &mut Transcript) -> Res
     Ok((result, found))
 }
 
-/// What [`rollback_all`] reports for each migration as its rollback ends.
-pub type RolledBack<'a> = dyn FnMut(&Migration, RollbackResult, Vec<Finding>) -> Result<()> + 'a;
+/// What [`rollback_all`] reports for each migration as its rollback ends; it answers whether to go
+/// on.
+pub type RolledBack<'a> = dyn FnMut(&Migration, RollbackResult, Vec<Finding>) -> Result<bool> + 'a;
 
 /// Roll back `migrations` in the order given, chains of transactional rollbacks in one round trip
 /// each ([`chain`]), the others one by one ([`rollback`]); `done(m, result, findings)` gets each
@@ -72,8 +73,10 @@ pub fn rollback_all(
             *in_flight = Some(at);
             let (result, found) = rollback(target, migrations[at], log)?;
             *in_flight = None;
-            done(migrations[at], result, found)?;
             at += 1;
+            if !done(migrations[at - 1], result, found)? {
+                return Ok(());
+            }
             continue;
         }
         let group: Vec<&Migration> =
@@ -98,6 +101,7 @@ pub fn rollback_all(
                 .collect();
             let place = target.kind.place();
             let rel = log.rel().to_string();
+            let mut go_on = true;
             let mut on_done = |i: usize, outcome: chain::Outcome| -> Result<()> {
                 let found = findings::scan(&outcome.text, Some(&rel), place);
                 let ok = outcome.ok;
@@ -110,18 +114,16 @@ pub fn rollback_all(
                         found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned()
                     },
                 };
-                done(group[i], result, found)
+                go_on = done(group[i], result, found)?;
+                Ok(())
             };
-            let sets = target.conn().timeouts.set_statements(false);
-            let mut running = None;
-            let ended = chain::run(target, &links, chain::around_files(&sets), log, &mut running, &mut on_done);
-            *in_flight = running.map(|i| at + i);
-            let ended = ended?;
-            *in_flight = None;
-            match ended {
+            match chain::run_files(target, &links, log, at, in_flight, &mut on_done)? {
                 Ended::Rejected(j) => end = j.max(1),
                 Ended::Ran(ran) => {
                     at += ran.max(1);
+                    if !go_on {
+                        return Ok(());
+                    }
                     break;
                 }
             }

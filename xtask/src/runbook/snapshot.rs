@@ -14,6 +14,7 @@
 
 use anyhow::Result;
 
+use crate::prepare::tree::Migration;
 use crate::process::psql::Unit;
 use crate::process::Redactor;
 use crate::target::Target;
@@ -190,4 +191,104 @@ pub fn diff(dir: &std::path::Path, a: &str, b: &str, before: &str, after: &str) 
         };
         format!("--- {a}\n+++ {b}\n{}{}", only(before, after, '-'), only(after, before, '+'))
     })
+}
+
+/// What the rollbacks left different, by the migration it most likely belongs to: each object of
+/// a snapshot line found only before or only after (`still there` / `gone or changed`), given to
+/// the oldest of `migrations` whose SQL names it (the one that created or changed it): by its
+/// table and its own name together first, then its table, then its own name. Objects no migration
+/// names are given to none (`None`).
+pub fn leftovers(before: &str, after: &str, migrations: &[&Migration]) -> Vec<(Option<usize>, Vec<String>)> {
+    let set = |text: &str| text.lines().map(str::to_string).collect::<std::collections::BTreeSet<_>>();
+    let (b, a) = (set(before), set(after));
+    let texts: Vec<String> = migrations.iter().map(|m| m.sql.script.text.to_ascii_lowercase()).collect();
+    let names = |t: &str, name: &str| {
+        let name = name.to_ascii_lowercase();
+        let ident = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        name.len() >= 3
+            && t.match_indices(&name)
+                .any(|(at, _)| !ident(t[..at].chars().next_back()) && !ident(t[at + name.len()..].chars().next()))
+    };
+    let mut by: Vec<(Option<usize>, Vec<String>)> = Vec::new();
+    for (line, state) in
+        a.difference(&b).map(|l| (l, "still there")).chain(b.difference(&a).map(|l| (l, "gone or changed")))
+    {
+        let Some(object) = object(line) else { continue };
+        let owner = object
+            .search
+            .iter()
+            .find_map(|all| texts.iter().position(|t| !all.is_empty() && all.iter().all(|n| names(t, n))));
+        let what = format!("{} {} ({state})", object.kind, object.shown);
+        match by.iter_mut().find(|(o, _)| *o == owner) {
+            Some((_, list)) if !list.contains(&what) => list.push(what),
+            Some(_) => {}
+            None => by.push((owner, vec![what])),
+        }
+    }
+    // Whole objects before their parts: a table left behind before its columns.
+    let rank = |w: &String| {
+        ["relation", "view", "function", "type", "schema", "sequence"]
+            .iter()
+            .position(|k| w.starts_with(k))
+            .unwrap_or(9)
+    };
+    for (_, list) in &mut by {
+        list.sort_by_key(rank);
+    }
+    by
+}
+
+/// A snapshot line's object: its kind, its name as shown, and the names to look for in the SQL,
+/// best first.
+struct Object<'a> {
+    kind: &'a str,
+    shown: String,
+    search: Vec<Vec<String>>,
+}
+
+fn object(line: &str) -> Option<Object<'_>> {
+    let mut words = line.split_whitespace();
+    let kind = words.next()?;
+    let unqualified = |ident: &str| -> Vec<String> {
+        let ident = ident.split('(').next().unwrap_or(ident).trim_end_matches(':');
+        let parts: Vec<String> = ident.split('.').map(|p| p.trim_matches('"').to_string()).collect();
+        if parts.len() > 1 {
+            parts[1..].to_vec()
+        } else {
+            parts
+        }
+    };
+    let after = |word: &str| {
+        line.split_whitespace().skip_while(|w| *w != word).nth(1).map(|w| unqualified(w.trim_end_matches(':')))
+    };
+    let (own, table): (Vec<String>, Option<Vec<String>>) = match kind {
+        "comment" | "default" | "event" => return None,
+        "index" => (unqualified(words.skip_while(|w| *w != "INDEX").nth(1)?), after("ON")),
+        "constraint" => (unqualified(words.next()?), after("on")),
+        "policy" | "rule" => {
+            let name = words.next()?.to_string();
+            (vec![name], after("on"))
+        }
+        "column" => {
+            let parts = unqualified(words.next()?);
+            let table = parts.first().cloned().map(|t| vec![t]);
+            (parts, table)
+        }
+        _ => (unqualified(words.next()?), None),
+    };
+    let own_name = own.last().cloned()?;
+    let shown = own.join(".");
+    let mut search = Vec::new();
+    if let Some(table) = table.and_then(|t| t.last().cloned()) {
+        search.push(vec![table.clone(), own_name.clone()]);
+        search.push(vec![table]);
+    }
+    search.push(vec![own_name.clone()]);
+    // A generated name (`t_id_seq`, `t_pkey`, `t_email_key`) starts with its table's.
+    let mut prefix = own_name.as_str();
+    while let Some((head, _)) = prefix.rsplit_once('_') {
+        prefix = head;
+        search.push(vec![prefix.to_string()]);
+    }
+    Some(Object { kind, shown, search })
 }

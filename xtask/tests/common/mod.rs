@@ -251,6 +251,34 @@ impl fmt::Display for Run {
     }
 }
 
+/// A throwaway local target (cluster, working session) on `workdir`'s tree, for tests that drive
+/// the runbook's steps directly.
+pub fn local_target(workdir: &Path) -> xtask::target::Target {
+    let config = xtask::text::config::Config::default();
+    xtask::target::Target::open(xtask::target::Opening {
+        kind: xtask::target::Kind::Local,
+        workdir,
+        config: &config,
+        db_url: None,
+        superuser_postgres: false,
+        timeouts: Default::default(),
+        psql: xtask::tools::find_client("psql").unwrap(),
+        server: Some(xtask::tools::server::ensure_server_with_pgtap().unwrap()),
+    })
+    .unwrap()
+}
+
+/// The test files of an `rls` record that did not pass cleanly.
+pub fn failing_files(rls: &serde_json::Value) -> Vec<String> {
+    rls["files"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rls files: {rls:#}"))
+        .iter()
+        .filter(|f| f["failed"].as_u64() != Some(0) || f["errors"].as_u64() != Some(0) || f["ran_short"] == true)
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {

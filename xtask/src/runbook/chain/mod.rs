@@ -113,3 +113,22 @@ pub fn run(
     ran?;
     tee.finish()
 }
+
+/// [`run`] for migrations or rollbacks at `at` of the caller's list: the usual settings, and
+/// `in_flight` as an index of that list.
+pub fn run_files(
+    target: &mut Target,
+    links: &[Link],
+    log: &mut Transcript,
+    at: usize,
+    in_flight: &mut Option<usize>,
+    done: &mut dyn FnMut(usize, Outcome) -> Result<()>,
+) -> Result<Ended> {
+    let sets = target.conn().timeouts.set_statements(false);
+    let mut running = None;
+    let ended = run(target, links, around_files(&sets), log, &mut running, done);
+    *in_flight = running.map(|i| at + i);
+    let ended = ended?;
+    *in_flight = None;
+    Ok(ended)
+}

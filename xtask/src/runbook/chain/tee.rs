@@ -194,23 +194,27 @@ impl<'a, 'b> ChainTee<'a, 'b> {
             return self.refused(held);
         }
         if let Some((i, _)) = self.current {
-            self.current = None;
-            let link = &self.links[i];
-            if let Some(failure) = &link.failure {
-                self.log.line(failure)?;
-            }
-            if link.header.is_some() {
-                self.log.line("")?;
-            }
-            let mut outcome = std::mem::take(&mut self.outcome);
-            outcome.ok = false;
             // A failure ends the chain: the file ran from its start to the chain's end.
             let before = (self.started - self.first.unwrap_or(self.started)).max(0) as u128;
-            outcome.duration_ms = self.sent.elapsed().as_millis().saturating_sub(before) as u64;
-            self.ran = i + 1;
-            (self.done)(i, outcome)?;
+            let ms = self.sent.elapsed().as_millis().saturating_sub(before) as u64;
+            return self.failed(i, ms, false);
         }
         Ok(Ended::Ran(self.ran))
+    }
+
+    /// File `i` failed: its failure line and blank line in the log, its outcome handed on.
+    fn failed(mut self, i: usize, duration_ms: u64, refused: bool) -> Result<Ended> {
+        self.current = None;
+        let link = &self.links[i];
+        if let Some(failure) = &link.failure {
+            self.log.line(failure)?;
+        }
+        if link.header.is_some() {
+            self.log.line("")?;
+        }
+        let outcome = Outcome { ok: false, refused, duration_ms, ..std::mem::take(&mut self.outcome) };
+        (self.done)(i, outcome)?;
+        Ok(Ended::Ran(i + 1))
     }
 
     /// Nothing ran: the server refused the string (a syntax error, an unterminated comment) or
@@ -242,23 +246,7 @@ impl<'a, 'b> ChainTee<'a, 'b> {
             let line = self.rewrite(&line, Some(file), statement);
             self.write(&line)?;
         }
-        self.finish_refused(file)
-    }
-
-    fn finish_refused(mut self, file: usize) -> Result<Ended> {
-        let link = &self.links[file];
-        if let Some(failure) = &link.failure {
-            self.log.line(failure)?;
-        }
-        if link.header.is_some() {
-            self.log.line("")?;
-        }
-        let mut outcome = std::mem::take(&mut self.outcome);
-        outcome.ok = false;
-        outcome.refused = true;
-        self.current = None;
-        (self.done)(file, outcome)?;
-        Ok(Ended::Ran(file + 1))
+        self.failed(file, 0, true)
     }
 }
 

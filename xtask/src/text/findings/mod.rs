@@ -23,6 +23,7 @@ pub enum Class {
     DuplicateObject,
     UndefinedObject,
     ExtensionUnavailable,
+    RollbackIncomplete,
     DependentObjects,
     PermissionDenied,
     LockTimeout,
@@ -62,6 +63,7 @@ impl Class {
             DuplicateObject => "duplicate_object",
             UndefinedObject => "undefined_object",
             ExtensionUnavailable => "extension_unavailable",
+            RollbackIncomplete => "rollback_incomplete",
             DependentObjects => "dependent_objects",
             PermissionDenied => "permission_denied",
             LockTimeout => "lock_timeout",
@@ -114,7 +116,8 @@ pub struct Finding {
     /// The SQL file and line psql names (relative to the workdir), when it names them.
     pub file: Option<String>,
     pub line: Option<u32>,
-    /// The first line of the error, without terminal control characters, at most 500 characters.
+    /// The first line of the error, its DETAIL in brackets, without terminal control characters,
+    /// at most 500 characters.
     pub message: String,
     /// What to do.
     pub hint: String,
@@ -150,11 +153,13 @@ pub struct Scanner {
     log: Option<String>,
     place: Place,
     pending: Option<Finding>,
+    /// The pending finding has its DETAIL.
+    detailed: bool,
 }
 
 impl Scanner {
     pub fn new(log: Option<&str>, place: Place) -> Scanner {
-        Scanner { log: log.map(str::to_string), place, pending: None }
+        Scanner { log: log.map(str::to_string), place, pending: None, detailed: false }
     }
 
     pub fn line(&mut self, line: &str) -> Option<Finding> {
@@ -165,8 +170,20 @@ impl Scanner {
         } else {
             line
         };
-        if let Some(pending) = &self.pending {
+        if let Some(pending) = &mut self.pending {
             if classify::continues(pending, line) {
+                // What the server adds under an error says what to look at: the DETAIL goes with
+                // the message, its HINT with what to do.
+                let next = line.trim_start();
+                if let Some(detail) = next.strip_prefix("DETAIL:").map(str::trim) {
+                    if !std::mem::replace(&mut self.detailed, true) && !detail.is_empty() {
+                        pending.message = clean_message(&format!("{} ({detail})", pending.message));
+                    }
+                } else if let Some(hint) = next.strip_prefix("HINT:").map(str::trim) {
+                    if !hint.is_empty() && !pending.hint.contains("(psql's hint: ") {
+                        pending.hint = format!("{} (psql's hint: {})", pending.hint, clean_message(hint));
+                    }
+                }
                 return None;
             }
         }
@@ -174,6 +191,7 @@ impl Scanner {
         // The cheap prefilter: every error line holds a colon.
         if line.as_bytes().contains(&b':') {
             self.pending = classify::parse_error_line(line, self.place);
+            self.detailed = false;
         }
         self.complete(done)
     }

@@ -196,3 +196,20 @@ fn captured_logs_read_as_they_should() {
         "died: and the ERROR line; not the 25P02 after it"
     );
 }
+
+#[test]
+fn the_servers_detail_and_hint_go_with_the_finding() {
+    let text = "psql:supabase/migrations.backup/1_a_rollback.sql:4: ERROR:  cannot drop table inventory_items because other objects depend on it\nDETAIL:  constraint nodes_item_fkey on table guided_selling_nodes depends on table inventory_items\nHINT:  Use DROP ... CASCADE to drop the dependent objects too.\n";
+    let f = one(text);
+    assert_eq!(
+        f.message,
+        "cannot drop table inventory_items because other objects depend on it (constraint nodes_item_fkey on table guided_selling_nodes depends on table inventory_items)"
+    );
+    assert!(f.hint.ends_with("(psql's hint: Use DROP ... CASCADE to drop the dependent objects too.)"), "{}", f.hint);
+    let typo = one("psql:supabase/migrations/2_b.sql:19: ERROR:  column \"requestor_id\" does not exist\nLINE 3:   requestor_id uuid references auth.users\n          ^\nHINT:  Perhaps you meant to reference the column \"approvals.requester_id\".\n");
+    assert!(
+        typo.hint.contains("(psql's hint: Perhaps you meant to reference the column \"approvals.requester_id\".)"),
+        "{}",
+        typo.hint
+    );
+}

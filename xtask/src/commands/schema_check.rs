@@ -1,0 +1,97 @@
+//! Step 5's schema check: the snapshot after the rollbacks against the one before the apply,
+//! `schema_restored`, the diff when they differ, and each difference pinned on the rollback that
+//! should have undone it.
+
+use anyhow::Result;
+
+use super::rehearse::row;
+use crate::evidence::artifacts::write_atomic;
+use crate::evidence::record::Record;
+use crate::evidence::summary::Status;
+use crate::prepare::tree::Migration;
+use crate::progress;
+use crate::runbook::snapshot;
+use crate::target::Target;
+use crate::text::findings::{Class, Finding, Severity};
+
+/// The second snapshot against the first: `schema_restored`, and the diff when they differ.
+pub(super) fn compare_schema(
+    target: &mut Target,
+    record: &mut Record,
+    before: Option<String>,
+    selected: &[Migration],
+) -> Result<()> {
+    let Some(before) = before else { return Ok(()) };
+    let after = match snapshot::take(target) {
+        Ok(after) => after,
+        Err(e) => {
+            progress!("step 5 schema after rollback: could not be read ({e:#})");
+            record.summary_mut().blockers.push(format!(
+                "the schema after the rollbacks could not be read, so the rollback evidence is incomplete: {e:#}"
+            ));
+            return Ok(());
+        }
+    };
+    let dir = record.open_dir()?;
+    write_atomic(&dir.file("schema_after_rollback.sql"), after.as_bytes())?;
+    let same = before == after;
+    if !same {
+        let diff = snapshot::diff(&dir.path, "schema_before.sql", "schema_after_rollback.sql", &before, &after);
+        write_atomic(&dir.file("schema_rollback.diff"), diff.as_bytes())?;
+        let rel = dir.rel_file("schema_rollback.diff");
+        record.summary_mut().logs.push(crate::evidence::summary::LogRef { label: "schema diff".into(), path: rel });
+        blame_rollbacks(record, &before, &after, selected);
+    }
+    record.summary_mut().schema_restored = Some(same);
+    progress!(
+        "step 5 schema after rollback: {}",
+        if same { "identical to before the apply" } else { "DIFFERS (schema_rollback.diff)" }
+    );
+    Ok(())
+}
+
+/// What the rollbacks left different, pinned on the rollback that should have undone it: that
+/// rollback is `incomplete`, with a finding naming the objects, its file and its migration.
+fn blame_rollbacks(record: &mut Record, before: &str, after: &str, selected: &[Migration]) {
+    let rolled: Vec<&Migration> =
+        selected.iter().filter(|m| row(record, &m.version).rollback.status == Status::RolledBack).collect();
+    for (owner, objects) in snapshot::leftovers(before, after, &rolled) {
+        let shown: Vec<&str> = objects.iter().take(5).map(String::as_str).collect();
+        let more = if objects.len() > 5 { format!(" and {} more", objects.len() - 5) } else { String::new() };
+        let (file, hint) = match owner.map(|i| rolled[i]) {
+            Some(m) => {
+                row(record, &m.version).rollback.status = Status::Incomplete;
+                record.summary_mut().blockers.push(format!(
+                    "{} was not re-applied: its rollback left what its rollback_incomplete finding names, on which \
+                     the re-apply would fail; fix the rollback, then rehearse again on a database without them",
+                    m.file()
+                ));
+                let rollback = m.rollback_file().unwrap_or_default().to_string();
+                let hint = format!(
+                    "make {rollback} undo what {} does to these objects (the whole difference is in schema_rollback.diff); \
+                     the re-apply of {} fails on what the rollback left, not on a fault of the migration",
+                    m.file(),
+                    m.file()
+                );
+                (Some(rollback), hint)
+            }
+            None => (
+                None,
+                "no rehearsed migration names these objects: read schema_rollback.diff for what changed".to_string(),
+            ),
+        };
+        record.summary_mut().findings.push(Finding {
+            class: Class::RollbackIncomplete,
+            severity: Severity::Error,
+            sqlstate: None,
+            file,
+            line: None,
+            message: crate::text::findings::clean_message(&format!(
+                "the schema after the rollbacks is not as before the apply: {}{more}",
+                shown.join("; ")
+            )),
+            hint,
+            log: None,
+        });
+    }
+}
