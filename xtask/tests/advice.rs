@@ -7,32 +7,6 @@ use std::process::Command;
 
 use common::{prepare, Sandbox};
 
-/// A tree whose third rollback forgets its table, with a failing migration before it.
-fn red_tree(name: &str) -> Sandbox {
-    let sandbox = Sandbox::new(name);
-    sandbox.write(
-        "supabase/migrations/20250101000000_accounts.sql",
-        "create table public.accounts (id int primary key, email text);\nalter table public.accounts enable row level security;\n",
-    );
-    sandbox.write("supabase/migrations.backup/20250101000000_accounts_rollback.sql", "drop table public.accounts;\n");
-    sandbox.write(
-        "supabase/migrations/20250102000000_bad_index.sql",
-        "create index accounts_plan_idx on public.accounts (plan);\n",
-    );
-    sandbox.write(
-        "supabase/migrations.backup/20250102000000_bad_index_rollback.sql",
-        "drop index if exists public.accounts_plan_idx;\n",
-    );
-    sandbox.write(
-        "supabase/migrations/20250103000000_notes.sql",
-        "create table public.notes (id int primary key, body text);\nalter table public.notes enable row level security;\n\
-         create policy notes_read on public.notes for select to authenticated using (true);\n",
-    );
-    sandbox.write("supabase/migrations.backup/20250103000000_notes_rollback.sql", "-- forgets the table\nselect 1;\n");
-    sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('runs');\n");
-    sandbox
-}
-
 /// The advice must point at the file at fault. A rollback that leaves a table
 /// is named (not the migration, whose re-apply would only fail on the leftover); a missing rollback
 /// stops the older rollbacks (they would fail on the newer migration's foreign keys, for no fault of
@@ -41,7 +15,7 @@ fn red_tree(name: &str) -> Sandbox {
 #[test]
 fn the_advice_names_the_file_at_fault() {
     prepare();
-    let sandbox = red_tree("advice");
+    let sandbox = common::red_tree("advice");
     let run = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json", "--json"]);
     let s = run.json();
     let notes = s["migrations"].as_array().unwrap().iter().find(|r| r["version"] == "20250103000000").unwrap().clone();

@@ -12,41 +12,6 @@ use std::process::Command;
 use common::{prepare, Sandbox};
 use serde_json::Value;
 
-/// A tree with one of each failure: a migration that fails, a rollback that forgets a table, a
-/// failing RLS test with pgTAP's diagnostics.
-fn red_tree(name: &str) -> Sandbox {
-    let sandbox = Sandbox::new(name);
-    sandbox.write(
-        "supabase/migrations/20250101000000_accounts.sql",
-        "create table public.accounts (id int primary key, email text);\nalter table public.accounts enable row level security;\n\
-         create policy accounts_self on public.accounts for select to authenticated using (true);\n\
-         create table public.audit (id int);\nalter table public.audit enable row level security;\n",
-    );
-    sandbox.write(
-        "supabase/migrations.backup/20250101000000_accounts_rollback.sql",
-        "drop table public.audit;\ndrop table public.accounts;\n",
-    );
-    sandbox.write(
-        "supabase/migrations/20250102000000_bad_index.sql",
-        "create index accounts_plan_idx on public.accounts (plan);\n",
-    );
-    sandbox.write(
-        "supabase/migrations.backup/20250102000000_bad_index_rollback.sql",
-        "drop index if exists public.accounts_plan_idx;\n",
-    );
-    sandbox.write(
-        "supabase/migrations/20250103000000_notes.sql",
-        "create table public.notes (id int primary key, body text);\nalter table public.notes enable row level security;\n\
-         create policy notes_read on public.notes for select to authenticated using (true);\n",
-    );
-    sandbox.write("supabase/migrations.backup/20250103000000_notes_rollback.sql", "-- forgets the table\nselect 1;\n");
-    sandbox.write(
-        "supabase/rls_tests.sql",
-        "begin;\nselect plan(2);\nselect ok(true, 'accounts exist');\nselect is(1, 2, 'one is two');\nselect * from finish();\nrollback;\n",
-    );
-    sandbox
-}
-
 fn green_tree(name: &str) -> Sandbox {
     let sandbox = Sandbox::with_repo_tree(name);
     common::copy_dir(&common::repo_root().join("docs"), &sandbox.path("docs"));
@@ -86,7 +51,7 @@ fn the_handoff_never_says_ready_after_a_local_a_failed_or_an_interrupted_run() {
     assert!(run.stdout.contains("verdict: A local check passed"), "{run}");
 
     // Failed: what blocks it, and what to do next.
-    let red = red_tree("handoff-red");
+    let red = common::red_tree("handoff-red");
     let run = red.xtask(&["stage-rehearse", "--plan", plan]);
     assert_eq!(run.code, Some(1), "{run}");
     let (_, section) = last_handoff(&red);
@@ -103,7 +68,7 @@ fn the_handoff_never_says_ready_after_a_local_a_failed_or_an_interrupted_run() {
     assert!(!section.contains("ready for the manager"), "{section}");
 
     // Interrupted part way.
-    let slow = red_tree("handoff-interrupted");
+    let slow = common::red_tree("handoff-interrupted");
     slow.write(
         "supabase/migrations/20250104000000_slow.sql",
         "do $$ begin raise notice 'slow migration started'; end $$;\nselect pg_sleep(300);\n",
@@ -125,7 +90,7 @@ fn the_handoff_never_says_ready_after_a_local_a_failed_or_an_interrupted_run() {
 #[test]
 fn under_github_actions_findings_are_annotations_and_the_summary_a_step_summary() {
     prepare();
-    let sandbox = red_tree("github");
+    let sandbox = common::red_tree("github");
     let summary_file = sandbox.root.join("step_summary.md");
     let mut cmd = sandbox.command(&["rls"]);
     cmd.env("GITHUB_ACTIONS", "true").env("GITHUB_STEP_SUMMARY", &summary_file);
@@ -180,7 +145,7 @@ fn xmllint() -> PathBuf {
 #[test]
 fn the_junit_report_matches_its_schema_and_summary_json() {
     prepare();
-    let sandbox = red_tree("junit");
+    let sandbox = common::red_tree("junit");
     let report = sandbox.root.join("reports/junit.xml");
     let run = sandbox.xtask(&[
         "stage-rehearse",
@@ -292,7 +257,7 @@ fn the_signoff_page_renders_in_a_browser_green_and_red() {
     assert!(!dom.contains("approved for the production window"), "nothing to approve on a local check: {dom}");
     assert!(dom.contains("<section id=\"steps\">") && dom.contains("5 rollback"), "{dom}");
 
-    let red = red_tree("page-red");
+    let red = common::red_tree("page-red");
     let run = red.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json"]);
     assert_eq!(run.code, Some(1), "{run}");
     let page = red.rehearsal_dir().join("index.html");

@@ -279,6 +279,41 @@ pub fn failing_files(rls: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// A tree with one of each failure: a migration that fails, a rollback that forgets a table, a
+/// failing RLS test with pgTAP's diagnostics.
+pub fn red_tree(name: &str) -> Sandbox {
+    let sandbox = Sandbox::new(name);
+    sandbox.write(
+        "supabase/migrations/20250101000000_accounts.sql",
+        "create table public.accounts (id int primary key, email text);\nalter table public.accounts enable row level security;\n\
+         create policy accounts_self on public.accounts for select to authenticated using (true);\n\
+         create table public.audit (id int);\nalter table public.audit enable row level security;\n",
+    );
+    sandbox.write(
+        "supabase/migrations.backup/20250101000000_accounts_rollback.sql",
+        "drop table public.audit;\ndrop table public.accounts;\n",
+    );
+    sandbox.write(
+        "supabase/migrations/20250102000000_bad_index.sql",
+        "create index accounts_plan_idx on public.accounts (plan);\n",
+    );
+    sandbox.write(
+        "supabase/migrations.backup/20250102000000_bad_index_rollback.sql",
+        "drop index if exists public.accounts_plan_idx;\n",
+    );
+    sandbox.write(
+        "supabase/migrations/20250103000000_notes.sql",
+        "create table public.notes (id int primary key, body text);\nalter table public.notes enable row level security;\n\
+         create policy notes_read on public.notes for select to authenticated using (true);\n",
+    );
+    sandbox.write("supabase/migrations.backup/20250103000000_notes_rollback.sql", "-- forgets the table\nselect 1;\n");
+    sandbox.write(
+        "supabase/rls_tests.sql",
+        "begin;\nselect plan(2);\nselect ok(true, 'accounts exist');\nselect is(1, 2, 'one is two');\nselect * from finish();\nrollback;\n",
+    );
+    sandbox
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
