@@ -70,6 +70,13 @@ pub fn sql_files(workdir: &Path, dir: &str) -> Result<Option<Vec<RawFile>>> {
             continue;
         }
         let rel = format!("{dir}/{name}");
+        if name.chars().any(char::is_control) {
+            return Err(exit::cannot_run(format!(
+                "{}: a file name with a control character (a line break, an escape) could rewrite the lines the \
+                 tool prints, a CI log or a summary; rename it; nothing was run",
+                name_escaped(&rel)
+            )));
+        }
         let bytes = std::fs::read(entry.path()).map_err(|e| exit::cannot_run(format!("reading {rel}: {e}")))?;
         out.push((rel, bytes));
     }
@@ -85,7 +92,21 @@ fn checked(rel: String, bytes: &[u8]) -> Result<SqlFile> {
             e.valid_up_to()
         ))
     })?;
+    if let Some(at) = bytes.iter().position(|b| *b == 0) {
+        let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        return Err(exit::cannot_run(format!(
+            "{rel}:{line}: holds a NUL byte: psql stops reading a line there (and the Supabase CLI does not), so the \
+             file would not mean what it says; remove it; nothing was run"
+        )));
+    }
     let script = Script::lex(text);
+    if let Some((line, reference)) = script.psql_variable() {
+        return Err(exit::cannot_run(format!(
+            "{rel}:{line}: `{reference}` is a psql variable: psql would replace it with its own value (the Supabase CLI \
+             sends it as written), so the file would not mean the same under both; write the value out, or add a \
+             space after the colon if it is SQL; nothing was run"
+        )));
+    }
     if let Some((line, command)) = script.meta_commands.first() {
         return Err(exit::cannot_run(format!(
             "{rel}:{line}: holds the psql meta-command `{command}`: a migration or rollback is SQL only (the Supabase \
@@ -190,4 +211,9 @@ pub fn contract_files(workdir: &Path) -> Result<Vec<String>> {
         files.extend(found);
     }
     Ok(files)
+}
+
+/// A name with its control characters escaped (`\n`, `\u{1b}`): safe on a terminal and in a log.
+pub fn name_escaped(name: &str) -> String {
+    name.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }

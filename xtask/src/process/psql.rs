@@ -255,7 +255,7 @@ impl Drop for Session {
 }
 
 /// A random marker per session: a migration cannot print it by accident.
-fn nonce() -> String {
+pub fn nonce() -> String {
     let mut bytes = [0u8; 12];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     if read.is_err() {

@@ -60,18 +60,30 @@ impl Applied {
 /// Apply one migration and record it. `atomic: false` (`--no-atomic`) runs the runbook's exact
 /// command, `psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f FILE`, and records the history row after.
 pub fn apply(target: &mut Target, m: &Migration, atomic: bool, log: &mut Transcript) -> Result<Applied> {
+    apply_as(target, m, atomic, false, log)
+}
+
+/// [`apply`]; `psql_split`: a transactional file runs statement by statement as psql -f runs it
+/// (after the chain found its split and psql's differ), in one transaction with its row.
+fn apply_as(
+    target: &mut Target,
+    m: &Migration,
+    atomic: bool,
+    psql_split: bool,
+    log: &mut Transcript,
+) -> Result<Applied> {
     let started = Instant::now();
     log.line(&format!("==> {}", m.file()))?;
-    let statements = m.sql.script.statement_texts();
-    let values = history_values(m, &statements);
+    let statements = m.sql.script.history_statements();
+    let record = format!(
+        "insert into supabase_migrations.schema_migrations (version, name, statements) values {}",
+        history_values(m, &statements)
+    );
     let reason = if atomic { m.sql.script.first_non_transactional().map(|(why, _)| why) } else { Some("--no-atomic") };
+    let psql_split = psql_split || m.sql.script.needs_psql_f().is_some();
     let text = match reason {
-        None => {
-            let record = format!(
-                "insert into supabase_migrations.schema_migrations (version, name, statements) values {values} returning 1"
-            );
-            alone(target, &m.sql, record, log)?
-        }
+        None if psql_split => batch::run_in_transaction(target, &m.sql, &record, log)?,
+        None => alone(target, &m.sql, &record, log)?,
         Some(why) => {
             if why == "--no-atomic" {
                 log.line("-- not atomic: --no-atomic (the runbook's command; the history row is recorded after)")?;
@@ -80,10 +92,7 @@ pub fn apply(target: &mut Target, m: &Migration, atomic: bool, log: &mut Transcr
                     "-- not atomic: {why} cannot run inside a transaction block; running the file without one"
                 ))?;
             }
-            let record = format!(
-                "insert into supabase_migrations.schema_migrations (version, name, statements) values {values};\n"
-            );
-            batch::run_by_statement(target, &m.sql, &record, log)?
+            batch::run_by_statement(target, &m.sql, &format!("{record};\n"), log)?
         }
     };
     let ok = text.1;
@@ -114,7 +123,9 @@ pub fn apply_all(
     in_flight: &mut Option<usize>,
     done: &mut dyn FnMut(&Migration, Applied) -> Result<bool>,
 ) -> Result<()> {
-    let chainable = |m: &Migration| atomic && m.sql.script.first_non_transactional().is_none();
+    let chainable = |m: &Migration| {
+        atomic && m.sql.script.first_non_transactional().is_none() && m.sql.script.needs_psql_f().is_none()
+    };
     let mut at = 0;
     while at < migrations.len() {
         if !chainable(&migrations[at]) {
@@ -129,7 +140,7 @@ pub fn apply_all(
         }
         let group: Vec<&Migration> =
             migrations[at..].iter().take_while(|m| chainable(m)).take(chain::MAX_LINKS).collect();
-        let statements: Vec<Vec<&str>> = group.iter().map(|m| m.sql.script.statement_texts()).collect();
+        let statements: Vec<Vec<String>> = group.iter().map(|m| m.sql.script.history_statements()).collect();
         let mut end = group.len();
         loop {
             let links: Vec<Link> = group[..end]
@@ -177,27 +188,40 @@ pub fn apply_all(
                     }
                     break;
                 }
+                Ended::Alone(j) => {
+                    if !go_on {
+                        return Ok(());
+                    }
+                    *in_flight = Some(at + j);
+                    let applied = apply_as(target, group[j], atomic, true, log)?;
+                    *in_flight = None;
+                    at += j + 1;
+                    if !done(group[j], applied)? {
+                        return Ok(());
+                    }
+                    break;
+                }
             }
         }
     }
     Ok(())
 }
 
-/// One file in one round trip, in a transaction with `record`: its transcript and whether it
-/// applied and recorded.
-pub(super) fn alone(
-    target: &mut Target,
-    file: &SqlFile,
-    record: String,
-    log: &mut Transcript,
-) -> Result<(String, bool)> {
-    let link = Link { file, header: None, failure: None, record: Some(record), transaction: true };
+/// One file in one round trip, in a transaction with `record` (a data-modifying statement): its
+/// transcript and whether it applied and recorded. When the server refuses it, or psql splits it
+/// elsewhere than the tool, it runs again statement by statement, as psql -f runs it.
+pub(super) fn alone(target: &mut Target, file: &SqlFile, record: &str, log: &mut Transcript) -> Result<(String, bool)> {
+    let link =
+        Link { file, header: None, failure: None, record: Some(format!("{record} returning 1")), transaction: true };
     let sets = target.conn().timeouts.set_statements(false);
     let mut result = (String::new(), false);
-    chain::run(target, &[link], chain::around_files(&sets), log, &mut None, &mut |_, outcome| {
+    let ended = chain::run(target, &[link], chain::around_files(&sets), log, &mut None, &mut |_, outcome| {
         result = (outcome.text, outcome.ok && outcome.recorded);
         Ok(())
     })?;
+    if let Ended::Alone(_) = ended {
+        return batch::run_in_transaction(target, file, record, log);
+    }
     Ok(result)
 }
 
@@ -208,8 +232,8 @@ pub fn statements_hash<S: AsRef<str>>(statements: &[S]) -> String {
 }
 
 /// The `(version, name, statements)` values of the history row, on one line.
-fn history_values(m: &Migration, statements: &[&str]) -> String {
-    let array: Vec<String> = statements.iter().map(|s| e_string(s)).collect();
+fn history_values<S: AsRef<str>>(m: &Migration, statements: &[S]) -> String {
+    let array: Vec<String> = statements.iter().map(|s| e_string(s.as_ref())).collect();
     format!("({}, {}, array[{}]::text[])", e_string(&m.version), e_string(&m.name), array.join(", "))
 }
 

@@ -32,13 +32,51 @@ pub fn run_by_statement(
     }
     let path = target.scratch().join(format!("{}.record.sql", file.rel));
     std::fs::create_dir_all(path.parent().expect("a file in a dir")).context("creating the batch dir")?;
-    std::fs::write(&path, record).with_context(|| format!("writing the history row of {}", file.rel))?;
+    std::fs::write(&path, format!("reset role;\n{record}"))
+        .with_context(|| format!("writing the history row of {}", file.rel))?;
     let unit = Unit {
         before: "\\set QUIET on\n\\set ON_ERROR_STOP off".into(),
         body: format!("\\i {}", quote_arg(&path)),
-        after: "\\set QUIET off".into(),
+        after: format!("{FRESH}{sets}\\set QUIET off"),
     };
     let ran = target.run(&unit, Some(log as &mut dyn Tee))?;
     text.push_str(&ran.text);
     Ok((text, ran.ok()))
 }
+
+/// A file that can run in a transaction, statement by statement with `\i` as psql -f runs it, in
+/// one transaction with `record` (a data-modifying statement): for the file the server refused in
+/// one round trip, or whose split psql and the tool disagree on. The session is reset first, as
+/// after a file of a chain; the first error ends psql, and with it the transaction.
+pub fn run_in_transaction(
+    target: &mut Target,
+    file: &SqlFile,
+    record: &str,
+    log: &mut Transcript,
+) -> Result<(String, bool)> {
+    let sets: String = target.conn().timeouts.set_statements(false).iter().map(|s| format!("{s};\n")).collect();
+    let path = target.scratch().join(format!("{}.record.sql", file.rel));
+    std::fs::create_dir_all(path.parent().expect("a file in a dir")).context("creating the batch dir")?;
+    std::fs::write(&path, format!("reset role;\n{record};\ncommit;\n"))
+        .with_context(|| format!("writing the history row of {}", file.rel))?;
+    let unit = Unit {
+        before: format!("\\set ON_ERROR_STOP on\n\\set QUIET on\n{FRESH}begin;\n{sets}\\set QUIET off"),
+        body: format!(
+            "\\i {}\n\\set QUIET on\n\\i {}\n\\set QUIET off",
+            quote_arg(std::path::Path::new(&file.rel)),
+            quote_arg(&path)
+        ),
+        // What the file set (`standard_conforming_strings`, a role) ends with it, as with its
+        // psql -f session: the next file, chained or not, starts fresh.
+        after: format!("\\set QUIET on\n{FRESH}{sets}\\set QUIET off\n\\set ON_ERROR_STOP off"),
+    };
+    target.doing(&file.rel);
+    let ran = target.run(&unit, Some(log as &mut dyn Tee))?;
+    Ok((ran.text.clone(), ran.ok()))
+}
+
+/// The session as fresh as `psql -f` finds it, one statement each (`DISCARD ALL` without its
+/// refusal inside a transaction block).
+pub const FRESH: &str = "close all;\nset session authorization default;\nreset role;\nreset all;\ndeallocate all;\n\
+    unlisten *;\ndo $reset$ begin perform pg_advisory_unlock_all(); end $reset$;\ndiscard plans;\ndiscard temp;\n\
+    discard sequences;\n";

@@ -89,10 +89,21 @@ pub fn run(target: &mut Target, files: &[String], log: &mut Transcript) -> Resul
     let mut result = RlsResult::default();
     // As a fresh session would be, in one round trip: pgTAP keeps its plan in temporary tables, so
     // those go too.
-    let mut reset: Vec<String> =
-        ["rollback", "reset session authorization", "reset all", "discard temp", "deallocate all", "discard sequences"]
-            .map(String::from)
-            .into();
+    let mut reset: Vec<String> = [
+        "rollback",
+        "close all",
+        "set session authorization default",
+        "reset role",
+        "reset all",
+        "deallocate all",
+        "unlisten *",
+        "do $reset$ begin perform pg_advisory_unlock_all(); end $reset$",
+        "discard plans",
+        "discard temp",
+        "discard sequences",
+    ]
+    .map(String::from)
+    .into();
     reset.extend(target.conn().timeouts.set_statements(false));
     let reset = format!("{};", reset.join("\\; "));
     // pg_prove's flags: unaligned tuples, quiet, no pager, stop at the first error.
@@ -112,7 +123,7 @@ pub fn run(target: &mut Target, files: &[String], log: &mut Transcript) -> Resul
             };
             let after = if file == CONTRACT { reset.clone() } else { prove_after.clone() };
             let link = Link { file: &script, header: None, failure: None, record: None, transaction: false };
-            let around = Around { before: &before, after: &after, sets: &[] };
+            let around = Around { before: before.clone(), after: after.clone(), sets: &[] };
             chain::run(target, &[link], around, log, &mut None, &mut |_, outcome| {
                 // Refused (a syntax error): nothing ran; psql -f runs what comes before it.
                 if !outcome.refused {

@@ -15,17 +15,30 @@ use crate::target::Target;
 use crate::text::findings::{self, Finding};
 
 pub fn rollback(target: &mut Target, m: &Migration, log: &mut Transcript) -> Result<(RollbackResult, Vec<Finding>)> {
+    rollback_as(target, m, false, log)
+}
+
+/// [`rollback`]; `psql_split`: a transactional rollback runs statement by statement as psql -f
+/// runs it (after the chain found its split and psql's differ), in one transaction with its row.
+fn rollback_as(
+    target: &mut Target,
+    m: &Migration,
+    psql_split: bool,
+    log: &mut Transcript,
+) -> Result<(RollbackResult, Vec<Finding>)> {
     let Some(file) = &m.rollback else {
         return Ok((RollbackResult { status: Status::Missing, file: None, error: None }, Vec::new()));
     };
     log.line(&format!("==> rollback {}", file.rel))?;
     let (text, ok) = match file.script.first_non_transactional() {
         None => {
-            let record = format!(
-                "delete from supabase_migrations.schema_migrations where version = {} returning 1",
-                e_string(&m.version)
-            );
-            alone(target, file, record, log)?
+            let record =
+                format!("delete from supabase_migrations.schema_migrations where version = {}", e_string(&m.version));
+            if psql_split || file.script.needs_psql_f().is_some() {
+                batch::run_in_transaction(target, file, &record, log)?
+            } else {
+                alone(target, file, &record, log)?
+            }
         }
         Some((why, _)) => {
             log.line(&format!(
@@ -66,7 +79,11 @@ pub fn rollback_all(
     in_flight: &mut Option<usize>,
     done: &mut RolledBack,
 ) -> Result<()> {
-    let chainable = |m: &Migration| m.rollback.as_ref().is_some_and(|f| f.script.first_non_transactional().is_none());
+    let chainable = |m: &Migration| {
+        m.rollback
+            .as_ref()
+            .is_some_and(|f| f.script.first_non_transactional().is_none() && f.script.needs_psql_f().is_none())
+    };
     let mut at = 0;
     while at < migrations.len() {
         if !chainable(migrations[at]) {
@@ -122,6 +139,19 @@ pub fn rollback_all(
                 Ended::Ran(ran) => {
                     at += ran.max(1);
                     if !go_on {
+                        return Ok(());
+                    }
+                    break;
+                }
+                Ended::Alone(j) => {
+                    if !go_on {
+                        return Ok(());
+                    }
+                    *in_flight = Some(at + j);
+                    let (result, found) = rollback_as(target, group[j], true, log)?;
+                    *in_flight = None;
+                    at += j + 1;
+                    if !done(group[j], result, found)? {
                         return Ok(());
                     }
                     break;

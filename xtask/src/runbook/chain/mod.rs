@@ -48,10 +48,10 @@ pub struct Link<'a> {
 
 /// psql settings around the chain, and the session's `set` statements (the timeouts) restored
 /// after each transactional file.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Around<'a> {
-    pub before: &'a str,
-    pub after: &'a str,
+    pub before: String,
+    pub after: String,
     pub sets: &'a [String],
 }
 
@@ -68,6 +68,8 @@ pub struct Outcome {
     pub recorded: bool,
     /// From the server's clock when it ended, else the tool's.
     pub duration_ms: u64,
+    /// A marker found the one before it missing: the file was rolled back.
+    pub disagreed: bool,
 }
 
 /// How a chain ended.
@@ -78,14 +80,25 @@ pub enum Ended {
     /// The server refused the string: the file at this index holds a syntax error, nothing ran.
     /// Its transcript is not written; run the files before it, then it alone.
     Rejected(usize),
+    /// The files before this one ran (their outcomes were handed on); this one did not commit and
+    /// its outcome was not handed on: the server refused it alone, or psql split it elsewhere
+    /// than the tool (a marker did not run where it was placed). Run it alone with
+    /// [`crate::runbook::batch::run_in_transaction`], as psql -f runs it.
+    Alone(usize),
 }
 
 /// The usual settings for migrations and rollbacks: errors do not end psql, and a failed file's
 /// transaction (still open, aborted) is ended, with no round trip when nothing failed.
 pub fn around_files(sets: &[String]) -> Around<'_> {
+    // After a failure the chain stopped before the file's session reset: it comes here, so the
+    // next file still starts as fresh as psql -f gives.
+    let restore: String = sets.iter().map(|s| format!("{s};\n")).collect();
     Around {
-        before: "\\set ON_ERROR_STOP off",
-        after: "\\if :ERROR\n\\set QUIET on\nrollback;\n\\set QUIET off\n\\endif",
+        before: "\\set ON_ERROR_STOP off".into(),
+        after: format!(
+            "\\if :ERROR\n\\set QUIET on\nrollback;\n{}{restore}\\set QUIET off\n\\endif",
+            crate::runbook::batch::FRESH
+        ),
         sets,
     }
 }
@@ -103,11 +116,10 @@ pub fn run(
     done: &mut dyn FnMut(usize, Outcome) -> Result<()>,
 ) -> Result<Ended> {
     let chain = Chain::new(links, around.sets);
-    let path = target.scratch().join(format!("chain-{}.sql", &links[0].file.sha256[..12]));
+    let path = target.scratch().join(format!("chain-{}.sql", &chain.alias["rehearsal_mark_".len()..]));
     std::fs::write(&path, &chain.text).with_context(|| format!("writing the batch of {}", links[0].file.rel))?;
-    let unit =
-        Unit { before: around.before.into(), body: format!("\\i {}", quote_arg(&path)), after: around.after.into() };
-    let mut tee = ChainTee::new(&chain, links, around.sets.len(), log, &path, target.activity(), done);
+    let unit = Unit { before: around.before, body: format!("\\i {}", quote_arg(&path)), after: around.after };
+    let mut tee = ChainTee::new(&chain, links, log, &path, target.activity(), done);
     let ran = target.run(&unit, Some(&mut tee));
     *in_flight = tee.current.map(|(i, _)| i);
     ran?;

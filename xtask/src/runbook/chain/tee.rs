@@ -18,7 +18,6 @@ pub(super) struct ChainTee<'a, 'b> {
     chain: &'a Chain,
     value: String,
     prefix: String,
-    sets: usize,
     /// The file running and its statement.
     pub current: Option<(usize, Option<usize>)>,
     outcome: Outcome,
@@ -43,6 +42,8 @@ pub(super) struct ChainTee<'a, 'b> {
     activity: crate::out::Activity,
     /// A `DO` command tag, held: it is the tool's when the next line is a marker's.
     pending_do: bool,
+    /// The last line was the error of a marker that found the one before it missing.
+    in_disagree: bool,
     done: &'a mut dyn FnMut(usize, Outcome) -> Result<()>,
 }
 
@@ -54,7 +55,6 @@ impl<'a, 'b> ChainTee<'a, 'b> {
     pub fn new(
         chain: &'a Chain,
         links: &'a [Link<'b>],
-        sets: usize,
         log: &'a mut Transcript,
         path: &std::path::Path,
         activity: crate::out::Activity,
@@ -66,7 +66,6 @@ impl<'a, 'b> ChainTee<'a, 'b> {
             chain,
             value: format!("{}:", chain.alias),
             prefix: format!("psql:{}:", path.display()),
-            sets,
             current: None,
             outcome: Outcome::default(),
             started: 0,
@@ -82,31 +81,35 @@ impl<'a, 'b> ChainTee<'a, 'b> {
             ran: 0,
             activity,
             pending_do: false,
+            in_disagree: false,
             done,
         }
     }
 
-    /// A marker's value: `i:s:ms`, `i:k`, `i:h:n`, `i:e:ms`.
-    fn marker(&mut self, value: &str) -> Result<()> {
-        self.held = None;
+    /// A marker's value: `i:s:ms`, `i:k`, `i:h:n`, `i:e:ms`; whether it is the one the tool
+    /// placed next (any other is output like any other).
+    fn marker(&mut self, value: &str) -> Result<bool> {
         let parts: Vec<&str> = value.split(':').collect();
-        let Some(i) = parts.first().and_then(|i| i.parse::<usize>().ok()) else { return Ok(()) };
+        let Some(i) = parts.first().and_then(|i| i.parse::<usize>().ok()).filter(|i| *i < self.links.len()) else {
+            return Ok(false);
+        };
+        self.held = None;
         let link = &self.links[i];
         match parts.get(1).copied() {
-            Some("s") => {
+            Some("s") if self.current.is_none() && i == self.ran => {
                 self.current = Some((i, None));
                 self.outcome = Outcome::default();
                 self.started = parts.get(2).and_then(|t| t.parse().ok()).unwrap_or(0);
                 self.first.get_or_insert(self.started);
-                self.hide = if link.transaction { VecDeque::from(["BEGIN"]) } else { VecDeque::new() };
+                self.hide = self.chain.hidden[i][0].iter().copied().collect();
                 if let Some(header) = &link.header {
                     self.log.line(header)?;
                 }
             }
-            Some("h") => {
+            Some("h") if self.current.is_some_and(|(f, _)| f == i) => {
                 self.outcome.recorded = parts.get(2).is_some_and(|n| *n != "0");
             }
-            Some("e") => {
+            Some("e") if self.current.is_some_and(|(f, _)| f == i) => {
                 let ended: i64 = parts.get(2).and_then(|t| t.parse().ok()).unwrap_or(self.started);
                 let mut outcome = std::mem::take(&mut self.outcome);
                 outcome.ok = true;
@@ -118,21 +121,19 @@ impl<'a, 'b> ChainTee<'a, 'b> {
                 self.ran = i + 1;
                 (self.done)(i, outcome)?;
             }
+            Some(_) if parts.len() > 2 => return Ok(false),
             Some(k) => {
-                let k = k.parse::<usize>().ok();
-                if let (Some((file, _)), Some(k)) = (self.current, k) {
-                    self.current = Some((file, Some(k)));
-                    if k + 1 == self.chain.statements[file].len() && link.transaction {
-                        // After the last statement: the history row, then the tool's commit and reset.
-                        let mut tags = VecDeque::from(["COMMIT", "RESET", "RESET", "RESET"]);
-                        tags.extend(std::iter::repeat_n("SET", self.sets));
-                        self.hide = tags;
-                    }
+                // Only the statement after the one running, of the file running.
+                let (Some((file, previous)), Ok(k)) = (self.current, k.parse::<usize>()) else { return Ok(false) };
+                if file != i || k != previous.map_or(0, |p| p + 1) || k >= self.chain.statements[file].len() {
+                    return Ok(false);
                 }
+                self.current = Some((file, Some(k)));
+                self.hide = self.chain.hidden[file][k + 1].iter().copied().collect();
             }
-            None => {}
+            None => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The statement a notice printed now came from. psql prints a result only once it has the
@@ -206,6 +207,13 @@ impl<'a, 'b> ChainTee<'a, 'b> {
     fn failed(mut self, i: usize, duration_ms: u64, refused: bool) -> Result<Ended> {
         self.current = None;
         let link = &self.links[i];
+        if self.outcome.disagreed {
+            self.log.line(&format!(
+                "-- the tool's split of {} and psql's differ; rolled back, it runs again alone as psql -f runs it",
+                link.file.rel
+            ))?;
+            return Ok(Ended::Alone(i));
+        }
         if let Some(failure) = &link.failure {
             self.log.line(failure)?;
         }
@@ -226,27 +234,20 @@ impl<'a, 'b> ChainTee<'a, 'b> {
             self.chain.locate(n)
         });
         if self.links.len() > 1 {
-            if let Some((file, _, _)) = at {
-                return Ok(Ended::Rejected(file));
-            }
+            // The file that holds the error, else (the error is in none of them, or has no
+            // line) each file on its own from the first: another file is never blamed.
+            return Ok(Ended::Rejected(at.map_or(0, |(file, _, _)| file)));
         }
-        let (file, statement) = at.map_or((0, None), |(f, k, _)| (f, Some(k)));
-        let link = &self.links[file];
-        if !link.transaction {
+        if !self.links[0].transaction {
             // A test file: its caller runs it again as psql -f would, and that is its transcript.
             let outcome = Outcome { refused: true, ..Outcome::default() };
-            (self.done)(file, outcome)?;
-            return Ok(Ended::Ran(file + 1));
+            (self.done)(0, outcome)?;
+            return Ok(Ended::Ran(1));
         }
-        if let Some(header) = &link.header {
-            self.log.line(header)?;
-        }
-        self.current = Some((file, statement));
-        for line in held {
-            let line = self.rewrite(&line, Some(file), statement);
-            self.write(&line)?;
-        }
-        self.failed(file, 0, true)
+        // A lone migration or rollback: it runs again as psql -f runs it, whose error (file,
+        // line, the statements before it) is the one to report.
+        self.held = None;
+        Ok(Ended::Alone(0))
     }
 }
 
@@ -273,6 +274,10 @@ impl Tee for ChainTee<'_, '_> {
             let t = line.trim();
             t == self.chain.alias || t.starts_with(&self.value)
         };
+        if line == "DO" && self.hide.front() == Some(&"DO") {
+            self.hide.pop_front();
+            return Ok(());
+        }
         if std::mem::take(&mut self.pending_do) && !marker {
             self.line("DO")?;
         }
@@ -299,11 +304,25 @@ impl ChainTee<'_, '_> {
             return Ok(());
         }
         if let Some(value) = trimmed.strip_prefix(&self.value) {
-            if std::mem::take(&mut self.header) {
-                self.drop = 2; // `(1 row)` and the blank line
+            let header = std::mem::take(&mut self.header);
+            if self.marker(value)? {
+                if header {
+                    self.drop = 2; // `(1 row)` and the blank line
+                }
+                return Ok(());
             }
-            return self.marker(value);
         }
+        // A marker did not run where the tool placed it: psql read it as part of a literal or a
+        // comment. The file's transaction is rolled back; it runs again alone, as psql -f runs it.
+        if line.contains(&self.chain.disagree) {
+            self.outcome.disagreed = true;
+            self.in_disagree = true;
+            return Ok(());
+        }
+        if self.in_disagree && (line.starts_with("CONTEXT:") || line.starts_with('\t')) {
+            return Ok(());
+        }
+        self.in_disagree = false;
         if let Some(held) = self.held.as_mut() {
             held.push(line.to_string());
             return Ok(());

@@ -13,6 +13,29 @@ pub(super) enum Origin {
     Tool,
 }
 
+/// After each transactional file, the session as fresh as `psql -f` finds it (what `DISCARD
+/// ALL` does; it cannot run in a multi-statement string): settings, role and session
+/// authorization, cursors, prepared statements, listeners, advisory locks, cached plans, temporary
+/// tables and sequence state. The tee takes their command tags out.
+pub(super) const RESET: &str =
+    "close all\\; set session authorization default\\; reset role\\; reset all\\; deallocate all\\; \
+    unlisten *\\; do $reset$ begin perform pg_advisory_unlock_all(); end $reset$\\; discard plans\\; \
+    discard temp\\; discard sequences\\; ";
+
+/// The command tags of [`RESET`], in order.
+pub(super) const RESET_TAGS: [&str; 10] = [
+    "CLOSE CURSOR ALL",
+    "SET",
+    "RESET",
+    "RESET",
+    "DEALLOCATE ALL",
+    "UNLISTEN",
+    "DO",
+    "DISCARD PLANS",
+    "DISCARD TEMP",
+    "DISCARD SEQUENCES",
+];
+
 pub(super) struct Chain {
     pub text: String,
     pub alias: String,
@@ -23,21 +46,55 @@ pub(super) struct Chain {
     /// Per file, per statement: the chain line of its first word (0-based) and its last line in
     /// the file.
     pub statements: Vec<Vec<(usize, usize)>>,
+    /// Per file, per stretch (before its first statement's marker, then after each statement's
+    /// marker): the command tags of the tool's own statements in it, in order, to take out.
+    pub hidden: Vec<Vec<Vec<&'static str>>>,
+    /// The text of the error a marker raises when the one before it did not run.
+    pub disagree: String,
 }
 
 impl Chain {
     pub fn new(links: &[Link], sets: &[String]) -> Chain {
-        let alias = format!("rehearsal_mark_{}", &links[0].file.sha256[..12]);
+        let secret = crate::process::psql::nonce();
+        let alias = format!("rehearsal_mark_{secret}");
+        let tag = format!("$m{secret}$");
         let mut b = Builder { text: String::new(), origins: vec![Origin::Tool], quoted_start: vec![false] };
         let mark = |value: &str| format!("select '{alias}:{value}' as {alias}\\; ");
         let clock = |i: usize, what: &str| {
             format!("select '{alias}:{i}:{what}:' || (extract(epoch from clock_timestamp()) * 1000)::bigint as {alias}")
         };
+        // The server keeps the last marker that ran (a setting local to the file's transaction):
+        // each marker checks that the one before it ran, and the file commits only once the
+        // last has. A marker that psql read as part of a literal or a comment (its split and the
+        // tool's disagree) stops the file before anything commits.
+        let step = |i: usize, n: usize, extra: &str| {
+            let before = if n == 0 { String::new() } else { format!("{alias}:{i}:{}", n - 1) };
+            format!(
+                "do {tag} begin if coalesce(current_setting('rehearsal.mark', true), '') <> '{before}' then \
+                 raise exception '{alias}:disagree:{i}:{n}'; end if; \
+                 perform set_config('rehearsal.mark', '{alias}:{i}:{n}', true);{extra} end {tag}\\; "
+            )
+        };
         let mut statements = Vec::new();
+        let mut all_hidden = Vec::new();
         for (i, link) in links.iter().enumerate() {
             let script = &link.file.script;
             let quoted = script.quoted_line_starts();
             let quoted_start = |line: usize| quoted.get(line - 1).copied().unwrap_or(false);
+            let checked = link.transaction;
+            let mut hidden: Vec<Vec<&'static str>> = vec![if link.transaction { vec!["BEGIN"] } else { vec![] }];
+            let mut n = 0;
+            let mut next_step = |extra: &str| {
+                let text = if checked {
+                    step(i, n, extra)
+                } else if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("do {tag} begin{extra} end {tag}\\; ")
+                };
+                n += 1;
+                text
+            };
             if i > 0 {
                 b.newline(Origin::Tool, false);
             }
@@ -45,46 +102,85 @@ impl Chain {
             if link.transaction {
                 b.tool("begin\\; ");
             }
+            // The file's text as written, in order: before each statement's first word its
+            // markers on a line of their own; each `;` that ends a statement (an empty one too)
+            // as `\;`, followed at once by a marker. Everything the tool changes is followed by
+            // a marker before any of the file's text.
+            let mut events: Vec<(usize, Option<usize>)> =
+                script.statements.iter().enumerate().map(|(k, s)| (s.code, Some(k))).collect();
+            events.extend(script.terminators.iter().map(|t| (*t, None)));
+            events.sort_unstable();
+            b.newline(Origin::File(i), quoted_start(1));
             let mut line = 1;
             let mut at = 0;
             let mut firsts = Vec::new();
-            for (k, s) in script.statements.iter().enumerate() {
-                // The text before the statement: comments, blanks, and empty statements (a bare
-                // `;` would end the query string there) made blanks.
-                if k == 0 {
-                    b.newline(Origin::File(i), quoted_start(line));
+            for (offset, statement) in events {
+                line = b.file(i, line, &script.text[at..offset], &quoted_start);
+                match statement {
+                    Some(k) => {
+                        // A notice first: psql prints it as the statement starts (a result is
+                        // printed only once the next is in), which is what the in-flight line names.
+                        b.newline(Origin::Tool, false);
+                        b.tool(&next_step(&format!(" raise notice '{alias}:{i}:{k}:go';")));
+                        b.tool(&mark(&format!("{i}:{k}")));
+                        hidden.push(Vec::new());
+                        b.newline(Origin::File(i), false);
+                        firsts.push((b.origins.len() - 1, script.statements[k].end_line));
+                        at = offset;
+                    }
+                    None => {
+                        // The marker on a line of its own: the server's `LINE n` shows the
+                        // statement's line as psql -f sends it.
+                        b.tool("\\;");
+                        if checked {
+                            b.newline(Origin::Tool, false);
+                            b.tool(&next_step(""));
+                            b.newline(Origin::File(i), false);
+                            hidden.last_mut().expect("a stretch").push("DO");
+                        }
+                        at = offset + 1;
+                    }
                 }
-                line = b.file(i, line, &script.text[at..s.code].replace(';', " "), &quoted_start);
-                // The marker on a line of its own, the statement from its first word on a new line.
+            }
+            line = b.file(i, line, &script.text[at..], &quoted_start);
+            let _ = line;
+            if script.statements.last().is_some_and(|s| !s.terminated) {
                 b.newline(Origin::Tool, false);
-                // A notice first: psql prints it as the statement starts (a result is printed only
-                // once the next is in), which is what the in-flight line names.
-                b.tool(&format!("do $rehearsal$ begin raise notice '{alias}:{i}:{k}:go'; end $rehearsal$\\; "));
-                b.tool(&mark(&format!("{i}:{k}")));
-                b.newline(Origin::File(i), false);
-                firsts.push((b.origins.len() - 1, s.end_line));
-                line = b.file(i, line, script.tight(s), &quoted_start);
                 b.tool("\\;");
-                line = b.file(i, line, &script.text[s.code_end..s.end], &quoted_start);
-                at = if s.terminated { s.end + 1 } else { s.end };
+                if checked {
+                    b.tool(&next_step(""));
+                    hidden.last_mut().expect("a stretch").push("DO");
+                }
             }
-            if script.statements.is_empty() {
-                b.newline(Origin::File(i), quoted_start(line));
-            }
-            b.file(i, line, &script.text[at..].replace(';', " "), &quoted_start);
             b.newline(Origin::Tool, false);
+            let tail = hidden.last_mut().expect("a stretch");
+            if checked {
+                tail.push("DO");
+                let last = if n == 0 { String::new() } else { format!("{alias}:{i}:{}", n - 1) };
+                b.tool(&format!(
+                    "do {tag} begin if coalesce(current_setting('rehearsal.mark', true), '') <> '{last}' then \
+                     raise exception '{alias}:disagree:{i}:{n}'; end if; end {tag}\\; "
+                ));
+            }
             if let Some(record) = &link.record {
+                // As the tool's own role: a `SET ROLE` in the file ends with the file.
+                b.tool("reset role\\; ");
+                tail.push("RESET");
                 b.tool(&format!("with h as ({record}) select '{alias}:{i}:h:' || count(*) as {alias} from h\\; "));
             }
             if link.transaction {
-                b.tool("commit\\; reset all\\; reset role\\; reset session authorization\\; ");
+                b.tool(&format!("commit\\; {RESET}"));
+                tail.push("COMMIT");
+                tail.extend(RESET_TAGS);
                 for set in sets {
                     b.tool(&format!("{set}\\; "));
+                    tail.push("SET");
                 }
             }
             b.tool(&clock(i, "e"));
             b.tool(if i + 1 == links.len() { ";\n" } else { "\\;" });
             statements.push(firsts);
+            all_hidden.push(hidden);
         }
         let kept = b
             .text
@@ -94,7 +190,8 @@ impl Chain {
             .chain(std::iter::repeat(true))
             .take(b.origins.len())
             .collect();
-        Chain { text: b.text, alias, origins: b.origins, kept, statements }
+        let disagree = format!("{alias}:disagree:");
+        Chain { text: b.text, alias, origins: b.origins, kept, statements, hidden: all_hidden, disagree }
     }
 
     /// The file, statement and `LINE n` (as psql would print it for that statement alone) of the

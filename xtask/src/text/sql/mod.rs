@@ -25,6 +25,13 @@ pub struct Script {
     /// Byte ranges of the quoted strings, quoted identifiers, dollar quotes and block comments,
     /// in order: where a line break does not end psql's input line as SQL.
     quoted: Vec<(usize, usize)>,
+    /// The offset of every `;` that ends a statement, empty statements' too.
+    pub terminators: Vec<usize>,
+    /// The byte ranges of `COPY ... FROM STDIN` data (psql reads them as data, not SQL).
+    pub copy_data: Vec<(usize, usize)>,
+    /// psql variable references (`:name`, `:'name'`, `:"name"`, `:{?name}`) outside quotes and
+    /// comments, as written, with their 1-based line.
+    pub variables: Vec<(usize, String)>,
 }
 
 /// One statement of a [`Script`]: byte offsets into `Script::text`.
@@ -48,14 +55,47 @@ pub struct Statement {
 }
 
 impl Script {
-    /// Lex `text`; a leading byte order mark is removed first.
+    /// Lex `text` as psql does with `standard_conforming_strings` on; a leading byte order mark
+    /// is removed first.
     pub fn lex(text: &str) -> Script {
+        Script::lex_with(text, true)
+    }
+
+    /// Lex `text` as psql does with the server's `standard_conforming_strings` as given (off:
+    /// a plain quote takes backslash escapes).
+    pub fn lex_with(text: &str, std_strings: bool) -> Script {
         let (text, bom) = match text.strip_prefix('\u{feff}') {
             Some(rest) => (rest.to_string(), true),
             None => (text.to_string(), false),
         };
-        let (statements, meta_commands, comments, quoted, unterminated) = Lexer::new(&text).run();
-        Script { text, bom, statements, meta_commands, comments, unterminated, quoted }
+        let lexed = Lexer::new(&text, std_strings).run();
+        Script {
+            text,
+            bom,
+            statements: lexed.statements,
+            meta_commands: lexed.meta,
+            comments: lexed.comments,
+            unterminated: lexed.unterminated,
+            quoted: lexed.quoted,
+            terminators: lexed.terminators,
+            copy_data: lexed.copy_data,
+            variables: lexed.variables,
+        }
+    }
+
+    /// The statements the Supabase CLI would store in the history row for this file.
+    pub fn history_statements(&self) -> Vec<String> {
+        if self.bom {
+            cli::supabase_split(&format!("\u{feff}{}", self.text))
+        } else {
+            cli::supabase_split(&self.text)
+        }
+    }
+
+    /// psql variables a reference would be replaced with: psql's own (set in every session, some
+    /// changing after each query) and the tool's. The Supabase CLI sends the text as written.
+    pub fn psql_variable(&self) -> Option<&(usize, String)> {
+        self.variables.iter().find(|(_, name)| is_psql_variable(name))
     }
 
     /// Per line (index 0 is line 1): whether it starts inside a quote or a block comment. psql
@@ -101,9 +141,23 @@ impl Script {
         out
     }
 
-    /// Every statement's text, as the Supabase CLI records them in the history row.
+    /// Every statement's text as psql sends it.
     pub fn statement_texts(&self) -> Vec<&str> {
         self.statements.iter().map(|s| self.code(s)).collect()
+    }
+
+    /// Why this file must reach the server as psql -f sends it, one statement at a time, rather
+    /// than in one string: COPY data follows a statement, or a setting changes how psql and the
+    /// server read the statements after it.
+    pub fn needs_psql_f(&self) -> Option<&'static str> {
+        if !self.copy_data.is_empty() {
+            return Some("COPY ... FROM STDIN (its data follows the statement)");
+        }
+        let lower = self.text.to_ascii_lowercase();
+        if lower.contains("standard_conforming_strings") || lower.contains("backslash_quote") {
+            return Some("a setting that changes how the statements after it are read (standard_conforming_strings)");
+        }
+        None
     }
 
     /// The first statement that cannot run in a transaction block, with why.
@@ -140,6 +194,56 @@ pub fn non_transactional(s: &Statement) -> Option<&'static str> {
     }
 }
 
+/// A reference psql replaces: `:{?name}` always, the others when psql defines the name in every
+/// session (or the tool in its own).
+fn is_psql_variable(reference: &str) -> bool {
+    if reference.starts_with(":{?") {
+        return true;
+    }
+    let name = reference.trim_start_matches(':').trim_matches(|c| c == '\'' || c == '"');
+    const PSQL: [&str; 37] = [
+        "AUTOCOMMIT",
+        "COMP_KEYWORD_CASE",
+        "DBNAME",
+        "ECHO",
+        "ECHO_HIDDEN",
+        "ENCODING",
+        "ERROR",
+        "FETCH_COUNT",
+        "HIDE_TABLEAM",
+        "HIDE_TOAST_COMPRESSION",
+        "HISTCONTROL",
+        "HISTFILE",
+        "HISTSIZE",
+        "HOST",
+        "IGNOREEOF",
+        "LASTOID",
+        "LAST_ERROR_MESSAGE",
+        "LAST_ERROR_SQLSTATE",
+        "ON_ERROR_ROLLBACK",
+        "ON_ERROR_STOP",
+        "PORT",
+        "PROMPT1",
+        "PROMPT2",
+        "PROMPT3",
+        "QUIET",
+        "ROW_COUNT",
+        "SERVER_VERSION_NAME",
+        "SERVER_VERSION_NUM",
+        "SHOW_ALL_RESULTS",
+        "SHOW_CONTEXT",
+        "SINGLELINE",
+        "SINGLESTEP",
+        "SQLSTATE",
+        "USER",
+        "VERBOSITY",
+        "VERSION",
+        "VERSION_NAME",
+    ];
+    PSQL.contains(&name) || name == "VERSION_NUM" || name.starts_with("rehearsal_")
+}
+
+mod cli;
 mod lexer;
 
 use lexer::Lexer;

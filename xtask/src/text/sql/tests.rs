@@ -98,3 +98,77 @@ fn a_quote_or_comment_never_closed_is_named_by_its_line() {
     assert_eq!(Script::lex("select 'a' /* b */, $$c$$, \"d\";\n").unterminated, None);
     assert_eq!(Script::lex("/* outer /* inner */ still */ select 1;").unterminated, None);
 }
+
+/// Cases where psql 15's scanner (`psqlscan.l`) ends statements elsewhere than a looser lexer
+/// would; each was a way for the chain to put its text inside a literal.
+#[test]
+fn boundaries_are_psqls() {
+    // A dollar tag of any bytes from 0x80 (psql's alphabet), digits after the first only.
+    assert_eq!(texts("select $★$a;b$★$; select 2;"), ["select $★$a;b$★$", "select 2"]);
+    assert_eq!(texts("select $é1$;$é1$;"), ["select $é1$;$é1$"]);
+    assert_eq!(texts("select $1a$;"), ["select $1a$"]);
+    // After a number or a parameter a `$` starts a token: `1$a$` is 1 and a dollar quote.
+    assert_eq!(texts("select 1$a$;$a$;"), ["select 1$a$;$a$"]);
+    assert_eq!(texts("select $1$a$;$a$;"), ["select $1$a$;$a$"]);
+    // Inside an identifier (or a number's trailing junk) a `$` is a letter.
+    assert_eq!(texts("select a$b$c; select $b$;$b$;"), ["select a$b$c", "select $b$;$b$"]);
+    assert_eq!(texts("select 1a$b$; select 2;"), ["select 1a$b$", "select 2"]);
+    // An `E` prefix counts only where a token starts.
+    assert_eq!(texts("select 1e'\\'; select 2;"), ["select 1e'\\'", "select 2"]);
+    assert_eq!(texts("select 1.e'\\'; select 2;"), ["select 1.e'\\'", "select 2"]);
+    assert_eq!(texts("select e'\\'; select 2;';"), ["select e'\\'; select 2;'"]);
+    assert_eq!(texts("select U&'\\'; select 2;"), ["select U&'\\'", "select 2"]);
+    assert_eq!(texts("select b'1''; select 2;';"), ["select b'1''; select 2;'"]);
+    // A string continued on the next line is a new string for psql (it reads line by line);
+    // across a carriage return inside a line it is the same one.
+    assert_eq!(texts("select e'a'\n'\\'; select 2;"), ["select e'a'\n'\\'", "select 2"]);
+    assert_eq!(texts("select e'a'\r'\\'; select 2;';"), ["select e'a'\r'\\'; select 2;'"]);
+    // A `--` comment ends at a carriage return.
+    assert_eq!(texts("select 1 -- note\rselect; select 2;"), ["select 1 -- note\rselect", "select 2"]);
+    // `)` never takes the depth below zero.
+    assert_eq!(texts("select 1); select 2;"), ["select 1)", "select 2"]);
+    // `:'name'` is psql's token, `::` a cast.
+    assert_eq!(texts("select 1::text; select 2;"), ["select 1::text", "select 2"]);
+}
+
+#[test]
+fn standard_conforming_strings_off_takes_backslashes_in_plain_quotes() {
+    let s = Script::lex_with("select 'a\\'; select 2;'; select 3;", false);
+    assert_eq!(s.statement_texts(), ["select 'a\\'; select 2;'", "select 3"]);
+}
+
+#[test]
+fn begin_atomic_counts_only_psqls_identifiers() {
+    // `E'x'` and a quoted identifier are not identifiers: CREATE FUNCTION stays the first two.
+    let sql = "create function f() returns int language sql begin atomic select 1; end; select 2;";
+    assert_eq!(texts(sql).len(), 2);
+    let sql = "create or replace procedure p() language sql begin atomic select 1; end; select 2;";
+    assert_eq!(texts(sql).len(), 2);
+}
+
+#[test]
+fn psql_variables_are_found_outside_quotes() {
+    let s = Script::lex("select :DBNAME, ':ERROR', :'USER', :\"HOST\", :{?x}, :mine, 1::int, a[1:2];");
+    let refs: Vec<&str> = s.variables.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(refs, [":DBNAME", ":'USER'", ":\"HOST\"", ":{?x}", ":mine", ":2"]);
+    assert_eq!(s.psql_variable().map(|(_, v)| v.as_str()), Some(":DBNAME"));
+    assert_eq!(Script::lex("select :mine, a[1:n];").psql_variable(), None);
+}
+
+#[test]
+fn every_terminator_is_known_empty_statements_too() {
+    let s = Script::lex("select 1;; ;\nselect 2");
+    assert_eq!(s.terminators, [8, 9, 11]);
+    assert_eq!(s.statements.len(), 2);
+}
+
+#[test]
+fn copy_data_is_not_sql() {
+    let sql = "copy public.t (v) from stdin;\na;'b\n\\\\x\n\\.\nselect 1;\n";
+    let s = Script::lex(sql);
+    assert_eq!(s.statement_texts(), ["copy public.t (v) from stdin", "select 1"]);
+    assert!(s.meta_commands.is_empty(), "{:?}", s.meta_commands);
+    assert_eq!(s.statements[1].line, 5);
+    assert!(s.needs_psql_f().is_some());
+    assert_eq!(Script::lex("copy t to stdout;").needs_psql_f(), None);
+}
