@@ -41,6 +41,77 @@ fn apply_tree(sandbox: &Sandbox, target: &mut xtask::target::Target) -> (String,
     (std::fs::read_to_string(&log_path).unwrap(), ok)
 }
 
+/// A local target whose working session runs `psql`.
+fn target_with_psql(sandbox: &Sandbox, psql: std::path::PathBuf) -> xtask::target::Target {
+    let config = xtask::text::config::Config::default();
+    xtask::target::Target::open(xtask::target::Opening {
+        kind: xtask::target::Kind::Local,
+        workdir: &sandbox.workdir,
+        config: &config,
+        db_url: None,
+        superuser_postgres: false,
+        timeouts: Default::default(),
+        psql,
+        server: Some(xtask::tools::server::ensure_server_with_pgtap().unwrap()),
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_psql_older_than_15_runs_each_file_statement_by_statement() {
+    prepare();
+    let sandbox = Sandbox::new("safety-old-psql");
+    sandbox.write(
+        "supabase/migrations/20250101000000_a.sql",
+        "create table public.a (id int);
+select 1 as one;
+",
+    );
+    sandbox.write(
+        "supabase/migrations/20250101000001_b.sql",
+        "create table public.b (id int);
+select 1/0;
+",
+    );
+    sandbox.write(
+        "supabase/migrations/20250101000002_c.sql",
+        "create table public.c (id int);
+",
+    );
+    // psql 14 shows only the last result of a query string: a chain's markers would vanish. Only
+    // 15 is packaged here, so this psql says it is 14 and records what the tool sends it.
+    let real = xtask::tools::find_client("psql").unwrap();
+    let fake = sandbox.root.join("bin/psql");
+    let sent = sandbox.root.join("sent.txt");
+    std::fs::create_dir_all(fake.parent().unwrap()).unwrap();
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/bash
+if [ \"$1\" = --version ]; then echo 'psql (PostgreSQL) 14.11'; exit 0; fi
+exec {1} \"$@\" < <(tee -a {0} 2>/dev/null)\n",
+            sent.display(),
+            real.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut target = target_with_psql(&sandbox, fake);
+    assert!(!target.chains());
+    let (log, ok) = apply_tree(&sandbox, &mut target);
+    assert_eq!(ok, [true, false, true], "{log}");
+    let sent = std::fs::read_to_string(&sent).unwrap();
+    assert!(!sent.contains("chain-") && sent.contains("\\i 'supabase/migrations/20250101000001_b.sql'"), "{sent}");
+    // psql -f's transcript: the failed file's first statement ran, in its transaction.
+    assert!(log.contains("==> supabase/migrations/20250101000001_b.sql\nCREATE TABLE\npsql:supabase/migrations/20250101000001_b.sql:2: ERROR:  division by zero"), "{log}");
+    let dsn = target.cluster().unwrap().dsn();
+    assert_eq!(query(&dsn, "select count(*) from pg_class where relname in ('a', 'b', 'c')"), "2");
+    let mut doctor = sandbox.command(&["doctor"]);
+    doctor.env("REHEARSAL_PG_BINDIR", sandbox.root.join("bin"));
+    let run = common::Run::of(doctor);
+    assert!(run.stdout.contains("psql (PostgreSQL) 14.11") && run.stdout.contains("older than 15"), "{run}");
+}
+
 #[test]
 fn a_dollar_tag_of_any_bytes_keeps_its_literal_whole() {
     prepare();
@@ -102,18 +173,7 @@ fn a_marker_psql_did_not_run_rolls_its_file_back_and_the_file_runs_as_psql_f_run
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let config = xtask::text::config::Config::default();
-    let mut target = xtask::target::Target::open(xtask::target::Opening {
-        kind: xtask::target::Kind::Local,
-        workdir: &sandbox.workdir,
-        config: &config,
-        db_url: None,
-        superuser_postgres: false,
-        timeouts: Default::default(),
-        psql: fake,
-        server: Some(xtask::tools::server::ensure_server_with_pgtap().unwrap()),
-    })
-    .unwrap();
+    let mut target = target_with_psql(&sandbox, fake);
     let (log, ok) = apply_tree(&sandbox, &mut target);
     assert_eq!(ok, [true, true], "{log}");
     assert!(
@@ -219,4 +279,15 @@ fn what_psql_or_the_cli_would_read_otherwise_is_refused_before_anything_runs() {
         .write("supabase/migrations/20250101000000_nul.sql", "select 1::int, a[1:2] from (select array[1,2] a) s;\n");
     sandbox.write("supabase/migrations/20250101000001_evil\n::error::x.sql", "select 1;\n");
     refused(&sandbox, "supabase/migrations/20250101000001_evil\\n::error::x.sql: a file name with a control character");
+}
+
+#[test]
+fn the_local_cluster_reads_text_as_supabase_does_in_utf_8() {
+    prepare();
+    let sandbox = Sandbox::new("safety-locale");
+    let target = local_target(&sandbox.workdir);
+    let dsn = target.cluster().unwrap().dsn();
+    // Supabase's databases use a UTF-8 locale: `upper`, `lower` and `~*` know letters past ASCII.
+    assert_eq!(query(&dsn, "select upper('é'), lower('ÀB'), 'Été' ~* 'été'"), "É|àb|t");
+    assert_eq!(query(&dsn, "select current_setting('lc_ctype')"), "C.UTF-8");
 }

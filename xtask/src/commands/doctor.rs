@@ -42,7 +42,16 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             name: client,
             level: if client == "psql" { Level::Required } else { Level::Optional },
             found: tools::find_client(client)
-                .map(|p| format!("{} ({})", tools::version_line(&p), p.display()))
+                .map(|p| {
+                    let version = tools::version_line(&p);
+                    let note = if client == "psql" && !tools::client_chains(&version) {
+                        "; older than 15, it shows only the last result of a query string: files run statement by \
+                         statement, one round trip each (install postgresql-client-15 or later for one per chain)"
+                    } else {
+                        ""
+                    };
+                    format!("{version} ({}){note}", p.display())
+                })
                 .map_err(|e| format!("{e:#}")),
         });
     }

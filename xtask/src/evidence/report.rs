@@ -77,7 +77,10 @@ pub fn screen(s: &Summary) -> String {
             } else if f.clean() {
                 "ok".to_string()
             } else if f.ran_short && f.planned.is_none() {
-                format!("FAILED: stopped after {} test(s), before finish() printed the plan", f.ran)
+                format!(
+                    "FAILED: no plan line after {} test(s) (it stopped early, or never calls plan() or finish(); pg_prove fails it too)",
+                    f.ran
+                )
             } else if f.ran_short {
                 format!("FAILED: ran short, {} of {planned} planned tests ran", f.ran)
             } else {

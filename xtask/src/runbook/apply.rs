@@ -80,7 +80,7 @@ fn apply_as(
         history_values(m, &statements)
     );
     let reason = if atomic { m.sql.script.first_non_transactional().map(|(why, _)| why) } else { Some("--no-atomic") };
-    let psql_split = psql_split || m.sql.script.needs_psql_f().is_some();
+    let psql_split = psql_split || m.sql.script.needs_psql_f().is_some() || !target.chains();
     let text = match reason {
         None if psql_split => batch::run_in_transaction(target, &m.sql, &record, log)?,
         None => alone(target, &m.sql, &record, log)?,
@@ -123,8 +123,9 @@ pub fn apply_all(
     in_flight: &mut Option<usize>,
     done: &mut dyn FnMut(&Migration, Applied) -> Result<bool>,
 ) -> Result<()> {
+    let chains = target.chains();
     let chainable = |m: &Migration| {
-        atomic && m.sql.script.first_non_transactional().is_none() && m.sql.script.needs_psql_f().is_none()
+        chains && atomic && m.sql.script.first_non_transactional().is_none() && m.sql.script.needs_psql_f().is_none()
     };
     let mut at = 0;
     while at < migrations.len() {

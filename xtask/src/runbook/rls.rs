@@ -113,7 +113,7 @@ pub fn run(target: &mut Target, files: &[String], log: &mut Transcript) -> Resul
         log.line(&format!("==> {file}"))?;
         target.doing(file);
         let mut text = None;
-        if let Some(script) = one_transaction(&target.workdir().join(file), file) {
+        if let Some(script) = one_transaction(&target.workdir().join(file), file).filter(|_| target.chains()) {
             // One round trip: the server skips the rest of the file at its first error, as its
             // transaction would have ignored it.
             let before = if file == CONTRACT {

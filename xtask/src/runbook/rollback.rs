@@ -34,7 +34,7 @@ fn rollback_as(
         None => {
             let record =
                 format!("delete from supabase_migrations.schema_migrations where version = {}", e_string(&m.version));
-            if psql_split || file.script.needs_psql_f().is_some() {
+            if psql_split || file.script.needs_psql_f().is_some() || !target.chains() {
                 batch::run_in_transaction(target, file, &record, log)?
             } else {
                 alone(target, file, &record, log)?
@@ -79,10 +79,12 @@ pub fn rollback_all(
     in_flight: &mut Option<usize>,
     done: &mut RolledBack,
 ) -> Result<()> {
+    let chains = target.chains();
     let chainable = |m: &Migration| {
-        m.rollback
-            .as_ref()
-            .is_some_and(|f| f.script.first_non_transactional().is_none() && f.script.needs_psql_f().is_none())
+        chains
+            && m.rollback
+                .as_ref()
+                .is_some_and(|f| f.script.first_non_transactional().is_none() && f.script.needs_psql_f().is_none())
     };
     let mut at = 0;
     while at < migrations.len() {

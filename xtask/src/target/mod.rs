@@ -115,6 +115,8 @@ pub struct Target {
     activity: crate::out::Activity,
     work_pid: Option<u32>,
     server_version: Option<String>,
+    /// psql shows each result of a query string of several statements (15 and later).
+    chains: bool,
     scratch: Scratch,
     cluster: Option<LocalCluster>,
 }
@@ -128,6 +130,7 @@ impl Target {
             ));
         }
         let scratch = local::scratch_dir("rehearsal-work-")?;
+        let chains = crate::tools::client_chains(&crate::tools::version_line(&o.psql));
         let (conn, cluster) = match o.kind {
             Kind::Local => {
                 let server = o.server.as_ref().expect("the local target comes with its server");
@@ -177,9 +180,16 @@ impl Target {
             activity: Default::default(),
             work_pid: None,
             server_version: None,
+            chains,
             scratch,
             cluster,
         })
+    }
+
+    /// Whether files may go several statements to a round trip ([`crate::runbook::chain`]): psql
+    /// 15 or later. Else each runs statement by statement, as psql -f runs it.
+    pub fn chains(&self) -> bool {
+        self.chains
     }
 
     pub fn conn(&self) -> &Conn {

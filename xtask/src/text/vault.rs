@@ -27,26 +27,32 @@ pub fn read(workdir: &Path, files: &[String]) -> Result<BTreeMap<String, String>
     Ok(vars)
 }
 
-/// One line: `None` for blanks and comments.
+/// One line: `None` for blanks and comments. An error names the column, never the text: a
+/// vault line holds a secret, and a quote inside a password must not print the rest of it.
 pub fn parse_line(line: &str) -> Result<Option<(String, String)>, String> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
+    let column = |rest: &str| line[..line.len() - rest.len()].chars().count() + 1;
+    let trimmed = line.trim();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
         return Ok(None);
     }
-    let line = line.strip_prefix("export ").map_or(line, str::trim_start);
-    let (key, rest) = line.split_once('=').ok_or("expected KEY=VALUE")?;
+    let body = trimmed.strip_prefix("export ").map_or(trimmed, str::trim_start);
+    let (key, rest) = body.split_once('=').ok_or("expected KEY=VALUE (no `=` on the line)")?;
     let key = key.trim();
     if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!("`{key}` is not a variable name"));
+        return Err(format!(
+            "column {}: the name before `=` is not a variable name (letters, digits, _)",
+            column(body)
+        ));
     }
     let rest = rest.trim_start();
     let value = match rest.chars().next() {
         Some(q @ ('"' | '\'')) => {
             let mut out = String::new();
             let mut chars = rest[1..].chars();
+            let unterminated = || format!("column {}: the {q} quote opened here is never closed", column(rest));
             loop {
                 match chars.next() {
-                    None => return Err(format!("unterminated {q} quote")),
+                    None => return Err(unterminated()),
                     Some(c) if c == q => break,
                     Some('\\') if q == '"' => match chars.next() {
                         Some(c @ ('"' | '\\' | '$' | '`')) => out.push(c),
@@ -54,15 +60,19 @@ pub fn parse_line(line: &str) -> Result<Option<(String, String)>, String> {
                             out.push('\\');
                             out.push(c);
                         }
-                        None => return Err("unterminated \" quote".into()),
+                        None => return Err(unterminated()),
                     },
                     Some(c) => out.push(c),
                 }
             }
-            let trailing: String = chars.collect();
-            let trailing = trailing.trim();
+            let after = chars.as_str();
+            let trailing = after.trim();
             if !trailing.is_empty() && !trailing.starts_with('#') {
-                return Err(format!("unexpected text after the quoted value: {trailing}"));
+                return Err(format!(
+                    "column {}: text after the closing {q} quote (a quote inside the value? write it as \
+                     staging.yml does: single quotes, each ' as '\\'')",
+                    column(after.trim_start())
+                ));
             }
             out
         }
@@ -96,8 +106,19 @@ mod tests {
     }
 
     #[test]
+    fn an_error_names_the_column_never_the_secret() {
+        let why = parse_line("DATABASE_URL='postgres://u:pa'ss-word-rest@h/db'").unwrap_err();
+        assert!(why.starts_with("column 31: text after the closing ' quote"), "{why}");
+        assert!(!why.contains("ss-word") && !why.contains("postgres"), "{why}");
+        let why = parse_line("export PASS=\"s3cret").unwrap_err();
+        assert_eq!(why, "column 13: the \" quote opened here is never closed");
+        let why = parse_line("s3cr et=x").unwrap_err();
+        assert!(!why.contains("s3cr"), "{why}");
+    }
+
+    #[test]
     fn malformed_lines_say_why() {
-        assert!(parse_line("A='open").unwrap_err().contains("unterminated"));
+        assert!(parse_line("A='open").unwrap_err().contains("never closed"));
         assert!(parse_line("no equals sign").is_err());
     }
 }

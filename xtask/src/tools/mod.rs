@@ -96,6 +96,18 @@ pub fn apt_install(packages: &[&str], why: &str) -> Result<()> {
     )))
 }
 
+/// The major version in a `psql --version` line (`psql (PostgreSQL) 15.18 (Debian ...)`).
+pub fn client_major(version_line: &str) -> Option<u32> {
+    let rest = version_line.split(") ").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// Whether this psql shows every result of a query string of several statements (15 and later):
+/// what a chain of files in one round trip needs. An older one shows only the last.
+pub fn client_chains(version_line: &str) -> bool {
+    client_major(version_line).is_some_and(|m| m >= 15)
+}
+
 /// The first line a program prints for `--version`, or empty.
 pub fn version_line(program: &Path) -> String {
     let Ok(sh) = Shell::new() else { return String::new() };

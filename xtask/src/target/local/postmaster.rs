@@ -22,7 +22,8 @@ use crate::process::{self, Env};
 use crate::tools::server::Server;
 
 /// Part of the template's cache key: a change here builds a new template.
-pub const INITDB_ARGS: [&str; 5] = ["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync", "--wal-segsize=1"];
+pub const INITDB_ARGS: [&str; 5] =
+    ["--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync", "--wal-segsize=1"];
 const READY: &str = "database system is ready to accept connections";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -38,7 +39,8 @@ fn server_env(run_as: &RunAs) -> Env {
     Env::server().as_user(run_as.ids())
 }
 
-/// `initdb` a fresh data dir: bootstrap superuser `supabase_admin`, trust auth, UTF-8, no fsync,
+/// `initdb` a fresh data dir: bootstrap superuser `supabase_admin`, trust auth, UTF-8 with the
+/// C.UTF-8 locale (Supabase's are UTF-8: `upper('é')` is `É`, as there), no fsync,
 /// 1 MB WAL segments (the default 16 MB segment would be most of every copy of the template).
 pub fn initdb(server: &Server, rundir: &RunDir, run_as: &RunAs) -> Result<()> {
     let sh = Shell::new()?;
