@@ -235,4 +235,11 @@ fn generated_files_mean_the_same_through_the_chain_and_through_psql_f() {
         );
     }
     assert!(!tool_log.contains("rehearsal_mark"), "no marker text in the log");
+    // The generated files hold no transaction control, DO, RESET or DISCARD: any such tag is the
+    // tool's own, and none may reach the transcript.
+    let tool_tags =
+        ["BEGIN", "COMMIT", "ROLLBACK", "DO", "RESET", "DISCARD PLANS", "DISCARD TEMP", "DISCARD SEQUENCES"];
+    let tool_tags = [&tool_tags[..], &["CLOSE CURSOR ALL", "DEALLOCATE ALL", "UNLISTEN"]].concat();
+    let leaked: Vec<&str> = tool_log.lines().filter(|l| tool_tags.contains(l)).collect();
+    assert!(leaked.is_empty(), "the tool's command tags in the transcript: {leaked:?}");
 }
