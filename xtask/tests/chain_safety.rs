@@ -279,6 +279,13 @@ fn what_psql_or_the_cli_would_read_otherwise_is_refused_before_anything_runs() {
         .write("supabase/migrations/20250101000000_nul.sql", "select 1::int, a[1:2] from (select array[1,2] a) s;\n");
     sandbox.write("supabase/migrations/20250101000001_evil\n::error::x.sql", "select 1;\n");
     refused(&sandbox, "supabase/migrations/20250101000001_evil\\n::error::x.sql: a file name with a control character");
+    sandbox.remove("supabase/migrations/20250101000001_evil\n::error::x.sql");
+    // A test file that is a symlink to a file outside the workdir (a secret elsewhere on the
+    // machine would be run, and its text printed in the log).
+    std::fs::write(sandbox.root.join("outside.sql"), "select 'secret';\n").unwrap();
+    std::fs::create_dir_all(sandbox.path("supabase/tests")).unwrap();
+    std::os::unix::fs::symlink(sandbox.root.join("outside.sql"), sandbox.path("supabase/tests/linked.sql")).unwrap();
+    refused(&sandbox, "supabase/tests/linked.sql: a symlink that leads outside the workdir");
 }
 
 #[test]

@@ -70,13 +70,7 @@ pub fn sql_files(workdir: &Path, dir: &str) -> Result<Option<Vec<RawFile>>> {
             continue;
         }
         let rel = format!("{dir}/{name}");
-        if name.chars().any(char::is_control) {
-            return Err(exit::cannot_run(format!(
-                "{}: a file name with a control character (a line break, an escape) could rewrite the lines the \
-                 tool prints, a CI log or a summary; rename it; nothing was run",
-                name_escaped(&rel)
-            )));
-        }
+        admissible(workdir, &rel)?;
         let bytes = std::fs::read(entry.path()).map_err(|e| exit::cannot_run(format!("reading {rel}: {e}")))?;
         out.push((rel, bytes));
     }
@@ -194,6 +188,7 @@ impl Tree {
 pub fn contract_files(workdir: &Path) -> Result<Vec<String>> {
     let mut files = Vec::new();
     if workdir.join(CONTRACT).is_file() {
+        admissible(workdir, CONTRACT)?;
         files.push(CONTRACT.to_string());
     }
     let tests = workdir.join(TESTS);
@@ -204,6 +199,7 @@ pub fn contract_files(workdir: &Path) -> Result<Vec<String>> {
             let name = entry.file_name().to_string_lossy();
             if entry.file_type().is_file() && (name.ends_with(".sql") || name.ends_with(".pg")) {
                 let rel = entry.path().strip_prefix(workdir).expect("under the workdir").to_string_lossy().into_owned();
+                admissible(workdir, &rel)?;
                 found.push(rel);
             }
         }
@@ -211,6 +207,27 @@ pub fn contract_files(workdir: &Path) -> Result<Vec<String>> {
         files.extend(found);
     }
     Ok(files)
+}
+
+/// A file the tree hands to psql: its name holds no control character (it could rewrite the lines
+/// the tool prints, a CI log or a summary), and a symlink leads nowhere outside the workdir (a
+/// rehearsal never runs, or prints, a file from elsewhere on the machine).
+fn admissible(workdir: &Path, rel: &str) -> Result<()> {
+    if rel.chars().any(char::is_control) {
+        return Err(exit::cannot_run(format!(
+            "{}: a file name with a control character (a line break, an escape) could rewrite the lines the tool \
+             prints, a CI log or a summary; rename it; nothing was run",
+            name_escaped(rel)
+        )));
+    }
+    let (Ok(root), Ok(real)) = (workdir.canonicalize(), workdir.join(rel).canonicalize()) else { return Ok(()) };
+    if !real.starts_with(&root) {
+        return Err(exit::cannot_run(format!(
+            "{rel}: a symlink that leads outside the workdir ({}); copy the file into the tree instead; nothing was run",
+            name_escaped(&real.to_string_lossy())
+        )));
+    }
+    Ok(())
 }
 
 /// A name with its control characters escaped (`\n`, `\u{1b}`): safe on a terminal and in a log.
