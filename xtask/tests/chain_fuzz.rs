@@ -7,7 +7,7 @@
 //! same line, word for word (`psql:FILE:LINE: ERROR: ...`).
 //!
 //! Seeded and repeatable: `CHAIN_FUZZ_SEED` (default fixed) and `CHAIN_FUZZ_CASES` (files,
-//! default 1500). The longer run, documented in docs/runbooks/chain-fuzz.md:
+//! default 1500). The longer run, documented in the README:
 //! `CHAIN_FUZZ_CASES=20000 CHAIN_FUZZ_SEED=$RANDOM cargo test -p xtask --test chain_fuzz -- --nocapture`.
 
 mod common;

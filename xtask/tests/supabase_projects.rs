@@ -131,6 +131,11 @@ fn roomchat_fails_without_each_part_of_the_surface_it_uses() {
     sandbox.write("supabase/migrations/20240101000000_weaken.sql", "drop publication supabase_realtime;\n");
     let run = sandbox.xtask(&["rls"]);
     assert!(run.stdout.contains("  supabase/tests/rls/rooms_test.sql .. FAILED: no plan line after 0 test(s) (it stopped early, or never calls plan() or finish(); pg_prove fails it too)\n"), "{run}");
+    // The progress line says the same, not "0 of 0 passed".
+    assert!(
+        run.stderr.contains("rls supabase/tests/rls/rooms_test.sql .. 0 of 0 passed, no plan line: FAILED\n"),
+        "{run}"
+    );
     assert!(
         run.stdout.contains("undefined_object 42704 supabase/migrations/20240611120000_remote_schema.sql:116: publication \"supabase_realtime\" does not exist"),
         "{run}"

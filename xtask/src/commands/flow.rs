@@ -264,7 +264,13 @@ pub fn contract(target: &mut Target, files: &[String], record: &mut Record, labe
     let result = rls::run(target, files, &mut log)?;
     let rec = result.record();
     for f in &rec.files {
-        progress!("{label} {} .. {} of {} passed", f.path, f.passed, f.planned.unwrap_or(f.ran));
+        match f.planned {
+            Some(planned) if planned > 0 || f.ran > 0 => {
+                progress!("{label} {} .. {} of {planned} passed", f.path, f.passed)
+            }
+            Some(_) => progress!("{label} {} .. no tests (its plan is 0)", f.path),
+            None => progress!("{label} {} .. {} of {} passed, no plan line: FAILED", f.path, f.passed, f.ran),
+        }
     }
     record.summary_mut().findings.extend(result.errors().into_iter().cloned());
     record.summary_mut().rls = Some(rec);
