@@ -203,3 +203,36 @@ fn without_a_service_key_file_the_rehearsal_runs_and_fetches_no_key() {
     assert!(!called.exists(), "no key was fetched with the access token");
     sandbox.assert_no_secrets(&run);
 }
+
+#[test]
+fn nothing_pending_means_nothing_rehearsed_and_nothing_to_sign_off() {
+    let stack = Stack::start();
+    let sandbox = Sandbox::new("staging-nothing-pending");
+    sandbox.with_vault(&stack.dsn());
+    sandbox.write(
+        "supabase/migrations/20250101000000_a.sql",
+        "create table public.a (id int);\nalter table public.a enable row level security;\n",
+    );
+    sandbox.write("supabase/migrations.backup/20250101000000_a_rollback.sql", "drop table public.a;\n");
+    sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('runs');\n");
+    let args = ["stage-rehearse", "--plan", "/nonexistent/plan.json", "--json"];
+    let first = sandbox.xtask(&args);
+    assert_eq!(first.code, Some(0), "{first}");
+    assert_eq!(first.json()["schema_restored"], true, "{first}");
+    // The re-apply left it applied: the second run has nothing to apply or roll back.
+    let second = sandbox.xtask(&args[..3]);
+    assert_eq!(second.code, Some(0), "{second}");
+    assert!(
+        second
+            .stdout
+            .contains("verdict: Nothing was rehearsed: no migration was pending on staging (127.0.0.1/postgres)"),
+        "{second}"
+    );
+    let dir = sandbox.rehearsal_dirs().pop().unwrap();
+    let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(s["schema_restored"], serde_json::Value::Null, "no rollback ran: {second}");
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(!page.contains("approved for the production window"), "no sign-off offered");
+    assert!(second.stderr.contains("step 5 schema after rollback: no rollback ran, nothing to compare"), "{second}");
+}

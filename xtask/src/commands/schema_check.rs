@@ -22,6 +22,11 @@ pub(super) fn compare_schema(
     selected: &[Migration],
 ) -> Result<()> {
     let Some(before) = before else { return Ok(()) };
+    // Nothing applied, so no rollback ran: `schema_restored` stays null, not "identical".
+    if !record.summary().migrations.iter().any(|r| r.applied()) {
+        progress!("step 5 schema after rollback: no rollback ran, nothing to compare");
+        return Ok(());
+    }
     let after = match snapshot::take(target) {
         Ok(after) => after,
         Err(e) => {

@@ -256,7 +256,16 @@ impl Summary {
     /// Whether this is what a manager signs off: a rehearsal (`stage-rehearse`) that passed on a
     /// shared database (staging or a DSN), not a local check and not a single step.
     pub fn ready_for_signoff(&self) -> bool {
-        self.outcome == Outcome::Passed && self.command == "stage-rehearse" && self.target.kind != Kind::Local
+        self.outcome == Outcome::Passed
+            && self.command == "stage-rehearse"
+            && self.target.kind != Kind::Local
+            && !self.nothing_rehearsed()
+    }
+
+    /// No migration was pending: the run applied and rolled back nothing, so it proves nothing
+    /// about a change.
+    pub fn nothing_rehearsed(&self) -> bool {
+        self.command == "stage-rehearse" && !self.migrations.iter().any(MigrationRow::applied)
     }
 
     /// The run in one sentence, for every place a person reads it first (the screen, SUMMARY.md,
@@ -265,6 +274,11 @@ impl Summary {
     pub fn verdict(&self) -> String {
         let on = format!("{}/{}", self.target.host, self.target.database);
         match self.outcome {
+            Outcome::Passed if self.nothing_rehearsed() => format!(
+                "Nothing was rehearsed: no migration was pending on {} ({on}), so nothing applied or rolled back; \
+                 nothing to sign off.",
+                self.target.kind.as_str()
+            ),
             Outcome::Passed if self.ready_for_signoff() => format!(
                 "Ready for the manager's sign-off: the rehearsal passed on {} ({on}).",
                 self.target.kind.as_str()
