@@ -80,10 +80,8 @@ fn apply_as(
         history_values(m, &statements)
     );
     let reason = if atomic { m.sql.script.first_non_transactional().map(|(why, _)| why) } else { Some("--no-atomic") };
-    let psql_split = psql_split || m.sql.script.needs_psql_f().is_some() || !target.chains();
     let text = match reason {
-        None if psql_split => batch::run_in_transaction(target, &m.sql, &record, log)?,
-        None => alone(target, &m.sql, &record, log)?,
+        None => alone(target, &m.sql, &record, psql_split, log)?,
         Some(why) => {
             if why == "--no-atomic" {
                 log.line("-- not atomic: --no-atomic (the runbook's command; the history row is recorded after)")?;
@@ -124,9 +122,7 @@ pub fn apply_all(
     done: &mut dyn FnMut(&Migration, Applied) -> Result<bool>,
 ) -> Result<()> {
     let chains = target.chains();
-    let chainable = |m: &Migration| {
-        chains && atomic && m.sql.script.first_non_transactional().is_none() && m.sql.script.needs_psql_f().is_none()
-    };
+    let chainable = |m: &Migration| atomic && chain::fits(chains, &m.sql);
     let mut at = 0;
     while at < migrations.len() {
         if !chainable(&migrations[at]) {
@@ -208,10 +204,20 @@ pub fn apply_all(
     Ok(())
 }
 
-/// One file in one round trip, in a transaction with `record` (a data-modifying statement): its
-/// transcript and whether it applied and recorded. When the server refuses it, or psql splits it
-/// elsewhere than the tool, it runs again statement by statement, as psql -f runs it.
-pub(super) fn alone(target: &mut Target, file: &SqlFile, record: &str, log: &mut Transcript) -> Result<(String, bool)> {
+/// One transactional file in a transaction with `record` (a data-modifying statement): its
+/// transcript and whether it applied and recorded. In one round trip when it [`chain::fits`] and
+/// `psql_split` is off; else, or when the server refuses it, or psql splits it elsewhere than the
+/// tool, statement by statement, as psql -f runs it.
+pub(super) fn alone(
+    target: &mut Target,
+    file: &SqlFile,
+    record: &str,
+    psql_split: bool,
+    log: &mut Transcript,
+) -> Result<(String, bool)> {
+    if psql_split || !chain::fits(target.chains(), file) {
+        return batch::run_in_transaction(target, file, record, log);
+    }
     let link =
         Link { file, header: None, failure: None, record: Some(format!("{record} returning 1")), transaction: true };
     let sets = target.conn().timeouts.set_statements(false);

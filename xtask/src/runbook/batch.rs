@@ -8,6 +8,7 @@ use crate::evidence::artifacts::Transcript;
 use crate::prepare::tree::SqlFile;
 use crate::process::psql::{quote_arg, Unit};
 use crate::process::Tee;
+use crate::runbook::fresh;
 use crate::target::Target;
 
 /// Run a file statement by statement with `\i` (psql's own `-f`), stopping at the first error,
@@ -18,7 +19,7 @@ pub fn run_by_statement(
     record: &str,
     log: &mut Transcript,
 ) -> Result<(String, bool)> {
-    let sets: String = target.conn().timeouts.set_statements(false).iter().map(|s| format!("{s};\n")).collect();
+    let sets = set_lines(target);
     let unit = Unit {
         before: "\\set ON_ERROR_STOP on".into(),
         body: format!("{sets}\\i {}", quote_arg(std::path::Path::new(&file.rel))),
@@ -30,14 +31,11 @@ pub fn run_by_statement(
     if !ran.ok() {
         return Ok((text, false));
     }
-    let path = target.scratch().join(format!("{}.record.sql", file.rel));
-    std::fs::create_dir_all(path.parent().expect("a file in a dir")).context("creating the batch dir")?;
-    std::fs::write(&path, format!("reset role;\n{record}"))
-        .with_context(|| format!("writing the history row of {}", file.rel))?;
+    let path = record_file(target, file, record)?;
     let unit = Unit {
         before: "\\set QUIET on\n\\set ON_ERROR_STOP off".into(),
         body: format!("\\i {}", quote_arg(&path)),
-        after: format!("{FRESH}{sets}\\set QUIET off"),
+        after: format!("{}{sets}\\set QUIET off", fresh::joined(";\n")),
     };
     let ran = target.run(&unit, Some(log as &mut dyn Tee))?;
     text.push_str(&ran.text);
@@ -54,13 +52,11 @@ pub fn run_in_transaction(
     record: &str,
     log: &mut Transcript,
 ) -> Result<(String, bool)> {
-    let sets: String = target.conn().timeouts.set_statements(false).iter().map(|s| format!("{s};\n")).collect();
-    let path = target.scratch().join(format!("{}.record.sql", file.rel));
-    std::fs::create_dir_all(path.parent().expect("a file in a dir")).context("creating the batch dir")?;
-    std::fs::write(&path, format!("reset role;\n{record};\ncommit;\n"))
-        .with_context(|| format!("writing the history row of {}", file.rel))?;
+    let sets = set_lines(target);
+    let path = record_file(target, file, &format!("{record};\ncommit;\n"))?;
+    let fresh = fresh::joined(";\n");
     let unit = Unit {
-        before: format!("\\set ON_ERROR_STOP on\n\\set QUIET on\n{FRESH}begin;\n{sets}\\set QUIET off"),
+        before: format!("\\set ON_ERROR_STOP on\n\\set QUIET on\n{fresh}begin;\n{sets}\\set QUIET off"),
         body: format!(
             "\\i {}\n\\set QUIET on\n\\i {}\n\\set QUIET off",
             quote_arg(std::path::Path::new(&file.rel)),
@@ -68,15 +64,24 @@ pub fn run_in_transaction(
         ),
         // What the file set (`standard_conforming_strings`, a role) ends with it, as with its
         // psql -f session: the next file, chained or not, starts fresh.
-        after: format!("\\set QUIET on\n{FRESH}{sets}\\set QUIET off\n\\set ON_ERROR_STOP off"),
+        after: format!("\\set QUIET on\n{fresh}{sets}\\set QUIET off\n\\set ON_ERROR_STOP off"),
     };
     target.doing(&file.rel);
     let ran = target.run(&unit, Some(log as &mut dyn Tee))?;
     Ok((ran.text.clone(), ran.ok()))
 }
 
-/// The session as fresh as `psql -f` finds it, one statement each (`DISCARD ALL` without its
-/// refusal inside a transaction block).
-pub const FRESH: &str = "close all;\nset session authorization default;\nreset role;\nreset all;\ndeallocate all;\n\
-    unlisten *;\ndo $reset$ begin perform pg_advisory_unlock_all(); end $reset$;\ndiscard plans;\ndiscard temp;\n\
-    discard sequences;\n";
+/// The session's timeouts as psql input, one `set` statement a line.
+fn set_lines(target: &Target) -> String {
+    target.conn().timeouts.set_statements(false).iter().map(|s| format!("{s};\n")).collect()
+}
+
+/// The history row's change in a file of its own beside the batch, as the tool's role (a
+/// `SET ROLE` in the file ends with the file).
+fn record_file(target: &Target, file: &SqlFile, record: &str) -> Result<std::path::PathBuf> {
+    let path = target.scratch().join(format!("{}.record.sql", file.rel));
+    std::fs::create_dir_all(path.parent().expect("a file in a dir")).context("creating the batch dir")?;
+    std::fs::write(&path, format!("reset role;\n{record}"))
+        .with_context(|| format!("writing the history row of {}", file.rel))?;
+    Ok(path)
+}

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod batch;
 pub mod chain;
 pub mod connectivity;
+pub mod fresh;
 pub mod inventory;
 pub mod rls;
 pub mod rollback;

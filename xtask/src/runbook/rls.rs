@@ -89,21 +89,8 @@ pub fn run(target: &mut Target, files: &[String], log: &mut Transcript) -> Resul
     let mut result = RlsResult::default();
     // As a fresh session would be, in one round trip: pgTAP keeps its plan in temporary tables, so
     // those go too.
-    let mut reset: Vec<String> = [
-        "rollback",
-        "close all",
-        "set session authorization default",
-        "reset role",
-        "reset all",
-        "deallocate all",
-        "unlisten *",
-        "do $reset$ begin perform pg_advisory_unlock_all(); end $reset$",
-        "discard plans",
-        "discard temp",
-        "discard sequences",
-    ]
-    .map(String::from)
-    .into();
+    let mut reset: Vec<String> = vec!["rollback".to_string()];
+    reset.extend(super::fresh::STATEMENTS.iter().map(|(statement, _)| statement.to_string()));
     reset.extend(target.conn().timeouts.set_statements(false));
     let reset = format!("{};", reset.join("\\; "));
     // pg_prove's flags: unaligned tuples, quiet, no pager, stop at the first error.

@@ -34,11 +34,7 @@ fn rollback_as(
         None => {
             let record =
                 format!("delete from supabase_migrations.schema_migrations where version = {}", e_string(&m.version));
-            if psql_split || file.script.needs_psql_f().is_some() || !target.chains() {
-                batch::run_in_transaction(target, file, &record, log)?
-            } else {
-                alone(target, file, &record, log)?
-            }
+            alone(target, file, &record, psql_split, log)?
         }
         Some((why, _)) => {
             log.line(&format!(
@@ -80,12 +76,7 @@ pub fn rollback_all(
     done: &mut RolledBack,
 ) -> Result<()> {
     let chains = target.chains();
-    let chainable = |m: &Migration| {
-        chains
-            && m.rollback
-                .as_ref()
-                .is_some_and(|f| f.script.first_non_transactional().is_none() && f.script.needs_psql_f().is_none())
-    };
+    let chainable = |m: &Migration| m.rollback.as_ref().is_some_and(|f| chain::fits(chains, f));
     let mut at = 0;
     while at < migrations.len() {
         if !chainable(migrations[at]) {

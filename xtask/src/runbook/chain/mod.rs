@@ -87,6 +87,13 @@ pub enum Ended {
     Alone(usize),
 }
 
+/// Whether a migration or rollback goes in a chain: `chains`, the target's psql shows each result
+/// of a query string ([`Target::chains`]), the file can run in a transaction, and it reads the same sent whole as
+/// sent statement by statement (no COPY data, no `standard_conforming_strings`).
+pub fn fits(chains: bool, file: &SqlFile) -> bool {
+    chains && file.script.first_non_transactional().is_none() && file.script.needs_psql_f().is_none()
+}
+
 /// The usual settings for migrations and rollbacks: errors do not end psql, and a failed file's
 /// transaction (still open, aborted) is ended, with no round trip when nothing failed.
 pub fn around_files(sets: &[String]) -> Around<'_> {
@@ -97,7 +104,7 @@ pub fn around_files(sets: &[String]) -> Around<'_> {
         before: "\\set ON_ERROR_STOP off".into(),
         after: format!(
             "\\if :ERROR\n\\set QUIET on\nrollback;\n{}{restore}\\set QUIET off\n\\endif",
-            crate::runbook::batch::FRESH
+            crate::runbook::fresh::joined(";\n")
         ),
         sets,
     }

@@ -3,6 +3,7 @@
 //! to turn the server's `LINE n` back into the file's.
 
 use super::Link;
+use crate::runbook::fresh;
 
 /// Where a line of the chain comes from.
 #[derive(Clone, Copy, Debug)]
@@ -12,29 +13,6 @@ pub(super) enum Origin {
     /// A line of the tool's: markers, the transaction, the history row.
     Tool,
 }
-
-/// After each transactional file, the session as fresh as `psql -f` finds it (what `DISCARD
-/// ALL` does; it cannot run in a multi-statement string): settings, role and session
-/// authorization, cursors, prepared statements, listeners, advisory locks, cached plans, temporary
-/// tables and sequence state. The tee takes their command tags out.
-pub(super) const RESET: &str =
-    "close all\\; set session authorization default\\; reset role\\; reset all\\; deallocate all\\; \
-    unlisten *\\; do $reset$ begin perform pg_advisory_unlock_all(); end $reset$\\; discard plans\\; \
-    discard temp\\; discard sequences\\; ";
-
-/// The command tags of [`RESET`], in order.
-pub(super) const RESET_TAGS: [&str; 10] = [
-    "CLOSE CURSOR ALL",
-    "SET",
-    "RESET",
-    "RESET",
-    "DEALLOCATE ALL",
-    "UNLISTEN",
-    "DO",
-    "DISCARD PLANS",
-    "DISCARD TEMP",
-    "DISCARD SEQUENCES",
-];
 
 pub(super) struct Chain {
     pub text: String,
@@ -142,8 +120,7 @@ impl Chain {
                     }
                 }
             }
-            line = b.file(i, line, &script.text[at..], &quoted_start);
-            let _ = line;
+            b.file(i, line, &script.text[at..], &quoted_start);
             if script.statements.last().is_some_and(|s| !s.terminated) {
                 b.newline(Origin::Tool, false);
                 b.tool("\\;");
@@ -169,9 +146,10 @@ impl Chain {
                 b.tool(&format!("with h as ({record}) select '{alias}:{i}:h:' || count(*) as {alias} from h\\; "));
             }
             if link.transaction {
-                b.tool(&format!("commit\\; {RESET}"));
+                // Then the session as fresh as psql -f finds it ([`fresh`]).
+                b.tool(&format!("commit\\; {}", fresh::joined("\\; ")));
                 tail.push("COMMIT");
-                tail.extend(RESET_TAGS);
+                tail.extend(fresh::tags());
                 for set in sets {
                     b.tool(&format!("{set}\\; "));
                     tail.push("SET");

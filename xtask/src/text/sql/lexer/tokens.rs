@@ -48,7 +48,6 @@ impl Lexer<'_> {
         let Some(n) = b[self.i..].iter().position(|c| *c == b'\n') else { return };
         let start = self.i + n + 1;
         let mut k = start;
-        let mut line = self.line + 1;
         let end = loop {
             if k >= b.len() {
                 break b.len();
@@ -61,9 +60,7 @@ impl Lexer<'_> {
                 break eol;
             }
             k = eol + 1;
-            line += 1;
         };
-        let _ = line;
         // The rest of the statement's line is lexed first, then the data is skipped whole.
         self.out.copy_data.push((start, end));
         self.out.quoted.push((start, end));
