@@ -9,6 +9,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::text::escape;
+
 /// Whether to colour a stream that is (or is not) a terminal.
 fn colour(tty: bool) -> bool {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
@@ -39,15 +41,21 @@ pub fn paint(text: &str, on: bool) -> String {
         .into_owned()
 }
 
-/// Print `text` as is on stdout. `Err` only for a failure that is not a closed pipe.
-pub fn text(text: &str) -> std::io::Result<()> {
+fn raw(text: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     quiet_on_closed_pipe(out.write_all(text.as_bytes()).and_then(|_| out.flush()))
 }
 
-/// Print the summary screen on stdout, coloured on a terminal.
+/// Print `text` on stdout, its control characters but line feeds and tabs escaped (text from a
+/// tree or a server never reaches a terminal as an escape sequence). `Err` only for a failure
+/// that is not a closed pipe.
+pub fn text(text: &str) -> std::io::Result<()> {
+    raw(&escape::terminal(text))
+}
+
+/// Print the summary screen on stdout, escaped as [`text`] does, coloured on a terminal.
 pub fn screen(screen: &str) -> std::io::Result<()> {
-    text(&paint(screen, colour(std::io::stdout().is_terminal())))
+    raw(&paint(&escape::terminal(screen), colour(std::io::stdout().is_terminal())))
 }
 
 /// Print `line` and a newline on stdout.
@@ -55,9 +63,9 @@ pub fn line(line: &str) -> std::io::Result<()> {
     text(&format!("{line}\n"))
 }
 
-/// A progress or error line on stderr, coloured on a terminal; a closed stderr is ignored.
+/// A progress or error line on stderr, escaped as [`text`] does, coloured on a terminal; a closed stderr is ignored.
 pub fn err_line(line: &str) {
-    let line = paint(line, colour(std::io::stderr().is_terminal()));
+    let line = paint(&escape::terminal(line), colour(std::io::stderr().is_terminal()));
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(line.as_bytes()).and_then(|_| err.write_all(b"\n"));
 }

@@ -11,6 +11,7 @@ use crate::out;
 use crate::prepare::tree::{sql_files, MIGRATIONS, ROLLBACKS};
 use crate::process::signals;
 use crate::text::config::Config;
+use crate::text::escape;
 use crate::text::findings::{Finding, Severity};
 use crate::text::lint::{self, Rules, SqlFile};
 
@@ -40,7 +41,8 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         out::text(&text)?;
     }
     let annotations: Vec<String> = findings.iter().map(ci::annotation).collect();
-    ci::publish(&ctx.present, &annotations, &markdown(&findings, errors))?;
+    let summary = markdown(&findings, errors);
+    ci::publish(&ctx.present, &annotations, &|room| crate::evidence::markdown::cut(&summary, room))?;
     Ok(if errors > 0 { Exit::Failed } else { Exit::Passed })
 }
 
@@ -50,9 +52,9 @@ fn markdown(findings: &[Finding], errors: usize) -> String {
     for f in findings {
         let kind = if f.severity == Severity::Error { "error" } else { "warning" };
         md.push_str(&format!(
-            "- {kind}: `{}`\n  - What to do: {}\n",
-            report::finding_line(f).replace('`', "'"),
-            f.hint
+            "- {kind}: {}\n  - What to do: {}\n",
+            escape::md_code(&report::finding_line(f), false),
+            escape::md_text(&f.hint)
         ));
     }
     md

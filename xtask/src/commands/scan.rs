@@ -48,7 +48,8 @@ pub fn run(files: &[PathBuf], json_out: bool) -> Result<Exit> {
                 let sep = if count == 0 { "\n  " } else { ",\n  " };
                 format!("{sep}{}", serde_json::to_string(&f).expect("a finding serialises"))
             } else {
-                format!("{}: {}\n    what to do: {}\n", name, report::finding_line(&f), f.hint)
+                let text = format!("{}: {}\n    what to do: {}\n", name, report::finding_line(&f), f.hint);
+                crate::text::escape::terminal(&text).into_owned()
             };
             if let Err(e) = write(&mut out, &text, &mut closed) {
                 failed.get_or_insert(e);

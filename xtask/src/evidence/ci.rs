@@ -31,9 +31,42 @@ impl Present {
     }
 }
 
-/// A workflow command's message: `%`, CR and LF escaped.
+/// A workflow command's message: `%`, CR and LF escaped, other control characters shown escaped.
 fn data(text: &str) -> String {
-    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    let text = text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    crate::text::escape::one_line(&text).into_owned()
+}
+
+/// How many annotations of one level GitHub shows for a step; more are dropped unseen.
+pub const SHOWN_PER_LEVEL: usize = 10;
+
+/// GitHub's limit on one step's summary.
+pub const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
+
+/// The first [`SHOWN_PER_LEVEL`] errors and warnings, in order, and when some are left out one
+/// notice that says how many and where they all are.
+pub fn capped(lines: &[String]) -> Vec<String> {
+    let (mut errors, mut warnings) = (0usize, 0usize);
+    let mut kept = Vec::new();
+    for line in lines {
+        let count = if line.starts_with("::error") { &mut errors } else { &mut warnings };
+        *count += 1;
+        if *count <= SHOWN_PER_LEVEL {
+            kept.push(line.clone());
+        }
+    }
+    let (errors, warnings) = (errors.saturating_sub(SHOWN_PER_LEVEL), warnings.saturating_sub(SHOWN_PER_LEVEL));
+    if errors + warnings > 0 {
+        kept.push(format!(
+            "::notice title={}::{}",
+            property("More annotations"),
+            data(&format!(
+                "{errors} more error(s) and {warnings} more warning(s) than GitHub shows for one step: \
+                 every one is in the step summary, SUMMARY.md and the sign-off page"
+            ))
+        ));
+    }
+    kept
 }
 
 /// A workflow command's property value: also `:` and `,`.
@@ -80,18 +113,25 @@ pub fn annotations(s: &Summary) -> Vec<String> {
     lines
 }
 
-/// Print the annotations and append `markdown` to `$GITHUB_STEP_SUMMARY` when it is set.
-pub fn publish(present: &Present, annotations: &[String], markdown: &str) -> Result<()> {
+/// Print the annotations ([`capped`]) and append the Markdown `summary(room)` renders within
+/// `room` bytes to `$GITHUB_STEP_SUMMARY` when it is set, so the step's summary stays under
+/// GitHub's limit with whatever the step wrote there before.
+pub fn publish(present: &Present, annotations: &[String], summary: &dyn Fn(usize) -> String) -> Result<()> {
     if !present.github {
         return Ok(());
     }
-    let text: String = annotations.iter().map(|a| format!("{a}\n")).collect();
+    let text: String = capped(annotations).iter().map(|a| format!("{a}\n")).collect();
     if present.json {
         eprint!("{text}");
     } else {
         crate::out::text(&text).context("printing the annotations")?;
     }
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else { return Ok(()) };
+    let before = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+    let markdown = summary(STEP_SUMMARY_LIMIT.saturating_sub(before + 1));
+    if markdown.is_empty() {
+        return Ok(());
+    }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -4,7 +4,72 @@
 
 use super::report::finding_line;
 use super::summary::{MigrationRow, Status, Summary};
+use crate::text::escape::{md_code, md_fence, md_text};
 use crate::text::findings::Severity;
+
+/// How much of each list a rendering shows; the rest is "… and N more, see index.html".
+#[derive(Clone, Copy)]
+struct Room {
+    /// Clean migration rows and clean test files, after every failed one.
+    clean_rows: usize,
+    /// Failing tests, findings and other list items.
+    items: usize,
+    /// Diagnostic lines under each failing test.
+    diagnostics: usize,
+}
+
+const ALL: Room = Room { clean_rows: usize::MAX, items: usize::MAX, diagnostics: usize::MAX };
+
+/// A table cell or list item's plain text.
+fn cell(text: &str) -> String {
+    md_text(text)
+}
+
+fn more(md: &mut String, left: usize, what: &str) {
+    if left > 0 {
+        md.push_str(&format!("\n… and {left} more {what}, see [the sign-off page](index.html)\n"));
+    }
+}
+
+/// SUMMARY.md: everything.
+pub fn markdown(s: &Summary) -> String {
+    render(s, ALL)
+}
+
+/// The summary within `cap` bytes (GitHub's step summary takes 1 MiB): every failure first,
+/// then as many clean rows and items as fit; past that, cut at a line with a note.
+pub fn markdown_within(s: &Summary, cap: usize) -> String {
+    let rooms = [
+        ALL,
+        Room { clean_rows: 200, items: 200, diagnostics: 40 },
+        Room { clean_rows: 20, items: 50, diagnostics: 10 },
+        Room { clean_rows: 0, items: 10, diagnostics: 3 },
+        Room { clean_rows: 0, items: 0, diagnostics: 0 },
+    ];
+    let mut md = String::new();
+    for room in rooms {
+        md = render(s, room);
+        if md.len() <= cap {
+            return md;
+        }
+    }
+    cut(&md, cap)
+}
+
+/// `md` cut at the last line that fits in `cap` bytes, with a closing note.
+pub fn cut(md: &str, cap: usize) -> String {
+    const NOTE: &str = "\n… cut at GitHub's step summary size limit: see index.html in the rehearsal dir\n";
+    if md.len() <= cap {
+        return md.to_string();
+    }
+    let room = cap.saturating_sub(NOTE.len());
+    let mut boundary = room.min(md.len());
+    while !md.is_char_boundary(boundary) {
+        boundary -= 1;
+    }
+    let end = md[..boundary].rfind('\n').map_or(0, |i| i + 1);
+    format!("{}{}", &md[..end], if cap >= NOTE.len() { NOTE } else { "" })
+}
 
 /// A path relative to the workdir, as a link from inside the rehearsal dir.
 pub fn from_dir(s: &Summary, path: &str) -> String {
@@ -12,11 +77,6 @@ pub fn from_dir(s: &Summary, path: &str) -> String {
         Some(inside) => inside.to_string(),
         None => format!("{}{path}", "../".repeat(s.rehearsal_dir.split('/').count())),
     }
-}
-
-/// A table cell: no line breaks, no pipes that would end it.
-fn cell(text: &str) -> String {
-    text.replace('\n', " ").replace('|', "\\|")
 }
 
 fn status(st: Status) -> &'static str {
@@ -31,9 +91,9 @@ fn status(st: Status) -> &'static str {
     }
 }
 
-pub fn markdown(s: &Summary) -> String {
+fn render(s: &Summary, room: Room) -> String {
     let name = s.rehearsal_dir.rsplit('/').next().unwrap_or(&s.rehearsal_dir);
-    let mut md = format!("# Rehearsal summary: {name}\n\n**{}**\n\n", s.verdict());
+    let mut md = format!("# Rehearsal summary: {}\n\n**{}**\n\n", cell(name), cell(&s.verdict()));
     md.push_str("| | |\n|---|---|\n");
     md.push_str(&format!("| Outcome | **{}** (exit {}) |\n", s.outcome.as_str(), s.exit_code));
     md.push_str(&format!("| Command | `cargo xtask {}` |\n", s.command));
@@ -56,9 +116,19 @@ pub fn markdown(s: &Summary) -> String {
         md.push_str(
             "\n## Migrations\n\n| migration | apply | rollback | re-apply | apply time |\n|---|---|---|---|---|\n",
         );
+        let clean = s.migrations.iter().filter(|r| !r.failed()).count();
+        let shown = clean.min(room.clean_rows);
+        let mut clean_seen = 0;
         for r in &s.migrations {
+            if !r.failed() {
+                clean_seen += 1;
+                if clean_seen > shown {
+                    continue;
+                }
+            }
             md.push_str(&row(r));
         }
+        more(&mut md, clean - shown, "clean migration(s)");
     }
     match s.schema_restored {
         Some(true) => md.push_str("\nSchema after rollback: identical to before the apply.\n"),
@@ -73,43 +143,68 @@ pub fn markdown(s: &Summary) -> String {
              | file | planned | ran | passed | failed | errors |\n|---|---|---|---|---|---|\n",
             rls.planned, rls.ran, rls.passed, rls.failed, rls.errors
         ));
+        let clean = rls.files.iter().filter(|f| f.clean()).count();
+        let shown = clean.min(room.clean_rows);
+        let mut clean_seen = 0;
         for f in &rls.files {
+            if f.clean() {
+                clean_seen += 1;
+                if clean_seen > shown {
+                    continue;
+                }
+            }
             let planned = f.planned.map_or("none".to_string(), |p| p.to_string());
             let mark = if f.clean() { "" } else { " **FAILED**" };
             md.push_str(&format!(
-                "| `{}`{mark} | {planned} | {} | {} | {} | {} |\n",
-                cell(&f.path),
+                "| {}{mark} | {planned} | {} | {} | {} | {} |\n",
+                md_code(&f.path, true),
                 f.ran,
                 f.passed,
                 f.failed,
                 f.errors
             ));
         }
+        more(&mut md, clean - shown, "clean test file(s)");
         if !rls.failures.is_empty() {
             md.push_str("\nFailing tests:\n\n");
-            for f in &rls.failures {
-                md.push_str(&format!("- `{}` not ok {} - {}\n", f.file, f.number, cell(&f.description)));
-                if !f.diagnostics.is_empty() {
-                    md.push_str(&format!("\n  ```\n  {}\n  ```\n", f.diagnostics.join("\n  ")));
+            for f in rls.failures.iter().take(room.items) {
+                md.push_str(&format!("- {} not ok {} - {}\n", md_code(&f.file, false), f.number, cell(&f.description)));
+                if !f.diagnostics.is_empty() && room.diagnostics > 0 {
+                    let mut lines: Vec<String> = f.diagnostics.iter().take(room.diagnostics).cloned().collect();
+                    if f.diagnostics.len() > lines.len() {
+                        lines.push(format!("… {} more line(s)", f.diagnostics.len() - lines.len()));
+                    }
+                    md.push('\n');
+                    md.push_str(&md_fence(&lines, "  "));
                 }
             }
+            more(&mut md, rls.failures.len().saturating_sub(room.items), "failing test(s)");
         }
     }
     if !s.findings.is_empty() {
         md.push_str("\n## Findings\n\n");
-        for f in &s.findings {
+        // Errors before warnings, so a cut keeps what blocks the run.
+        let mut findings: Vec<_> = s.findings.iter().collect();
+        findings.sort_by_key(|f| f.severity != Severity::Error);
+        for f in findings.iter().take(room.items) {
             let kind = if f.severity == Severity::Error { "error" } else { "warning" };
-            md.push_str(&format!("- {kind}: `{}`\n  - What to do: {}\n", finding_line(f).replace('`', "'"), f.hint));
+            md.push_str(&format!(
+                "- {kind}: {}\n  - What to do: {}\n",
+                md_code(&finding_line(f), false),
+                cell(&f.hint)
+            ));
         }
+        more(&mut md, findings.len().saturating_sub(room.items), "finding(s)");
     }
     for (title, items) in
         [("What blocks it", &s.blockers), ("Next actions", &s.next_actions), ("Warnings", &s.warnings)]
     {
         if !items.is_empty() {
             md.push_str(&format!("\n## {title}\n\n"));
-            for item in items {
-                md.push_str(&format!("- {item}\n"));
+            for item in items.iter().take(room.items) {
+                md.push_str(&format!("- {}\n", cell(item)));
             }
+            more(&mut md, items.len().saturating_sub(room.items), "item(s)");
         }
     }
     let p = &s.provenance;
@@ -117,7 +212,7 @@ pub fn markdown(s: &Summary) -> String {
     md.push_str("\n## Provenance\n\n| | |\n|---|---|\n");
     md.push_str(&format!(
         "| Git commit | {}{} |\n",
-        or(&p.git_commit),
+        cell(&or(&p.git_commit)),
         match p.git_dirty {
             Some(true) => " (uncommitted changes in the tree)",
             Some(false) => " (clean tree)",
@@ -132,10 +227,16 @@ pub fn markdown(s: &Summary) -> String {
         cell(&or(&p.supabase_cli))
     ));
     md.push_str(&format!("| Run by | {}@{} |\n", cell(&p.user), cell(&p.host)));
-    if !s.steps.is_empty() {
+    if !s.steps.is_empty() && room.items > 0 {
         md.push_str("\n## Steps\n\n| step | started | duration |\n|---|---|---|\n");
         for step in &s.steps {
-            md.push_str(&format!("| {} {} | {} | {} ms |\n", step.step, step.name, step.started_at, step.duration_ms));
+            md.push_str(&format!(
+                "| {} {} | {} | {} ms |\n",
+                step.step,
+                cell(&step.name),
+                step.started_at,
+                step.duration_ms
+            ));
         }
     }
     md
@@ -143,9 +244,8 @@ pub fn markdown(s: &Summary) -> String {
 
 fn row(r: &MigrationRow) -> String {
     format!(
-        "| `{}_{}` | {} | {} | {} | {} |\n",
-        r.version,
-        cell(&r.name),
+        "| {} | {} | {} | {} | {} |\n",
+        md_code(&format!("{}_{}", r.version, r.name), true),
         status(r.apply.status),
         status(r.rollback.status),
         status(r.reapply.status),

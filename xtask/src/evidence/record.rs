@@ -205,7 +205,9 @@ impl Record {
         }
         // The CI's annotations and step summary, before the files, so a failure to write them is
         // in the evidence too.
-        if let Err(e) = ci::publish(present, &ci::annotations(&self.summary), &report::markdown(&self.summary)) {
+        if let Err(e) =
+            ci::publish(present, &ci::annotations(&self.summary), &|room| report::markdown_within(&self.summary, room))
+        {
             failed_writes.push(format!("{e:#}"));
             self.broken(&failed_writes);
         }

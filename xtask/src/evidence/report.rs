@@ -2,8 +2,9 @@
 //! the rehearsal dir, and the hand-off section appended to `feedback/data/<date>.md`. All three
 //! come from the same typed summary, so they cannot disagree.
 
-pub use super::markdown::markdown;
+pub use super::markdown::{markdown, markdown_within};
 use super::summary::{MigrationRow, Status, StepResult, Summary};
+use crate::text::escape::{md_code, md_text, one_line};
 use crate::text::findings::{Finding, Severity};
 
 fn dir_name(s: &Summary) -> &str {
@@ -27,7 +28,13 @@ fn status(st: Status) -> &'static str {
 pub fn screen(s: &Summary) -> String {
     let mut out = String::new();
     let dir = &s.rehearsal_dir;
-    out.push_str(&format!("{} on {} ({}/{})\n", dir_name(s), s.target.kind.as_str(), s.target.host, s.target.database));
+    out.push_str(&format!(
+        "{} on {} ({}/{})\n",
+        dir_name(s),
+        s.target.kind.as_str(),
+        one_line(&s.target.host),
+        one_line(&s.target.database)
+    ));
     let rows = &s.migrations;
     let rollbacks = rows.iter().any(|r| r.rollback.status != Status::Skipped);
     let reapplies = rows.iter().any(|r| r.reapply.status != Status::Skipped);
@@ -86,13 +93,13 @@ pub fn screen(s: &Summary) -> String {
             } else {
                 format!("FAILED {}/{}", f.failed, f.ran)
             };
-            out.push_str(&format!("  {} .. {verdict}\n", f.path));
+            out.push_str(&format!("  {} .. {verdict}\n", one_line(&f.path)));
         }
         if collapse && clean > 0 {
             out.push_str(&format!("  ({clean} more file(s) ok)\n"));
         }
         for f in &rls.failures {
-            out.push_str(&format!("    not ok {} - {} ({})\n", f.number, f.description, f.file));
+            out.push_str(&format!("    not ok {} - {} ({})\n", f.number, one_line(&f.description), one_line(&f.file)));
         }
     }
     if !s.findings.is_empty() {
@@ -106,7 +113,7 @@ pub fn screen(s: &Summary) -> String {
                     continue;
                 }
             }
-            out.push_str(&format!("  {}\n    what to do: {}\n", finding_line(f), f.hint));
+            out.push_str(&format!("  {}\n    what to do: {}\n", finding_line(f), one_line(&f.hint)));
         }
         if warnings > MAX_WARNINGS {
             out.push_str(&format!("  ({} more warning(s) in summary.json)\n", warnings - MAX_WARNINGS));
@@ -115,7 +122,7 @@ pub fn screen(s: &Summary) -> String {
     for (label, items) in [("warning", &s.warnings), ("blocker", &s.blockers), ("next", &s.next_actions)] {
         let shown = if label == "warning" { MAX_WARNINGS } else { usize::MAX };
         for item in items.iter().take(shown) {
-            out.push_str(&format!("{label}: {item}\n"));
+            out.push_str(&format!("{label}: {}\n", one_line(item)));
         }
         if items.len() > shown {
             out.push_str(&format!("({} more warning(s) in summary.json)\n", items.len() - shown));
@@ -166,9 +173,9 @@ pub fn finding_line(f: &Finding) -> String {
     }
     if let Some(at) = f.location() {
         line.push(' ');
-        line.push_str(&at);
+        line.push_str(&one_line(&at));
     }
-    line.push_str(&format!(": {}", f.message));
+    line.push_str(&format!(": {}", one_line(&f.message)));
     line
 }
 
@@ -182,7 +189,7 @@ pub fn handoff(s: &Summary) -> String {
     let reapply = |r: &MigrationRow| r.reapply.status;
     let from_feedback = |path: &str| format!("../../{path}");
     let mut out = format!("\n## Hand-off: {} ({}, {})\n\n", dir_name(s), s.target.kind.as_str(), s.finished_at);
-    out.push_str(&format!("**{}**\n\n", s.verdict()));
+    out.push_str(&format!("**{}**\n\n", md_text(&s.verdict())));
     out.push_str(&format!(
         "- Evidence: [sign-off page]({}), [SUMMARY.md]({})\n",
         from_feedback(&format!("{}/index.html", s.rehearsal_dir)),
@@ -227,15 +234,15 @@ pub fn handoff(s: &Summary) -> String {
     } else {
         out.push_str("- What blocks it (blockers, then error findings):\n");
         for b in &s.blockers {
-            out.push_str(&format!("  - {b}\n"));
+            out.push_str(&format!("  - {}\n", md_text(b)));
         }
         for f in errors {
-            out.push_str(&format!("  - `{}`: {}\n", finding_line(f), f.hint));
+            out.push_str(&format!("  - {}: {}\n", md_code(&finding_line(f), false), md_text(&f.hint)));
         }
     }
     out.push_str("- Next actions:\n");
     for n in &s.next_actions {
-        out.push_str(&format!("  - {n}\n"));
+        out.push_str(&format!("  - {}\n", md_text(n)));
     }
     out
 }

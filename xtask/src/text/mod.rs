@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod dsn;
+pub mod escape;
 pub mod extensions;
 pub mod findings;
 pub mod glob;
