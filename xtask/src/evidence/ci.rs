@@ -132,11 +132,9 @@ pub fn publish(present: &Present, annotations: &[String], summary: &dyn Fn(usize
     if markdown.is_empty() {
         return Ok(());
     }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("opening $GITHUB_STEP_SUMMARY ({})", PathBuf::from(&path).display()))?;
+    let shown = PathBuf::from(&path).display().to_string();
+    let mut file =
+        super::artifacts::open_append(std::path::Path::new(&path), &format!("$GITHUB_STEP_SUMMARY ({shown})"))?;
     file.write_all(markdown.as_bytes())
         .and_then(|_| file.write_all(b"\n"))
         .with_context(|| format!("appending to $GITHUB_STEP_SUMMARY ({})", PathBuf::from(&path).display()))

@@ -12,8 +12,11 @@ use super::artifacts::write_atomic;
 pub const CHECKLIST: &str = "docs/runbooks/agent_startup_checklist.md";
 pub const DIRECTION: &str = "docs/directions/data.md";
 
+/// The folder of the feedback files, under the workdir.
+const FOLDER: &str = "feedback/data";
+
 pub fn path(date: &str) -> String {
-    format!("feedback/data/{date}.md")
+    format!("{FOLDER}/{date}.md")
 }
 
 /// Create today's header if the file does not exist. Returns whether it was created, and a
@@ -32,11 +35,16 @@ pub fn ensure_header(
         }
     }
     let rel = path(date);
+    super::artifacts::real_dir(workdir, FOLDER)?;
     let file = workdir.join(&rel);
+    if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(crate::exit::cannot_run(format!(
+            "{rel} is a symlink: the tool appends the hand-off to it and never writes through a link; remove the link"
+        )));
+    }
     if file.exists() {
         return Ok((false, warnings));
     }
-    std::fs::create_dir_all(file.parent().expect("has a parent")).with_context(|| format!("creating {rel}"))?;
     let mut text = format!("# Data feedback: {date}\n\n## Objective\n\n{objective}\n\n## Planned commands\n\n```sh\n");
     for c in commands {
         text.push_str(c);
@@ -58,10 +66,9 @@ pub fn ensure_header(
 pub fn append(workdir: &Path, date: &str, section: &str) -> Result<String> {
     let rel = path(date);
     let file = workdir.join(&rel);
-    std::fs::create_dir_all(file.parent().expect("has a parent")).with_context(|| format!("creating {rel}"))?;
+    super::artifacts::real_dir(workdir, FOLDER)?;
+    let mut f = super::artifacts::open_append(&file, &rel)?;
     let ends_with_newline = std::fs::read(&file).map(|b| b.is_empty() || b.ends_with(b"\n")).unwrap_or(true);
-    let mut f =
-        std::fs::OpenOptions::new().create(true).append(true).open(&file).with_context(|| format!("opening {rel}"))?;
     if !ends_with_newline {
         f.write_all(b"\n")?;
     }

@@ -132,7 +132,8 @@ impl Env {
     /// The parts of the policy a spawner that sets the environment itself (duct) still needs.
     fn apply_process(&self, cmd: &mut Command) {
         if let Some((uid, gid)) = self.user {
-            cmd.uid(uid).gid(gid);
+            // It may not be able to enter ours (a tree under a private `mktemp -d`); it needs none.
+            cmd.uid(uid).gid(gid).current_dir("/");
         }
         if let Some(signal) = self.death {
             die_with_parent(cmd, signal);

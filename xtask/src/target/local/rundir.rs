@@ -69,7 +69,7 @@ pub fn base_dir() -> PathBuf {
     std::env::temp_dir()
 }
 
-/// `<base>/rehearsal-pg-<pid>-<n>/`, mode 0700, owned by the server's user; removed on drop.
+/// `<base>/rehearsal-pg-<pid>-<n>-<random>/` (created new: a name planted ahead is skipped), mode 0700, owned by the server's user; removed on drop.
 pub struct RunDir {
     path: PathBuf,
     run_as: RunAs,
@@ -82,7 +82,7 @@ impl RunDir {
         let base = base_dir();
         loop {
             let n = SEQUENCE.fetch_add(1, Ordering::SeqCst);
-            let path = base.join(format!("{PREFIX}{}-{n}", std::process::id()));
+            let path = base.join(format!("{PREFIX}{}-{n}-{}", std::process::id(), crate::process::psql::nonce()));
             match std::fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => {
                     let dir = RunDir { path, run_as: run_as.clone() };
@@ -161,7 +161,8 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// A private temp dir beside the clusters (`<base>/<prefix><pid>-<n>`), removed on drop.
+/// A private temp dir beside the clusters (`<base>/<prefix><pid>-<n>-<random>`, mode 0700,
+/// created new), removed on drop.
 pub struct Scratch(PathBuf);
 
 impl Scratch {
@@ -179,7 +180,8 @@ impl Drop for Scratch {
 pub fn scratch_dir(prefix: &str) -> Result<Scratch> {
     let base = base_dir();
     loop {
-        let path = base.join(format!("{prefix}{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::SeqCst)));
+        let n = SEQUENCE.fetch_add(1, Ordering::SeqCst);
+        let path = base.join(format!("{prefix}{}-{n}-{}", std::process::id(), crate::process::psql::nonce()));
         match std::fs::DirBuilder::new().mode(0o700).create(&path) {
             Ok(()) => return Ok(Scratch(path)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
