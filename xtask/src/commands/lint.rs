@@ -54,7 +54,7 @@ fn markdown(findings: &[Finding], errors: usize) -> String {
         md.push_str(&format!(
             "- {kind}: {}\n  - What to do: {}\n",
             escape::md_code(&report::finding_line(f), false),
-            escape::md_text(&f.hint)
+            escape::md_prose(&f.hint)
         ));
     }
     md

@@ -4,7 +4,7 @@
 
 use super::report::finding_line;
 use super::summary::{MigrationRow, Status, Summary};
-use crate::text::escape::{md_code, md_fence, md_text};
+use crate::text::escape::{md_code, md_fence, md_prose, md_text};
 use crate::text::findings::Severity;
 
 /// How much of each list a rendering shows; the rest is "… and N more, see index.html".
@@ -93,7 +93,8 @@ fn status(st: Status) -> &'static str {
 
 fn render(s: &Summary, room: Room) -> String {
     let name = s.rehearsal_dir.rsplit('/').next().unwrap_or(&s.rehearsal_dir);
-    let mut md = format!("# Rehearsal summary: {}\n\n**{}**\n\n", cell(name), cell(&s.verdict()));
+    // The dir's name and the verdict are the tool's own words.
+    let mut md = format!("# Rehearsal summary: {name}\n\n**{}**\n\n", md_prose(&s.verdict()));
     md.push_str("| | |\n|---|---|\n");
     md.push_str(&format!("| Outcome | **{}** (exit {}) |\n", s.outcome.as_str(), s.exit_code));
     md.push_str(&format!("| Command | `cargo xtask {}` |\n", s.command));
@@ -202,7 +203,7 @@ fn render(s: &Summary, room: Room) -> String {
         if !items.is_empty() {
             md.push_str(&format!("\n## {title}\n\n"));
             for item in items.iter().take(room.items) {
-                md.push_str(&format!("- {}\n", cell(item)));
+                md.push_str(&format!("- {}\n", md_prose(item)));
             }
             more(&mut md, items.len().saturating_sub(room.items), "item(s)");
         }

@@ -4,7 +4,7 @@
 
 pub use super::markdown::{markdown, markdown_within};
 use super::summary::{MigrationRow, Status, StepResult, Summary};
-use crate::text::escape::{md_code, md_text, one_line};
+use crate::text::escape::{md_code, md_prose, one_line};
 use crate::text::findings::{Finding, Severity};
 
 fn dir_name(s: &Summary) -> &str {
@@ -189,7 +189,7 @@ pub fn handoff(s: &Summary) -> String {
     let reapply = |r: &MigrationRow| r.reapply.status;
     let from_feedback = |path: &str| format!("../../{path}");
     let mut out = format!("\n## Hand-off: {} ({}, {})\n\n", dir_name(s), s.target.kind.as_str(), s.finished_at);
-    out.push_str(&format!("**{}**\n\n", md_text(&s.verdict())));
+    out.push_str(&format!("**{}**\n\n", md_prose(&s.verdict())));
     out.push_str(&format!(
         "- Evidence: [sign-off page]({}), [SUMMARY.md]({})\n",
         from_feedback(&format!("{}/index.html", s.rehearsal_dir)),
@@ -234,15 +234,15 @@ pub fn handoff(s: &Summary) -> String {
     } else {
         out.push_str("- What blocks it (blockers, then error findings):\n");
         for b in &s.blockers {
-            out.push_str(&format!("  - {}\n", md_text(b)));
+            out.push_str(&format!("  - {}\n", md_prose(b)));
         }
         for f in errors {
-            out.push_str(&format!("  - {}: {}\n", md_code(&finding_line(f), false), md_text(&f.hint)));
+            out.push_str(&format!("  - {}: {}\n", md_code(&finding_line(f), false), md_prose(&f.hint)));
         }
     }
     out.push_str("- Next actions:\n");
     for n in &s.next_actions {
-        out.push_str(&format!("  - {}\n", md_text(n)));
+        out.push_str(&format!("  - {}\n", md_prose(n)));
     }
     out
 }

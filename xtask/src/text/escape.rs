@@ -43,22 +43,46 @@ pub fn one_line(text: &str) -> Cow<'_, str> {
 /// so a name or message renders as the text it is.
 pub fn md_text(text: &str) -> String {
     let line = one_line(text);
+    let chars: Vec<char> = line.chars().collect();
     let mut out = String::with_capacity(line.len() + 8);
-    let mut rest = line.as_ref();
-    while let Some(c) = rest.chars().next() {
+    for (i, &c) in chars.iter().enumerate() {
+        // `_` between two letters or digits cannot open or close emphasis (`rollback_incomplete`).
+        let intraword = |at: Option<&char>| at.is_some_and(|c| c.is_alphanumeric());
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '\t' => out.push(' '),
-            ':' if rest.starts_with("://") => out.push_str("\\:"),
+            ':' if chars[i..].starts_with(&[':', '/', '/']) => out.push_str("\\:"),
+            '_' if i > 0 && intraword(chars.get(i - 1)) && intraword(chars.get(i + 1)) => out.push('_'),
             '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
             c => out.push(c),
         }
-        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The tool's own prose that quotes untrusted text (a next action naming a file, a hint quoting
+/// psql): its code spans are kept, everything else is escaped as [`md_text`] escapes it, and HTML
+/// is escaped everywhere, inside spans too, so a span the renderer reads differently still shows
+/// text.
+pub fn md_prose(text: &str) -> String {
+    let line = one_line(text);
+    let mut out = String::with_capacity(line.len() + 8);
+    let mut in_code = false;
+    for (i, part) in line.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+            in_code = !in_code;
+        }
+        if in_code {
+            out.push_str(&part.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"));
+        } else {
+            out.push_str(&md_text(part));
+        }
     }
     out
 }
@@ -113,6 +137,10 @@ mod tests {
         );
         assert_eq!(md_text("Not ready for sign-off: (1 failed)."), "Not ready for sign-off: (1 failed).");
         assert_eq!(md_text("&amp;"), "&amp;amp;");
+        assert_eq!(
+            md_prose("amend `a_b.sql` (x_y _z_ <b>), then run `cargo xtask rls`"),
+            "amend `a_b.sql` (x_y \\_z\\_ &lt;b&gt;), then run `cargo xtask rls`"
+        );
     }
 
     #[test]

@@ -113,7 +113,11 @@ pub fn wait_for_log(sandbox: &Sandbox, name: &str, needle: &str, child: &mut Chi
         }
         assert!(std::time::Instant::now() < deadline, "{needle:?} never reached {name}");
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("xtask exited ({status}) before {needle:?} reached {name}");
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("xtask exited ({status}) before {needle:?} reached {name}:\n{err}");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

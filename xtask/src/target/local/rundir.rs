@@ -82,7 +82,7 @@ impl RunDir {
         let base = base_dir();
         loop {
             let n = SEQUENCE.fetch_add(1, Ordering::SeqCst);
-            let path = base.join(format!("{PREFIX}{}-{n}-{}", std::process::id(), crate::process::psql::nonce()));
+            let path = base.join(format!("{PREFIX}{}-{n}-{}", std::process::id(), &crate::process::psql::nonce()[..8]));
             match std::fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => {
                     let dir = RunDir { path, run_as: run_as.clone() };
@@ -181,7 +181,7 @@ pub fn scratch_dir(prefix: &str) -> Result<Scratch> {
     let base = base_dir();
     loop {
         let n = SEQUENCE.fetch_add(1, Ordering::SeqCst);
-        let path = base.join(format!("{prefix}{}-{n}-{}", std::process::id(), crate::process::psql::nonce()));
+        let path = base.join(format!("{prefix}{}-{n}-{}", std::process::id(), &crate::process::psql::nonce()[..8]));
         match std::fs::DirBuilder::new().mode(0o700).create(&path) {
             Ok(()) => return Ok(Scratch(path)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
