@@ -20,7 +20,7 @@ fn db_url_arg() -> Arg {
     Arg::new("db-url")
         .long("db-url")
         .value_name("URL")
-        .help("The DSN for --target url (else $DATABASE_URL); used exactly as given (its password reaches psql through PGPASSWORD, not its argv); implies --target url")
+        .help("The DSN for --target url (else $DATABASE_URL); used exactly as given (its password reaches psql through a private passfile or PGPASSWORD, never its argv); implies --target url")
 }
 
 fn timeout_args() -> [Arg; 2] {

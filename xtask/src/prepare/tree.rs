@@ -189,6 +189,7 @@ pub fn contract_files(workdir: &Path) -> Result<Vec<String>> {
     let mut files = Vec::new();
     if workdir.join(CONTRACT).is_file() {
         admissible(workdir, CONTRACT)?;
+        test_checked(workdir, CONTRACT)?;
         files.push(CONTRACT.to_string());
     }
     let tests = workdir.join(TESTS);
@@ -200,6 +201,7 @@ pub fn contract_files(workdir: &Path) -> Result<Vec<String>> {
             if entry.file_type().is_file() && (name.ends_with(".sql") || name.ends_with(".pg")) {
                 let rel = entry.path().strip_prefix(workdir).expect("under the workdir").to_string_lossy().into_owned();
                 admissible(workdir, &rel)?;
+                test_checked(workdir, &rel)?;
                 found.push(rel);
             }
         }
@@ -207,6 +209,63 @@ pub fn contract_files(workdir: &Path) -> Result<Vec<String>> {
         files.extend(found);
     }
     Ok(files)
+}
+
+/// The psql meta-commands a test file may hold: they shape psql's output and variables
+/// (pgTAP's own headers use `\set ECHO none`, `\set QUIET 1`, `\pset format unaligned`) and
+/// reach nothing outside the session. Every other one (`\!`, `\o`, `\w`, `\copy`, `\i`, `\c`,
+/// `\setenv`, `\getenv`, `\g FILE`, ...) could run a program, read or write a file or connect
+/// elsewhere, as the user who runs the tool.
+const TEST_META: [&str; 16] = [
+    "set",
+    "unset",
+    "pset",
+    "echo",
+    "qecho",
+    "warn",
+    "a",
+    "t",
+    "x",
+    "timing",
+    "if",
+    "elif",
+    "else",
+    "endif",
+    "gset",
+    "crosstabview",
+];
+
+/// A contract or test file, read before anything runs: no NUL byte, and only the meta-commands
+/// of [`TEST_META`], with no backtick (which runs a shell command in a meta-command's argument).
+fn test_checked(workdir: &Path, rel: &str) -> Result<()> {
+    let bytes = std::fs::read(workdir.join(rel)).with_context(|| format!("reading {rel}"))?;
+    if let Some(at) = bytes.iter().position(|b| *b == 0) {
+        let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        return Err(exit::cannot_run(format!(
+            "{rel}:{line}: holds a NUL byte: psql stops reading a line there, so the file would not mean what it \
+             says; remove it; nothing was run"
+        )));
+    }
+    let script = Script::lex(&String::from_utf8_lossy(&bytes));
+    for (line, text) in &script.meta_commands {
+        let refused =
+            text.contains('`').then(|| "a backtick (psql runs the command inside it)".to_string()).or_else(|| {
+                text.split_whitespace()
+                    .filter_map(|word| word.strip_prefix('\\'))
+                    .map(|name| name.trim_end_matches(';'))
+                    .find(|name| !TEST_META.contains(name))
+                    .map(|name| format!("the psql meta-command `\\{name}`"))
+            });
+        if let Some(what) = refused {
+            return Err(exit::cannot_run(format!(
+                "{rel}:{line}: holds {what}: a test file may only set psql's output and variables (\\set, \\pset, \\echo, \\if, \\gset, ...); \
+                 one that can run a program, read or write a file or connect elsewhere would do it as the user \
+                 running the rehearsal; remove it; nothing was run",
+                what = name_escaped(&what)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A file the tree hands to psql: its name holds no control character (it could rewrite the lines

@@ -29,8 +29,11 @@ pub struct Spec {
     pub psql: PathBuf,
     /// The DSN for psql's argv: as given, without its password.
     pub conn_arg: String,
-    /// Goes in this child's `PGPASSWORD` only.
+    /// Goes in this child's `PGPASSWORD` only, or in a passfile under `passfile_dir`.
     pub password: Option<String>,
+    /// Where to put the password as a private passfile (`PGPASSFILE`) instead of `PGPASSWORD`,
+    /// for a session that runs a tree's test files: then not even psql's environment holds it.
+    pub passfile_dir: Option<PathBuf>,
     /// `PGCONNECT_TIMEOUT`, seconds: a server that accepts TCP and never answers cannot hang us.
     pub connect_timeout: u32,
     /// psql's working directory: it names files as the tree does (`psql:supabase/...:3:`).
@@ -102,8 +105,10 @@ impl Session {
         let mut env = Env::client()
             .with("PGCONNECT_TIMEOUT", spec.connect_timeout.to_string())
             .with("PGAPPNAME", "rehearsal-xtask");
-        if let Some(password) = &spec.password {
-            env = env.with("PGPASSWORD", password);
+        match (&spec.password, &spec.passfile_dir) {
+            (Some(password), Some(dir)) => env = env.with("PGPASSFILE", passfile(dir, password)?),
+            (Some(password), None) => env = env.with("PGPASSWORD", password),
+            (None, _) => {}
         }
         let args = [spec.conn_arg.as_str(), "-X", "-w", "-P", "pager=off", "-v", "ON_ERROR_STOP=0"];
         let handle = duct::cmd(&spec.psql, args)
@@ -255,6 +260,17 @@ impl Drop for Session {
 }
 
 /// A random marker per session: a migration cannot print it by accident.
+/// A new passfile (mode 0600, a random name) in `dir` that gives `password` to any server:
+/// `*:*:*:*:` and the password, its `:` and `\` escaped as libpq reads them.
+fn passfile(dir: &Path, password: &str) -> Result<PathBuf> {
+    let path = dir.join(format!("pgpass-{}", nonce()));
+    let line = format!("*:*:*:*:{}\n", password.replace('\\', "\\\\").replace(':', "\\:"));
+    crate::evidence::artifacts::create_new(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
+        .with_context(|| format!("writing the session's passfile in {}", dir.display()))?;
+    Ok(path)
+}
+
 pub fn nonce() -> String {
     let mut bytes = [0u8; 12];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));

@@ -100,6 +100,7 @@ impl Conn {
             psql: self.psql.clone(),
             conn_arg: self.argv_dsn(),
             password: self.dsn.password().map(str::to_string),
+            passfile_dir: None,
             connect_timeout: self.connect_timeout,
             cwd: self.workdir.clone(),
             redactor: self.redactor.clone(),

@@ -15,7 +15,6 @@
 
 use anyhow::Result;
 
-use super::conn::Conn;
 use crate::exit;
 use crate::process::psql::{Session, Unit};
 
@@ -39,12 +38,8 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    /// The lock session, connecting: started early, its login overlaps the working session's.
-    pub fn connect(conn: &Conn) -> Result<Session> {
-        Session::start(&conn.session_spec())
-    }
-
-    /// Take the run lock on `session` (from [`RunLock::connect`]) or refuse (exit 2), in one round
+    /// Take the run lock on `session` (started early, so its login overlaps the working
+    /// session's) or refuse (exit 2), in one round
     /// trip. `work_pid` is the backend of this run's working session.
     pub fn acquire(mut session: Session, work_pid: Option<u32>, what: &str) -> Result<RunLock> {
         let (hi, lo) = halves(SESSIONS_KEY);

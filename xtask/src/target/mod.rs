@@ -17,7 +17,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::exit;
-use crate::process::psql::{Ran, Session, Unit};
+use crate::process::psql::{self, Ran, Session, Unit};
 use crate::process::signals::Watchdog;
 use crate::process::{Redactor, Tee};
 use crate::text::config::Config;
@@ -257,7 +257,7 @@ impl Target {
         let fresh = !self.work.as_ref().is_some_and(Session::alive);
         let mut unit = unit.clone();
         if fresh {
-            self.work = Some(Session::start(&self.conn.session_spec())?);
+            self.work = Some(Session::start(&self.session_spec())?);
             unit.before = format!("{}\n{}", self.setup(), unit.before);
         }
         let session = self.work.as_mut().expect("opened above");
@@ -278,6 +278,12 @@ impl Target {
 
     /// What a fresh working session runs first, in one round trip: the timeouts, the backend's
     /// pid and, while this run holds the lock, the sessions key.
+    /// How this run's sessions start: the password in a private passfile, not in the
+    /// environment of a psql that runs the tree's test files (or could be asked about it).
+    fn session_spec(&self) -> psql::Spec {
+        psql::Spec { passfile_dir: Some(self.scratch().to_path_buf()), ..self.conn.session_spec() }
+    }
+
     fn setup(&self) -> String {
         let mut statements = self.conn.timeouts.set_statements(false);
         if self.lock.is_some() {
@@ -294,7 +300,7 @@ impl Target {
     /// the working session's (staging and url only).
     pub fn expect_lock(&mut self) -> Result<()> {
         if self.kind != Kind::Local && self.lock_session.is_none() && self.lock.is_none() {
-            self.lock_session = Some(RunLock::connect(&self.conn)?);
+            self.lock_session = Some(Session::start(&self.session_spec())?);
         }
         Ok(())
     }
@@ -307,7 +313,7 @@ impl Target {
             let what = self.what();
             let session = match self.lock_session.take() {
                 Some(session) => session,
-                None => RunLock::connect(&self.conn)?,
+                None => Session::start(&self.session_spec())?,
             };
             self.lock = Some(RunLock::acquire(session, self.work_pid, &what)?);
             if self.work.as_ref().is_some_and(Session::alive) {
