@@ -109,3 +109,36 @@ fn a_project_tunes_severities_and_excludes_objects() {
     );
     assert!(run.stderr.contains("line 2"), "{run}");
 }
+
+/// Every exposed schema is advised, as Supabase's linter does: those `[lint] exposed_schemas`
+/// names and those PostgREST serves (`pgrst.db_schemas` on `authenticator`).
+#[test]
+fn the_advisors_cover_every_exposed_schema() {
+    prepare();
+    let sandbox = Sandbox::new("advisors-schemas");
+    sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('contract runs');\n");
+    sandbox.write("supabase/rehearsal.toml", "[lint]\nexposed_schemas = [\"public\", \"api\"]\n");
+    sandbox.write(
+        "supabase/migrations/20250101000000_schemas.sql",
+        "create schema api;\ncreate table api.open_api (id int);\n\
+         create schema reporting;\ncreate table reporting.open_report (id int);\n\
+         create schema internal;\ncreate table internal.hidden (id int);\n\
+         alter role authenticator set pgrst.db_schemas = 'public, reporting';\n",
+    );
+    let run = sandbox.xtask(&["rls", "--json"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let findings = run.json()["findings"].as_array().unwrap().clone();
+    let disabled: Vec<&str> =
+        findings.iter().filter(|f| f["class"] == "rls_disabled").map(|f| f["message"].as_str().unwrap()).collect();
+    assert!(
+        disabled.contains(&"table api.open_api is exposed to the API with row level security off"),
+        "{disabled:#?}"
+    );
+    assert!(
+        disabled.contains(&"table reporting.open_report is exposed to the API with row level security off"),
+        "{disabled:#?}"
+    );
+    assert!(!disabled.iter().any(|m| m.contains("internal.hidden")), "a schema nobody serves: {disabled:#?}");
+    let report = findings.iter().find(|f| f["message"].as_str().unwrap().contains("reporting.open_report")).unwrap();
+    assert_eq!(report["file"], "supabase/migrations/20250101000000_schemas.sql", "{report}");
+}

@@ -51,24 +51,6 @@ fn a_keyword_dsn_with_a_quoted_password_connects_and_its_password_is_never_shown
     assert!(refused.stderr.contains("sslmode is `disable`; it must be require or stricter"), "{refused}");
 }
 
-/// The psql processes the tool started: command lines and environments.
-fn psql_children(tool: u32) -> Vec<(String, String)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let ppid: u32 = stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()?;
-            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?).replace('\0', " ");
-            (ppid == tool && cmdline.contains("psql")).then(|| {
-                let environ =
-                    String::from_utf8_lossy(&std::fs::read(e.path().join("environ")).unwrap_or_default()).into_owned();
-                (cmdline, environ)
-            })
-        })
-        .collect()
-}
-
 #[test]
 fn no_password_in_an_argv_and_no_inherited_libpq_variable_in_a_child() {
     let stack = Stack::start();
@@ -81,13 +63,20 @@ fn no_password_in_an_argv_and_no_inherited_libpq_variable_in_a_child() {
     cmd.env("PGPASSWORD", "not-the-password").env("PGSSLMODE", "disable").env("PGHOST", "/nonexistent");
     let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     wait_for_log(&sandbox, "migration_apply.log", "slow migration started", &mut child);
-    let children = psql_children(child.id());
+    let children = common::psql_children(child.id());
     assert!(children.len() >= 2, "the working and the lock sessions: {children:?}");
     let encoded = xtask::target::local::pooler::url_encode(PASSWORD);
     for (cmdline, environ) in &children {
         assert!(!cmdline.contains(&encoded) && !cmdline.contains(PASSWORD), "a password in an argv: {cmdline}");
         let vars: Vec<&str> = environ.split('\0').collect();
-        assert!(vars.contains(&format!("PGPASSWORD={PASSWORD}").as_str()), "the child's own password: {vars:?}");
+        // Its password is in a private passfile, and no inherited PGPASSWORD is passed on.
+        assert!(!vars.iter().any(|v| v.starts_with("PGPASSWORD=")), "{vars:?}");
+        let passfile = vars.iter().find_map(|v| v.strip_prefix("PGPASSFILE=")).expect("a passfile");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(passfile).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "{passfile}");
+        let line = std::fs::read_to_string(passfile).unwrap();
+        let escaped = PASSWORD.replace('\\', "\\\\").replace(':', "\\:");
+        assert_eq!(line, format!("*:*:*:*:{escaped}\n"), "libpq's passfile format, `:` and `\\` escaped");
         assert!(!vars.iter().any(|v| v.starts_with("PGSSLMODE=") || v.starts_with("PGHOST=")), "{vars:?}");
     }
     // SAFETY: kill(2) on our own child.

@@ -56,22 +56,6 @@ fn pgtap_headers_pass_and_meta_commands_that_reach_outside_are_refused() {
     }
 }
 
-/// The pids of `parent`'s children named `name`, from /proc.
-fn children(parent: u32, name: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // pid (comm) state ppid ...
-        let Some((comm, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") ")) else { continue };
-        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
-        if comm == name && ppid == Some(parent) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 #[test]
 fn the_password_is_not_in_the_environment_of_the_psql_that_runs_test_files() {
     let stack = Stack::start();
@@ -109,14 +93,12 @@ fn the_password_is_not_in_the_environment_of_the_psql_that_runs_test_files() {
         assert!(child.try_wait().unwrap().is_none(), "xtask ended before the test file ran");
         std::thread::yield_now();
     }
-    let sessions = children(child.id(), "psql");
+    let sessions = common::psql_children(child.id());
     assert!(!sessions.is_empty(), "the run's psql sessions are its children");
-    for pid in &sessions {
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-        let environ = String::from_utf8_lossy(&environ);
-        assert!(!environ.contains(&stack.password), "psql {pid} has the password in its environment");
-        assert!(!environ.split('\0').any(|v| v.starts_with("PGPASSWORD=")), "psql {pid}: {environ}");
-        assert!(environ.split('\0').any(|v| v.starts_with("PGPASSFILE=")), "psql {pid} logs in with a passfile");
+    for (cmdline, environ) in &sessions {
+        assert!(!environ.contains(&stack.password), "{cmdline} has the password in its environment");
+        assert!(!environ.split('\0').any(|v| v.starts_with("PGPASSWORD=")), "{cmdline}: {environ}");
+        assert!(environ.split('\0').any(|v| v.starts_with("PGPASSFILE=")), "{cmdline} logs in with a passfile");
     }
     writeln!(holder_in, "select pg_advisory_unlock(4711);").unwrap();
     drop(holder_in);

@@ -19,7 +19,7 @@ use crate::runbook::inventory;
 pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     let p = prepare::prepare(ctx.workdir.clone(), flags, Needs { contract: false, plan: true, cli: true }, None)?;
     p.refuse_spent_molecules()?;
-    let advisors = Advisors::from_config(&p.config.advisors, &p.config.advisor_exclude)?;
+    let advisors = Advisors::from_config(&p.config.advisors, &p.config.advisor_exclude, p.rules.exposed())?;
     let mut target = flow::open_target(&p)?;
     target.expect_lock()?;
     let mut record = flow::new_record(&p, &target);

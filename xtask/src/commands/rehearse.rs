@@ -27,7 +27,7 @@ use crate::text::lint;
 pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     let p = prepare::prepare(ctx.workdir.clone(), flags, Needs { contract: true, plan: true, cli: true }, None)?;
     p.refuse_spent_molecules()?;
-    let advisors = Advisors::from_config(&p.config.advisors, &p.config.advisor_exclude)?;
+    let advisors = Advisors::from_config(&p.config.advisors, &p.config.advisor_exclude, p.rules.exposed())?;
     let mut target = flow::open_target(&p)?;
     target.expect_lock()?;
     // Step 3's `supabase migration list` starts now: its start-up overlaps steps 2, 1 and 0.

@@ -24,7 +24,7 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         Some("local"),
         "; the contract alone, nothing is applied",
     )?;
-    let advisors = Advisors::from_config(&p.config.advisors, &p.config.advisor_exclude)?;
+    let advisors = Advisors::from_config(&p.config.advisors, &p.config.advisor_exclude, p.rules.exposed())?;
     let clock = std::time::Instant::now();
     let mut target = flow::open_target(&p)?;
     if let Some(cluster) = target.cluster() {

@@ -23,7 +23,13 @@ struct Advisor {
     hint: &'static str,
 }
 
-const EXPOSED: &str = "'public'";
+/// The exposed schemas as a subquery: the project's `[lint] exposed_schemas` (`{CONFIGURED}`),
+/// and those PostgREST serves, from `pgrst.db_schemas` set on `authenticator`, as Supabase's
+/// own linter reads them.
+const EXPOSED: &str = "select s from unnest(array[{CONFIGURED}]::text[]) s union \
+    select btrim(x) from pg_db_role_setting rs join pg_roles r on r.oid = rs.setrole \
+    cross join unnest(rs.setconfig) c cross join regexp_split_to_table(substr(c, 18), ',') x \
+    where r.rolname = 'authenticator' and c like 'pgrst.db\\_schemas=%'";
 /// Objects an extension created (hypopg's views in `public`, say) are the extension's, not the
 /// project's: as Supabase's advisors, these pass them over.
 const NOT_MEMBER: &str = "and not exists (select 1 from pg_depend x where x.objid = c.oid and x.deptype = 'e')";
@@ -33,8 +39,8 @@ const ADVISORS: &[Advisor] = &[
         severity: Severity::Error,
         sql: "select n.nspname, c.relname, '' from pg_class c join pg_namespace n on n.oid = c.relnamespace \
               where n.nspname in (EXPOSED) and c.relkind in ('r', 'p') and not c.relrowsecurity NOT_MEMBER",
-        message: "table public.{} is exposed to the API with row level security off",
-        hint: "add `alter table public.{} enable row level security;` and its policies to {file}",
+        message: "table {} is exposed to the API with row level security off",
+        hint: "add `alter table {} enable row level security;` and its policies to {file}",
     },
     Advisor {
         class: Class::RlsEnabledNoPolicy,
@@ -42,16 +48,16 @@ const ADVISORS: &[Advisor] = &[
         sql: "select n.nspname, c.relname, '' from pg_class c join pg_namespace n on n.oid = c.relnamespace \
               where n.nspname in (EXPOSED) and c.relkind in ('r', 'p') and c.relrowsecurity \
               and not exists (select 1 from pg_policy p where p.polrelid = c.oid) NOT_MEMBER",
-        message: "table public.{} has row level security on but no policy: no API role can read or write it",
-        hint: "add the policies public.{} needs, or say in {file} that only service_role uses it",
+        message: "table {} has row level security on but no policy: no API role can read or write it",
+        hint: "add the policies {} needs, or say in {file} that only service_role uses it",
     },
     Advisor {
         class: Class::PolicyExistsRlsDisabled,
         severity: Severity::Error,
         sql: "select distinct n.nspname, c.relname, '' from pg_policy p join pg_class c on c.oid = p.polrelid \
               join pg_namespace n on n.oid = c.relnamespace where n.nspname in (EXPOSED) and not c.relrowsecurity NOT_MEMBER",
-        message: "table public.{} has policies but row level security is off, so they do nothing",
-        hint: "add `alter table public.{} enable row level security;` to {file}",
+        message: "table {} has policies but row level security is off, so they do nothing",
+        hint: "add `alter table {} enable row level security;` to {file}",
     },
     Advisor {
         class: Class::FunctionSearchPathMutable,
@@ -60,8 +66,8 @@ const ADVISORS: &[Advisor] = &[
               where n.nspname in (EXPOSED) and p.prokind in ('f', 'p') \
               and not exists (select 1 from unnest(coalesce(p.proconfig, '{}')) c where c like 'search_path=%') \
               and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')",
-        message: "function public.{} has a mutable search_path",
-        hint: "add `set search_path = ''` to public.{} and qualify the names it uses",
+        message: "function {} has a mutable search_path",
+        hint: "add `set search_path = ''` to {} and qualify the names it uses",
     },
     Advisor {
         class: Class::SecurityDefinerView,
@@ -69,8 +75,8 @@ const ADVISORS: &[Advisor] = &[
         sql: "select n.nspname, c.relname, '' from pg_class c join pg_namespace n on n.oid = c.relnamespace \
               where n.nspname in (EXPOSED) and c.relkind = 'v' \
               and not coalesce(c.reloptions @> array['security_invoker=true'] or c.reloptions @> array['security_invoker=on'], false) NOT_MEMBER",
-        message: "view public.{} runs with its owner's rights (no security_invoker), bypassing the caller's RLS",
-        hint: "create public.{} `with (security_invoker = true)`",
+        message: "view {} runs with its owner's rights (no security_invoker), bypassing the caller's RLS",
+        hint: "create {} `with (security_invoker = true)`",
     },
     Advisor {
         class: Class::AuthUsersExposed,
@@ -78,8 +84,8 @@ const ADVISORS: &[Advisor] = &[
         sql: "select distinct n.nspname, v.relname, '' from pg_depend d join pg_rewrite r on r.oid = d.objid \
               join pg_class v on v.oid = r.ev_class join pg_namespace n on n.oid = v.relnamespace \
               where d.refobjid = 'auth.users'::regclass and n.nspname in (EXPOSED) and v.oid <> 'auth.users'::regclass",
-        message: "view public.{} exposes auth.users to the API",
-        hint: "drop public.{}, or move it out of an exposed schema and grant it to service_role only",
+        message: "view {} exposes auth.users to the API",
+        hint: "drop {}, or move it out of an exposed schema and grant it to service_role only",
     },
     Advisor {
         class: Class::AnonPolicyAlwaysTrue,
@@ -87,8 +93,8 @@ const ADVISORS: &[Advisor] = &[
         sql: "select n.nspname, c.relname, p.polname from pg_policy p join pg_class c on c.oid = p.polrelid join pg_namespace n on n.oid = c.relnamespace \
               where n.nspname in (EXPOSED) and (p.polroles = '{0}' or exists (select 1 from pg_roles r where r.oid = any(p.polroles) and r.rolname = 'anon')) \
               and (pg_get_expr(p.polqual, p.polrelid) = 'true' or pg_get_expr(p.polwithcheck, p.polrelid) = 'true')",
-        message: "policy on public.{} lets anon through unconditionally (USING or WITH CHECK is true)",
-        hint: "narrow the policy on public.{} or drop anon from it, unless the table is meant to be public",
+        message: "policy on {} lets anon through unconditionally (USING or WITH CHECK is true)",
+        hint: "narrow the policy on {} or drop anon from it, unless the table is meant to be public",
     },
 ];
 
@@ -96,17 +102,20 @@ const ADVISORS: &[Advisor] = &[
 pub struct Advisors {
     levels: BTreeMap<Class, Option<Severity>>,
     exclude: BTreeMap<Class, Vec<String>>,
+    /// `[lint] exposed_schemas`, as SQL literals.
+    exposed: String,
 }
 
 impl Advisors {
-    pub fn from_config(levels: &[Setting], exclude: &[Setting]) -> Result<Advisors> {
+    pub fn from_config(levels: &[Setting], exclude: &[Setting], exposed: &[String]) -> Result<Advisors> {
         let find = |s: &Setting| {
             ADVISORS.iter().find(|a| a.class.as_str() == s.key).ok_or_else(|| {
                 let names: Vec<&str> = ADVISORS.iter().map(|a| a.class.as_str()).collect();
                 s.error(&format!("is not an advisor (advisors: {})", names.join(", ")))
             })
         };
-        let mut out = Advisors { levels: BTreeMap::new(), exclude: BTreeMap::new() };
+        let exposed = exposed.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+        let mut out = Advisors { levels: BTreeMap::new(), exclude: BTreeMap::new(), exposed };
         for s in levels {
             let advisor = find(s)?;
             let level = match Level::of(s)? {
@@ -140,7 +149,9 @@ impl Advisors {
                 format!(
                     "select {i}, '{}', * from ({}) found",
                     a.class.as_str(),
-                    a.sql.replace("EXPOSED", EXPOSED).replace("NOT_MEMBER", NOT_MEMBER)
+                    a.sql
+                        .replace("EXPOSED", &EXPOSED.replace("{CONFIGURED}", &self.exposed))
+                        .replace("NOT_MEMBER", NOT_MEMBER)
                 )
             })
             .collect();
@@ -164,11 +175,11 @@ impl Advisors {
                 continue;
             }
             let object = match (advisor.class, detail) {
-                (Class::FunctionSearchPathMutable, args) => format!("{name}({args})"),
-                (_, "") => name.to_string(),
-                (_, detail) => format!("{name} ({detail})"),
+                (Class::FunctionSearchPathMutable, args) => format!("{schema}.{name}({args})"),
+                (_, "") => format!("{schema}.{name}"),
+                (_, detail) => format!("{schema}.{name} ({detail})"),
             };
-            let (file, line) = created_in(migrations, name).map_or((None, None), |(f, l)| (Some(f), Some(l)));
+            let (file, line) = created_in(migrations, schema, name).map_or((None, None), |(f, l)| (Some(f), Some(l)));
             findings.push(Finding {
                 class: advisor.class,
                 severity: self.severity(advisor).expect("enabled"),
@@ -188,16 +199,16 @@ impl Advisors {
     }
 }
 
-/// The migration and line whose CREATE made `name` (table, view or function).
-fn created_in(migrations: &[Migration], name: &str) -> Option<(String, u32)> {
+/// The migration and line whose CREATE made `schema.name` (table, view or function).
+fn created_in(migrations: &[Migration], schema: &str, name: &str) -> Option<(String, u32)> {
     for m in migrations {
         for (n, line) in m.sql.script.text.lines().enumerate() {
             let l = format!("{}\n", line.to_ascii_lowercase());
             let names_it = [
-                format!("public.{name} "),
-                format!("public.{name}("),
+                format!("{schema}.{name} "),
+                format!("{schema}.{name}("),
                 format!(" {name} ("),
-                format!("public.{name}\n"),
+                format!("{schema}.{name}\n"),
             ]
             .iter()
             .any(|p| l.contains(p.as_str()));

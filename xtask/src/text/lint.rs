@@ -40,6 +40,11 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// The schemas `[lint] exposed_schemas` names (`public` when it is not set).
+    pub fn exposed(&self) -> &[String] {
+        &self.exposed
+    }
+
     /// The rules with the project's `[lint]` settings; an unknown rule or level is refused.
     pub fn from_config(settings: &[Setting]) -> Result<Rules> {
         let mut severity: BTreeMap<Class, Option<Severity>> = RULES.iter().map(|(c, s, _)| (*c, Some(*s))).collect();

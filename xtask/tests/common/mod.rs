@@ -329,3 +329,21 @@ pub fn copy_dir(from: &Path, to: &Path) {
 mod stack;
 #[allow(unused_imports)]
 pub use stack::*;
+
+/// The psql processes the tool started: command lines and environments.
+pub fn psql_children(tool: u32) -> Vec<(String, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid: u32 = stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()?;
+            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?).replace('\0', " ");
+            (ppid == tool && cmdline.contains("psql")).then(|| {
+                let environ =
+                    String::from_utf8_lossy(&std::fs::read(e.path().join("environ")).unwrap_or_default()).into_owned();
+                (cmdline, environ)
+            })
+        })
+        .collect()
+}
