@@ -64,6 +64,39 @@ const CHANGES: &[(&str, &str, &str)] = &[
         "alter publication supabase_realtime drop table public.fx",
     ),
     ("comment", "comment on table public.fx is 'people and their names'", "comment on table public.fx is null"),
+    (
+        "replica identity",
+        "alter table public.fx replica identity full",
+        "alter table public.fx replica identity default",
+    ),
+    (
+        "column storage",
+        "alter table public.fx alter column name set storage external",
+        "alter table public.fx alter column name set storage extended",
+    ),
+    (
+        "column statistics",
+        "alter table public.fx alter column name set statistics 500",
+        "alter table public.fx alter column name set statistics -1",
+    ),
+];
+
+/// Changes `pg_dump --schema-only` does not print (roles and settings are `pg_dumpall`'s), which
+/// a rollback must undo all the same: the snapshot sees each.
+const GLOBAL_CHANGES: &[(&str, &str, &str)] = &[
+    ("role", "create role fx_reader nologin", "drop role fx_reader"),
+    ("role attribute", "alter role authenticator connection limit 7", "alter role authenticator connection limit -1"),
+    ("role membership", "grant anon to service_role", "revoke anon from service_role"),
+    (
+        "role setting",
+        "alter role authenticator set pgrst.db_schemas = 'public, api'",
+        "alter role authenticator reset pgrst.db_schemas",
+    ),
+    (
+        "database setting",
+        "alter database postgres set statement_timeout = '5min'",
+        "alter database postgres reset statement_timeout",
+    ),
 ];
 
 #[test]
@@ -107,4 +140,17 @@ fn every_kind_of_change_a_rollback_forgets_shows_in_the_snapshot_and_in_pg_dump(
         assert_eq!(snapshot::take(&mut target).unwrap(), before, "the snapshot still sees the {kind} after: {undo}");
         assert_eq!(dump(), dumped, "pg_dump still sees the {kind} after (the test is wrong): {undo}");
     }
+    for (kind, change, undo) in GLOBAL_CHANGES {
+        let before = snapshot::take(&mut target).unwrap();
+        sql(&mut target, change);
+        assert_ne!(snapshot::take(&mut target).unwrap(), before, "the snapshot misses a {kind} change: {change}");
+        sql(&mut target, undo);
+        assert_eq!(snapshot::take(&mut target).unwrap(), before, "the snapshot still sees the {kind} after: {undo}");
+    }
+    // A secret in a setting is compared by its hash, never written out.
+    sql(&mut target, "alter role authenticator set pgrst.jwt_secret = 'super-secret-jwt-value'");
+    let with_secret = snapshot::take(&mut target).unwrap();
+    assert!(!with_secret.contains("super-secret-jwt-value"), "{with_secret}");
+    assert!(with_secret.contains("setting role=authenticator database=- pgrst.jwt_secret=md5:"), "{with_secret}");
+    sql(&mut target, "alter role authenticator reset pgrst.jwt_secret");
 }

@@ -236,3 +236,49 @@ fn nothing_pending_means_nothing_rehearsed_and_nothing_to_sign_off() {
     assert!(!page.contains("approved for the production window"), "no sign-off offered");
     assert!(second.stderr.contains("step 5 schema after rollback: no rollback ran, nothing to compare"), "{second}");
 }
+
+/// On a database that outlives the run, the contract must leave it as it found it; the advisors
+/// then read it as the contract left it.
+#[test]
+fn a_contract_that_changes_the_staging_schema_fails_the_run_and_the_advisors_read_staging() {
+    let stack = Stack::start();
+    let sandbox = Sandbox::new("staging-contract-leaves");
+    sandbox.with_vault(&stack.dsn());
+    sandbox.write(
+        "supabase/migrations/20250101000000_t.sql",
+        "create table if not exists public.t (id int);\nalter table public.t enable row level security;\n",
+    );
+    // Staging already holds a table exposed with RLS off, as someone made it by hand.
+    stack.admin_sql("set role postgres; create table public.open_on_staging (id int);");
+    // A test file that commits what it creates, and one that leaves nothing behind.
+    sandbox.write(
+        "supabase/tests/a_leaky_test.sql",
+        "create table public.leftover (id int);\nselect plan(1);\nselect pass('made a table');\n",
+    );
+    sandbox.write(
+        "supabase/tests/b_clean_test.sql",
+        "begin;\nselect plan(1);\ncreate table public.scratch (id int);\nselect pass('rolled back');\nrollback;\n",
+    );
+    let run = sandbox.xtask(&["rls", "--target", "staging", "--json"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let json = run.json();
+    let findings = json["findings"].as_array().unwrap();
+    let changed = findings.iter().find(|f| f["class"] == "contract_changed_schema").expect("the change is a finding");
+    assert_eq!(changed["severity"], "error");
+    let message = changed["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the RLS contract left the database's schema different from before it ran: "),
+        "{message}"
+    );
+    assert!(message.contains("relation leftover (still there)") && !message.contains("scratch"), "{message}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["class"] == "rls_disabled" && f["message"].as_str().unwrap().contains("public.open_on_staging")),
+        "the advisors ran on staging: {findings:#?}"
+    );
+    let dir = sandbox.rehearsal_dirs().pop().unwrap();
+    let diff = std::fs::read_to_string(dir.join("schema_contract.diff")).unwrap();
+    assert!(diff.lines().any(|l| l.starts_with("+relation public.leftover ")), "{diff}");
+    sandbox.assert_no_secrets(&run);
+}

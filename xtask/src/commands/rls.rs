@@ -1,7 +1,8 @@
 //! `cargo xtask rls`: the RLS contract alone. On `local` (the default, the check before a PR): a
 //! fresh throwaway cluster, every migration applied in version order (step 4), the security
 //! advisors, `supabase/seed.sql`, then the contract (step 6). On `staging` or `url`: the contract
-//! alone on that database, its DSN guarded, nothing applied. Logs and summary.json go to a new
+//! alone on that database, its DSN guarded, nothing applied; the schema after it must be the one
+//! before it, and the advisors read the database after it. Logs and summary.json go to a new
 //! rehearsal dir.
 
 use anyhow::Result;
@@ -61,6 +62,12 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         let clock = record.step_start(6, "rls");
         flow::contract(&mut target, &p.contract, &mut record, "rls")?;
         record.step_end(clock);
+        if p.kind != Kind::Local {
+            // On the database as the contract left it (which must be as it found it).
+            let advised = advisors.run(&mut target, &p.tree.migrations)?;
+            progress!("advisors: {} finding(s)", advised.len());
+            record.summary_mut().findings.extend(advised);
+        }
         Ok(())
     })();
     let stop = match done {

@@ -8,7 +8,10 @@
 //! definitions), triggers, policies, row level security flags, enums, domains, ranges, extensions,
 //! publications and their tables and schemas, comments, default privileges, rules, extended
 //! statistics, event triggers, owners and grants (each list of grants sorted: granting in another
-//! order is the same schema). Extension members are left out (as `pg_dump`
+//! order is the same schema), replica identity, column storage and statistics targets, roles
+//! (attributes and memberships) and role and database settings (`pgrst.db_schemas` among them; a
+//! setting whose name says secret, password, key or token is shown as its value's md5, never the
+//! value). Extension members are left out (as `pg_dump`
 //! leaves them), so an extension's own objects do not count as a schema change. Names are
 //! printed with `search_path` set to `pg_catalog`, so they are always schema-qualified.
 
@@ -30,19 +33,20 @@ select line from (
   from ns n join pg_namespace s on s.oid = n.oid
   where not exists (select 1 from member m where m.classid = 'pg_namespace'::regclass and m.objid = n.oid)
 union all
-  select format('relation %I.%I kind=%s owner=%s rls=%s force_rls=%s persistence=%s options=%s acl=%s partition_key=%s',
+  select format('relation %I.%I kind=%s owner=%s rls=%s force_rls=%s persistence=%s options=%s acl=%s partition_key=%s replica_identity=%s',
     n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
-    c.relpersistence, coalesce(c.reloptions::text, '-'), coalesce((select string_agg(i::text, ',' order by i::text) from unnest(c.relacl) i), '-'), coalesce(pg_get_partkeydef(c.oid), '-'))
+    c.relpersistence, coalesce(c.reloptions::text, '-'), coalesce((select string_agg(i::text, ',' order by i::text) from unnest(c.relacl) i), '-'), coalesce(pg_get_partkeydef(c.oid), '-'), c.relreplident)
   from pg_class c join ns n on n.oid = c.relnamespace
   where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'c')
     and not exists (select 1 from member m where m.classid = 'pg_class'::regclass and m.objid = c.oid)
 union all
-  select format('column %I.%I.%I type=%s not_null=%s default=%s identity=%s generated=%s collation=%s acl=%s',
+  select format('column %I.%I.%I type=%s not_null=%s default=%s identity=%s generated=%s collation=%s acl=%s storage=%s statistics=%s',
     n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
     coalesce(pg_get_expr(d.adbin, d.adrelid), '-'), coalesce(nullif(a.attidentity, ''), '-'),
     coalesce(nullif(a.attgenerated, ''), '-'),
     case when a.attcollation <> t.typcollation then a.attcollation::regcollation::text else '-' end,
-    coalesce((select string_agg(i::text, ',' order by i::text) from unnest(a.attacl) i), '-'))
+    coalesce((select string_agg(i::text, ',' order by i::text) from unnest(a.attacl) i), '-'),
+    a.attstorage, a.attstattarget)
   from pg_attribute a
   join pg_class c on c.oid = a.attrelid
   join ns n on n.oid = c.relnamespace
@@ -145,6 +149,19 @@ union all
   select format('event trigger %I on %s enabled=%s function=%s tags=%s', e.evtname, e.evtevent, e.evtenabled,
     e.evtfoid::regproc, coalesce(e.evttags::text, '-'))
   from pg_event_trigger e
+union all
+  select format('role %I superuser=%s inherit=%s createrole=%s createdb=%s login=%s replication=%s bypassrls=%s connection_limit=%s valid_until=%s member_of=%s',
+    r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, r.rolcanlogin, r.rolreplication,
+    r.rolbypassrls, r.rolconnlimit, coalesce(r.rolvaliduntil::text, '-'),
+    coalesce((select string_agg(g.rolname || case when m.admin_option then '(admin)' else '' end, ',' order by g.rolname)
+      from pg_auth_members m join pg_roles g on g.oid = m.roleid where m.member = r.oid), '-'))
+  from pg_roles r where r.rolname !~ '^pg_'
+union all
+  select format('setting role=%s database=%s %s', case when s.setrole = 0 then '-' else pg_get_userbyid(s.setrole)::text end,
+    coalesce((select datname::text from pg_database where oid = s.setdatabase), '-'),
+    case when split_part(c, '=', 1) ~* '(secret|password|passwd|key|token)'
+      then split_part(c, '=', 1) || '=md5:' || md5(substr(c, length(split_part(c, '=', 1)) + 2)) else c end)
+  from pg_db_role_setting s cross join unnest(s.setconfig) c
 ) o
 order by line;"#;
 
