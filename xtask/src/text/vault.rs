@@ -46,39 +46,65 @@ pub fn parse_line(line: &str) -> Result<Option<(String, String)>, String> {
     }
     let rest = rest.trim_start();
     let value = match rest.chars().next() {
-        Some(q @ ('"' | '\'')) => {
-            let mut out = String::new();
-            let mut chars = rest[1..].chars();
-            let unterminated = || format!("column {}: the {q} quote opened here is never closed", column(rest));
-            loop {
-                match chars.next() {
-                    None => return Err(unterminated()),
-                    Some(c) if c == q => break,
-                    Some('\\') if q == '"' => match chars.next() {
-                        Some(c @ ('"' | '\\' | '$' | '`')) => out.push(c),
-                        Some(c) => {
-                            out.push('\\');
-                            out.push(c);
-                        }
-                        None => return Err(unterminated()),
-                    },
-                    Some(c) => out.push(c),
-                }
-            }
-            let after = chars.as_str();
-            let trailing = after.trim();
-            if !trailing.is_empty() && !trailing.starts_with('#') {
-                return Err(format!(
-                    "column {}: text after the closing {q} quote (a quote inside the value? write it as \
-                     staging.yml does: single quotes, each ' as '\\'')",
-                    column(after.trim_start())
-                ));
-            }
-            out
-        }
+        Some('"' | '\'') => shell_word(rest, column)?,
         _ => rest.split(" #").next().unwrap_or_default().trim_end().to_string(),
     };
     Ok(Some((key.to_string(), value)))
+}
+
+/// A value that starts with a quote, read as a shell reads one word: quoted parts (`'...'`
+/// literal, `"..."` with `\"`, `\\`, `\$` and `` \` ``), backslash escapes and bare characters,
+/// side by side, up to a blank; so `'it'\''s'` is `it's`, as `source` would read it. Only a
+/// comment may follow.
+fn shell_word(rest: &str, column: impl Fn(&str) -> usize) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = rest.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            q @ ('"' | '\'') => loop {
+                match chars.next() {
+                    None => {
+                        return Err(format!(
+                            "column {}: the {q} quote opened here is never closed",
+                            column(&rest[at..])
+                        ))
+                    }
+                    Some((_, c)) if c == q => break,
+                    Some((_, '\\')) if q == '"' => match chars.next() {
+                        Some((_, c @ ('"' | '\\' | '$' | '`'))) => out.push(c),
+                        Some((_, c)) => {
+                            out.push('\\');
+                            out.push(c);
+                        }
+                        None => {
+                            return Err(format!(
+                                "column {}: the {q} quote opened here is never closed",
+                                column(&rest[at..])
+                            ))
+                        }
+                    },
+                    Some((_, c)) => out.push(c),
+                }
+            },
+            '\\' => match chars.next() {
+                Some((_, c)) => out.push(c),
+                None => return Err(format!("column {}: a backslash ends the line", column(&rest[at..]))),
+            },
+            c if c.is_whitespace() => {
+                let after = rest[at..].trim_start();
+                if !after.is_empty() && !after.starts_with('#') {
+                    return Err(format!(
+                        "column {}: text after the value (a quote or a blank inside it? write it as staging.yml \
+                         does: single quotes, each ' as '\\'')",
+                        column(after)
+                    ));
+                }
+                return Ok(out);
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -100,6 +126,13 @@ mod tests {
     }
 
     #[test]
+    fn quoted_parts_side_by_side_read_as_a_shell_reads_them() {
+        assert_eq!(kv("export P='it'\\''s'").1, "it's");
+        assert_eq!(kv("P='a'\\''b'\\''c' # comment").1, "a'b'c");
+        assert_eq!(kv("P=\"x\"'$y'\\ z").1, "x$y z");
+    }
+
+    #[test]
     fn command_substitution_is_text_never_run() {
         assert_eq!(kv("A=$(touch /tmp/pwned)").1, "$(touch /tmp/pwned)");
         assert_eq!(kv("A=\"`id`\"").1, "`id`");
@@ -108,7 +141,7 @@ mod tests {
     #[test]
     fn an_error_names_the_column_never_the_secret() {
         let why = parse_line("DATABASE_URL='postgres://u:pa'ss-word-rest@h/db'").unwrap_err();
-        assert!(why.starts_with("column 31: text after the closing ' quote"), "{why}");
+        assert_eq!(why, "column 48: the ' quote opened here is never closed", "as a shell reads it");
         assert!(!why.contains("ss-word") && !why.contains("postgres"), "{why}");
         let why = parse_line("export PASS=\"s3cret").unwrap_err();
         assert_eq!(why, "column 13: the \" quote opened here is never closed");
