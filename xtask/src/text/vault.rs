@@ -94,8 +94,8 @@ fn shell_word(rest: &str, column: impl Fn(&str) -> usize) -> Result<String, Stri
                 let after = rest[at..].trim_start();
                 if !after.is_empty() && !after.starts_with('#') {
                     return Err(format!(
-                        "column {}: text after the value (a quote or a blank inside it? write it as staging.yml \
-                         does: single quotes, each ' as '\\'')",
+                        "column {}: text after the value (a quote or a blank inside it? write it as \
+                         .github/scripts/vault-files.sh does: single quotes, each ' as '\\'')",
                         column(after)
                     ));
                 }
