@@ -105,3 +105,27 @@ fn without_workdir_the_tree_you_stand_in_is_the_one() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("missing_rollback supabase/migrations/20250101000000_a.sql"), "{stdout}");
 }
+
+/// A call into an extension the local target only stands in for (pgsodium: its schema, none of
+/// its functions) is not the migration's fault: the advice says so and sends it to staging.
+#[test]
+fn a_call_into_a_stand_in_extension_is_sent_to_staging() {
+    prepare();
+    let sandbox = Sandbox::new("advice-stand-in");
+    sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('contract runs');\n");
+    sandbox.write(
+        "supabase/migrations/20250101000000_keys.sql",
+        "create extension if not exists pgsodium;\nselect pgsodium.crypto_aead_det_keygen();\n",
+    );
+    let run = sandbox.xtask(&["rls", "--json"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let s = run.json();
+    let finding = s["findings"].as_array().unwrap().iter().find(|f| f["line"] == 2).expect("the call fails").clone();
+    let hint = finding["hint"].as_str().unwrap();
+    assert!(
+        hint.starts_with("supabase/migrations/20250101000000_keys.sql:2 calls into pgsodium, which the local target only stands in for (the extension and its schema only"),
+        "{hint}"
+    );
+    assert!(hint.contains("rehearse it on staging (`cargo xtask stage-rehearse --target staging`)"), "{hint}");
+    assert!(!hint.contains("must come earlier in version order"), "{hint}");
+}

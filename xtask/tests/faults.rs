@@ -132,6 +132,8 @@ fn the_database_going_away_mid_apply_ends_the_run_with_a_summary_that_says_so() 
         "supabase/migrations/20250102000000_slow.sql",
         "do $$ begin raise notice 'slow migration started'; end $$;\nselect pg_sleep(60);\n",
     );
+    // One after it, never reached: it stays in the table, skipped.
+    sandbox.write("supabase/migrations/20250103000000_after.sql", "select 1;\n");
     let mut child = sandbox.spawn(&["stage-rehearse", "--plan", &plan]);
     wait_for_log(&sandbox, "migration_apply.log", "slow migration started", &mut child);
     drop(stack.cluster.take()); // the server stops under the running migration
@@ -157,6 +159,8 @@ fn interrupted_on_staging(signal: i32, name: &str) {
         "supabase/migrations/20250102000000_slow.sql",
         "do $$ begin raise notice 'slow migration started'; end $$;\nselect pg_sleep(60);\n",
     );
+    // One after it, never reached: it stays in the table, skipped.
+    sandbox.write("supabase/migrations/20250103000000_after.sql", "select 1;\n");
     let mut child = sandbox.spawn(&["stage-rehearse", "--plan", &plan]);
     wait_for_log(&sandbox, "migration_apply.log", "slow migration started", &mut child);
     assert!(!lock_is_free(&stack), "the rehearsal holds the lock while it runs");
@@ -171,6 +175,14 @@ fn interrupted_on_staging(signal: i32, name: &str) {
     assert_eq!(s["exit_code"], 130, "the summary says the exit code the process had:\n{s:#}");
     assert_eq!(s["migrations"][0]["apply"]["status"], "applied");
     assert_eq!(s["migrations"][1]["apply"]["status"], "interrupted", "the cancelled migration is in the table");
+    assert_eq!(s["migrations"][2]["version"], "20250103000000", "the one never reached too: {s:#}");
+    assert_eq!(s["migrations"][2]["apply"]["status"], "skipped");
+    assert!(
+        s["blockers"]
+            .to_string()
+            .contains("not applied, the run stopped before them: supabase/migrations/20250103000000_after.sql"),
+        "{s:#}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("outcome: halted (exit 130)"), "{stderr}");
     assert!(s["blockers"].to_string().contains("interrupted (Ctrl-C or SIGTERM) part way"), "{s:#}");
     assert_eq!(

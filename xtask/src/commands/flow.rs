@@ -206,15 +206,19 @@ pub fn apply_selected(
         Ok(!(gone || (!applied.ok && fail_fast)))
     });
     if let Err(e) = ran {
-        // The rows of the files that ran and, after an interrupt, the one that was running.
-        let upto = match in_flight {
-            Some(i) if exit::is_interrupt(&e) => {
-                rows[i].apply.status = Status::Interrupted;
-                i + 1
-            }
-            _ => next,
-        };
-        rows.truncate(upto);
+        // Every selected migration stays in the table: those that ran, the one that was running
+        // after an interrupt, and the ones never reached (skipped), so none goes missing.
+        if let Some(i) = in_flight.filter(|_| exit::is_interrupt(&e)) {
+            rows[i].apply.status = Status::Interrupted;
+        }
+        let never: Vec<&str> =
+            rows.iter().filter(|r| r.apply.status == Status::Skipped).map(|r| r.file.as_str()).collect();
+        if !never.is_empty() {
+            record
+                .summary_mut()
+                .blockers
+                .push(format!("not applied, the run stopped before them: {}", never.join(", ")));
+        }
         record.summary_mut().migrations.extend(rows);
         return Err(e);
     }

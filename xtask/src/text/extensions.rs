@@ -128,6 +128,20 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("pgsodium.", "pgsodium"),
 ];
 
+/// The tool's stand-in extension whose schema an error message names (`function
+/// pgsodium.crypto_aead_det_encrypt(...) does not exist`): its name and what the stand-in lacks.
+pub fn stand_in_named(message: &str) -> Option<(&'static str, &'static str)> {
+    let lower = message.to_ascii_lowercase();
+    SUPABASE.iter().find_map(|(name, local)| {
+        let Local::StandIn(lacks) = local else { return None };
+        let schema = SCHEMAS.iter().find(|(_, n)| n == name).map_or(*name, |(s, _)| s.trim_end_matches('.'));
+        let named = lower.match_indices(&format!("{schema}.")).any(
+            |(at, _)| !matches!(lower[..at].chars().next_back(), Some(c) if c.is_ascii_alphanumeric() || c == '_'),
+        );
+        named.then_some((*name, *lacks))
+    })
+}
+
 /// The extensions `sql` creates ([`created_in`]) or calls into through their schema (`vault.`,
 /// `graphql.`, `net.`, `cron.`).
 pub fn used_in(sql: &str) -> Vec<String> {
@@ -162,6 +176,16 @@ mod tests {
         let sql = "select vault.create_secret('x');\nselect cron.schedule('a', '* * * * *', 'select 1');\n\
                    select public.net.x, my_net.y, internet.z;\n";
         assert_eq!(used_in(sql), vec!["supabase_vault", "pg_cron"]);
+    }
+
+    #[test]
+    fn an_error_naming_a_stand_ins_schema_names_the_stand_in() {
+        let (name, lacks) =
+            stand_in_named("function pgsodium.crypto_aead_det_encrypt(bytea, bytea, bigint) does not exist").unwrap();
+        assert_eq!(name, "pgsodium");
+        assert!(lacks.contains("none of its functions exists"), "{lacks}");
+        assert_eq!(stand_in_named("function not_pgsodium.x() does not exist"), None);
+        assert_eq!(stand_in_named("relation \"public.t\" does not exist"), None);
     }
 
     #[test]

@@ -291,9 +291,16 @@ impl Tee for ChainTee<'_, '_> {
 
 impl ChainTee<'_, '_> {
     fn line(&mut self, line: &str) -> Result<()> {
-        if self.drop > 0 {
-            self.drop -= 1;
-            return Ok(());
+        // After a marker's result row: its `(1 row)` footer, then the blank line under it, each
+        // only when it is there (`\pset footer off` prints neither), so no line of the file's is lost.
+        match std::mem::take(&mut self.drop) {
+            2 if line.trim() == "(1 row)" => {
+                self.drop = 1;
+                return Ok(());
+            }
+            2 if line.is_empty() => return Ok(()),
+            1 if line.is_empty() => return Ok(()),
+            _ => {}
         }
         let trimmed = line.trim();
         if trimmed == self.chain.alias {

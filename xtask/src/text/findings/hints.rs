@@ -91,6 +91,13 @@ pub fn hint(class: Class, file: Option<&str>, line: Option<u32>, message: &str, 
             "the object already exists: amend {at} to use IF NOT EXISTS (or DROP ... IF EXISTS first) before the next rehearsal"
         ),
         Class::ExtensionUnavailable => extension_hint(message, &at, place.target),
+        Class::UndefinedObject if local && extensions::stand_in_named(message).is_some() => {
+            let (name, lacks) = extensions::stand_in_named(message).expect("matched");
+            format!(
+                "{at} calls into {name}, which the local target only stands in for ({lacks}): that is not a fault of \
+                 the migration; rehearse it on staging (`cargo xtask stage-rehearse --target staging`)"
+            )
+        }
         Class::UndefinedObject if in_test => format!(
             "{at} uses an object that is not there: check that the migration creating it is in supabase/migrations/, \
              or that an earlier test file or the seed creates it"
