@@ -298,3 +298,25 @@ fn the_local_cluster_reads_text_as_supabase_does_in_utf_8() {
     assert_eq!(query(&dsn, "select upper('é'), lower('ÀB'), 'Été' ~* 'été'"), "É|àb|t");
     assert_eq!(query(&dsn, "select current_setting('lc_ctype')"), "C.UTF-8");
 }
+
+/// A server whose default is `standard_conforming_strings = off` (psql then reads `\'` in a plain
+/// string as an escaped quote): the working session finds it out when it starts, and files run as
+/// psql -f runs them, so a literal holding `\';` stays one statement.
+#[test]
+fn a_server_with_standard_conforming_strings_off_runs_files_as_psql_f_does() {
+    prepare();
+    let sandbox = Sandbox::new("safety-scs-off");
+    sandbox.write(
+        "supabase/migrations/20250101000000_t.sql",
+        "create table public.t (v text);\ninsert into public.t values ('back\\'; select 1; -- ');\n",
+    );
+    let mut target = local_target(&sandbox.workdir);
+    let admin = target.cluster().unwrap().admin_dsn();
+    query(&admin, "alter database postgres set standard_conforming_strings = off");
+    assert!(target.chains(), "psql 15 chains until the server says otherwise");
+    let (log, ok) = apply_tree(&sandbox, &mut target);
+    assert_eq!(ok, [true], "{log}");
+    assert!(!target.chains(), "the session's start read the setting");
+    assert_eq!(query(&admin, "select v || '|' from public.t"), "back'; select 1; -- |");
+    assert!(!log.contains("rehearsal_mark"), "{log}");
+}

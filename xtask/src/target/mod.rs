@@ -187,7 +187,8 @@ impl Target {
     }
 
     /// Whether files may go several statements to a round trip ([`crate::runbook::chain`]): psql
-    /// 15 or later. Else each runs statement by statement, as psql -f runs it.
+    /// 15 or later, and a server whose `standard_conforming_strings` is on (read when the working
+    /// session starts). Else each runs statement by statement, as psql -f runs it.
     pub fn chains(&self) -> bool {
         self.chains
     }
@@ -272,6 +273,15 @@ impl Target {
             if let Some(v) = ran.vars.get("server").filter(|v| !v.is_empty()) {
                 self.server_version = Some(v.clone());
             }
+            // A server whose default is `standard_conforming_strings = off` makes psql read `\`
+            // in a plain string as an escape: the tool's lexer assumes on, so files go as psql -f
+            // sends them.
+            if ran.vars.get("scs").is_some_and(|v| v == "off") && self.chains {
+                self.chains = false;
+                crate::progress!(
+                    "the server's standard_conforming_strings is off: each file runs statement by statement, as psql -f runs it"
+                );
+            }
         }
         Ok((ran, watchdog.is_some_and(|w| w.fired())))
     }
@@ -289,9 +299,12 @@ impl Target {
         if self.lock.is_some() {
             statements.push(lock::hold_sessions_key());
         }
-        statements.push("select pg_backend_pid() as rehearsal_pid \\gset".into());
+        statements.push(
+            "select pg_backend_pid() as rehearsal_pid, current_setting('standard_conforming_strings') as rehearsal_scs \\gset"
+                .into(),
+        );
         format!(
-            "{}\n\\echo @@var pid :rehearsal_pid\n\\echo @@var server :SERVER_VERSION_NAME",
+            "{}\n\\echo @@var pid :rehearsal_pid\n\\echo @@var server :SERVER_VERSION_NAME\n\\echo @@var scs :rehearsal_scs",
             statements.join("\\; ")
         )
     }
