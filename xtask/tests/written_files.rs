@@ -189,3 +189,31 @@ fn a_tree_under_a_private_folder_rehearses_when_the_server_runs_as_another_user(
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stdout.contains("supabase/rls_tests.sql .. ok"), "{run}");
 }
+
+/// As root the server runs as another user, who gets its data dir and socket dir and nothing
+/// else: the run dir and the installation laid out in it stay root's, so that user can never
+/// plant a symlink where root writes, copies or chowns.
+#[test]
+fn the_server_user_owns_only_its_data_and_socket_dirs() {
+    prepare();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the server runs as another user only when the tool runs as root");
+        return;
+    }
+    let server = xtask::tools::server::ensure_server_with_pgtap().unwrap();
+    let cluster = xtask::target::local::LocalCluster::start(&server).unwrap();
+    let owner = |rel: &str| std::fs::symlink_metadata(cluster.dir().join(rel)).unwrap().uid();
+    let run_as = owner("data");
+    assert_ne!(run_as, 0, "the server's user");
+    assert_eq!(owner(""), 0, "the run dir stays root's");
+    assert_eq!(std::fs::metadata(cluster.dir()).unwrap().mode() & 0o777, 0o711);
+    assert_eq!(owner("s"), run_as, "the socket dir is the server's");
+    assert_eq!(owner("install"), 0, "the installation stays root's");
+    // (The running server makes and removes files as it goes: one gone meanwhile is skipped.)
+    for entry in walkdir::WalkDir::new(cluster.dir().join("data")).into_iter().flatten() {
+        if let Ok(meta) = entry.metadata() {
+            assert_eq!(meta.uid(), run_as, "{}", entry.path().display());
+        }
+    }
+}

@@ -89,7 +89,8 @@ impl Pooler {
             dir = d.display()
         );
         std::fs::write(d.join("pgbouncer.ini"), ini)?;
-        for f in ["", "userlist.txt", "key.pem", "cert.pem", "pgbouncer.ini"] {
+        // The files, then the directory: until then only root can enter it.
+        for f in ["userlist.txt", "key.pem", "cert.pem", "pgbouncer.ini", ""] {
             run_as.chown(&d.join(f))?;
         }
 

@@ -82,7 +82,7 @@ impl Postmaster {
     /// `Ok(Err(log))` when the server exited before it was ready.
     fn start_on(install: &Install, rundir: &RunDir, run_as: &RunAs, port: u16) -> Result<Result<Postmaster, String>> {
         let sh = Shell::new()?;
-        let (postgres, data, socket, port_arg) = (&install.postgres, rundir.data(), rundir.path(), port.to_string());
+        let (postgres, data, socket, port_arg) = (&install.postgres, rundir.data(), rundir.socket(), port.to_string());
         let mut settings = Vec::new();
         for setting in [
             "fsync=off",

@@ -1,6 +1,6 @@
 //! The directory of one throwaway cluster (data dir and socket) and the user it runs as.
 
-use std::os::unix::fs::{chown, DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{lchown, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -46,9 +46,23 @@ impl RunAs {
         self.0.as_ref().map_or_else(|| "self".to_string(), |(uid, _, name)| format!("{name}{uid}"))
     }
 
+    /// Give `path` itself (never what a symlink there points to) to the server's user.
     pub fn chown(&self, path: &Path) -> Result<()> {
         if let Some((uid, gid)) = self.ids() {
-            chown(path, Some(uid), Some(gid)).with_context(|| format!("chown {}", path.display()))?;
+            lchown(path, Some(uid), Some(gid)).with_context(|| format!("chown {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Give `dir` and everything in it to the server's user: its contents first and `dir` last,
+    /// so until the end only root can enter it, and no one can slip a symlink under the tool.
+    pub fn chown_tree(&self, dir: &Path) -> Result<()> {
+        if self.ids().is_none() {
+            return Ok(());
+        }
+        for entry in walkdir::WalkDir::new(dir).contents_first(true) {
+            let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+            self.chown(entry.path())?;
         }
         Ok(())
     }
@@ -69,7 +83,10 @@ pub fn base_dir() -> PathBuf {
     std::env::temp_dir()
 }
 
-/// `<base>/rehearsal-pg-<pid>-<n>-<random>/` (created new: a name planted ahead is skipped), mode 0700, owned by the server's user; removed on drop.
+/// `<base>/rehearsal-pg-<pid>-<n>-<random>/` (created new: a name planted ahead is skipped),
+/// removed on drop. It stays root's (mode 0711) as the installation is laid out in it; the
+/// server's user gets only `data/` (initdb's, or a copy of the template, handed over once filled)
+/// and `s/`, its socket directory.
 pub struct RunDir {
     path: PathBuf,
     run_as: RunAs,
@@ -83,10 +100,15 @@ impl RunDir {
         loop {
             let n = SEQUENCE.fetch_add(1, Ordering::SeqCst);
             let path = base.join(format!("{PREFIX}{}-{n}-{}", std::process::id(), &crate::process::psql::nonce()[..8]));
-            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            let mode = if run_as.ids().is_some() { 0o711 } else { 0o700 };
+            match std::fs::DirBuilder::new().mode(mode).create(&path) {
                 Ok(()) => {
                     let dir = RunDir { path, run_as: run_as.clone() };
-                    run_as.chown(&dir.path)?;
+                    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(mode))?;
+                    for sub in [dir.data(), dir.socket()] {
+                        std::fs::DirBuilder::new().mode(0o700).create(&sub)?;
+                    }
+                    run_as.chown(&dir.socket())?;
                     return Ok(dir);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -99,6 +121,16 @@ impl RunDir {
         }
     }
 
+    /// The server's socket directory (its own, so the run dir itself stays root's).
+    pub fn socket(&self) -> PathBuf {
+        self.path.join("s")
+    }
+
+    /// Hand the empty data dir to the server's user, for initdb.
+    pub fn hand_over_data(&self) -> Result<()> {
+        self.run_as.chown(&self.data())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -107,11 +139,13 @@ impl RunDir {
         self.path.join("data")
     }
 
-    /// Copy a template data dir in, owned by the server's user, mode 0700 as postgres demands.
+    /// Copy a template data dir in (while it is root's), then hand it to the server's user,
+    /// mode 0700 as postgres demands.
     pub fn copy_data_from(&self, template: &Path) -> Result<()> {
-        copy_tree(template, &self.data(), &self.run_as)
+        copy_tree(template, &self.data())
             .with_context(|| format!("copying the cluster template {}", template.display()))?;
         std::fs::set_permissions(self.data(), std::fs::Permissions::from_mode(0o700))?;
+        self.run_as.chown_tree(&self.data())?;
         Ok(())
     }
 }
@@ -122,20 +156,22 @@ impl Drop for RunDir {
     }
 }
 
-/// Copy a directory tree, keeping file modes, owned by `run_as`.
-pub fn copy_tree(from: &Path, to: &Path, run_as: &RunAs) -> Result<()> {
+/// Copy a directory tree into `to` (which exists), keeping file modes; nothing is followed or
+/// given away here: the caller hands the copy over once it is whole.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     for entry in crate::walk::tree(from) {
         let entry = entry.with_context(|| format!("reading {}", from.display()))?;
-        let target = to.join(entry.path().strip_prefix(from).expect("under the root"));
+        let rel = entry.path().strip_prefix(from).expect("under the root");
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let target = to.join(rel);
         if entry.file_type().is_dir() {
             std::fs::create_dir(&target).with_context(|| format!("creating {}", target.display()))?;
             std::fs::set_permissions(&target, entry.metadata()?.permissions())?;
         } else if entry.file_type().is_file() {
             std::fs::copy(entry.path(), &target).with_context(|| format!("copying {}", entry.path().display()))?;
-        } else {
-            continue;
         }
-        run_as.chown(&target)?;
     }
     Ok(())
 }

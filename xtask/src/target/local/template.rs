@@ -42,7 +42,8 @@ pub fn ensure(server: &Server, run_as: &RunAs) -> Result<PathBuf> {
     let built = build(server, run_as)?;
     let staging = root.join(format!(".building-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    copy_tree(&built.data(), &staging, &RunAs(None))
+    std::fs::create_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    copy_tree(&built.data(), &staging)
         .with_context(|| format!("saving the cluster template to {}", staging.display()))?;
     if std::fs::rename(&staging, &template).is_err() {
         // Another run finished first; its template is as good as ours.
@@ -57,6 +58,7 @@ pub fn ensure(server: &Server, run_as: &RunAs) -> Result<PathBuf> {
 /// initdb, start, run the bootstrap as the superuser, shut down cleanly.
 pub(super) fn build(server: &Server, run_as: &RunAs) -> Result<RunDir> {
     let rundir = RunDir::create(run_as)?;
+    rundir.hand_over_data()?;
     initdb(server, &rundir, run_as)?;
     let postmaster = Postmaster::start(server, &rundir, run_as)?;
     let dsn = format!("postgresql://{}@127.0.0.1:{}/postgres", super::ADMIN_ROLE, postmaster.port);
