@@ -20,7 +20,7 @@ use crate::prepare::tree::Migration;
 use crate::prepare::{self, Flags, Needs, Prepared};
 use crate::process::shown;
 use crate::progress;
-use crate::runbook::{advisors::Advisors, apply, inventory, rollback, snapshot};
+use crate::runbook::{advisors::Advisors, apply, inventory, rollback, rows, snapshot};
 use crate::target::Target;
 use crate::text::lint;
 
@@ -195,6 +195,18 @@ fn steps(
             None
         }
     };
+    // The rows of the tables the rehearsed files name, for what a rollback loses.
+    let rehearsed: Vec<&Migration> = sel.selected.iter().collect();
+    let rows_before = match before.as_ref().map(|_| rows::take(target, &rehearsed)) {
+        Some(Ok(rows)) => Some(rows),
+        Some(Err(e)) => {
+            record.summary_mut().warnings.push(format!(
+                "the rows before the apply could not be counted, so rows a rollback loses go unseen: {e:#}"
+            ));
+            None
+        }
+        None => None,
+    };
     flow::apply_selected(
         target,
         &sel.selected,
@@ -263,6 +275,7 @@ fn steps(
         return Ok(());
     }
     super::schema_check::compare_schema(target, record, before, &sel.selected)?;
+    super::schema_check::compare_rows(target, record, rows_before, &sel.selected)?;
     apply_log.line("== re-apply")?;
     apply_log.line("")?;
     let again: Vec<Migration> = sel

@@ -1,6 +1,9 @@
 //! Step 5's schema check: the snapshot after the rollbacks against the one before the apply,
 //! `schema_restored`, the diff when they differ, and each difference pinned on the rollback that
-//! should have undone it.
+//! should have undone it; and the rows: a table with fewer (or other) rows after the rollbacks
+//! than before the apply is `data_lost` on the rollback that names it.
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 
@@ -10,7 +13,7 @@ use crate::evidence::record::Record;
 use crate::evidence::summary::Status;
 use crate::prepare::tree::Migration;
 use crate::progress;
-use crate::runbook::snapshot;
+use crate::runbook::{rows, snapshot};
 use crate::target::Target;
 use crate::text::findings::{Class, Finding, Severity};
 
@@ -52,6 +55,44 @@ pub(super) fn compare_schema(
         "step 5 schema after rollback: {}",
         if same { "identical to before the apply" } else { "DIFFERS (schema_rollback.diff)" }
     );
+    Ok(())
+}
+
+/// The rows of the tables the rehearsed files name, after the rollbacks, against before the
+/// apply: each table that lost rows is a `data_lost` error.
+pub(super) fn compare_rows(
+    target: &mut Target,
+    record: &mut Record,
+    before: Option<BTreeMap<String, rows::Rows>>,
+    selected: &[Migration],
+) -> Result<()> {
+    let Some(before) = before.filter(|b| !b.is_empty()) else { return Ok(()) };
+    let rolled: Vec<&Migration> = selected
+        .iter()
+        .filter(|m| matches!(row(record, &m.version).rollback.status, Status::RolledBack | Status::Incomplete))
+        .collect();
+    if rolled.is_empty() {
+        return Ok(());
+    }
+    let after = match rows::take(target, &rolled) {
+        Ok(after) => after,
+        Err(e) => {
+            record.summary_mut().blockers.push(format!(
+                "the rows after the rollbacks could not be counted, so whether a rollback lost rows is not known: {e:#}"
+            ));
+            return Ok(());
+        }
+    };
+    let lost = rows::lost(&before, &after, &rolled);
+    progress!(
+        "step 5 rows after rollback: {}",
+        if lost.is_empty() {
+            format!("as before the apply ({} table(s) the migrations name)", before.len())
+        } else {
+            format!("{} table(s) LOST rows (data_lost)", lost.len())
+        }
+    );
+    record.summary_mut().findings.extend(lost);
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The runbook's steps, each a function from its inputs to what it found: connectivity (2),
-//! inventory (3), apply (4), the security advisors, rollback and the schema snapshots (5), the RLS
+//! inventory (3), apply (4), the security advisors, rollback, the schema snapshots and the rows a
+//! rollback lost (5), the RLS
 //! contract (6). Steps do not call each other; the commands call them in order and collect what
 //! they return into the record.
 
@@ -12,4 +13,5 @@ pub mod fresh;
 pub mod inventory;
 pub mod rls;
 pub mod rollback;
+pub mod rows;
 pub mod snapshot;
