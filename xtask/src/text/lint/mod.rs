@@ -15,6 +15,10 @@ use super::config::{Level, Setting};
 use super::findings::{Class, Finding, Severity};
 use super::sql::{self, Script};
 
+mod locks;
+mod names;
+use names::{created_table, rls_enabled_table};
+
 /// Every rule, its default severity, and what to do about it.
 pub const RULES: &[(Class, Severity, &str)] = &[
     (Class::MissingRollback, Severity::Error, "write supabase/migrations.backup/<version>_<name>_rollback.sql that undoes it exactly"),
@@ -28,6 +32,17 @@ pub const RULES: &[(Class, Severity, &str)] = &[
     (Class::SecurityDefinerSearchPath, Severity::Error, "add `set search_path = ''` (and qualify names) to the SECURITY DEFINER function"),
     (Class::PsqlMetaCommand, Severity::Error, "remove it: a migration is SQL only (the Supabase CLI rejects psql meta-commands, and the rehearsal refuses to run them)"),
     (Class::NotUtf8, Severity::Error, "save the file as UTF-8"),
+    (Class::IndexNotConcurrent, Severity::Warning, "CREATE INDEX CONCURRENTLY, in a migration of its own (it cannot run in a transaction; if it fails it leaves an INVALID index to drop)"),
+    (Class::DropIndexNotConcurrent, Severity::Warning, "DROP INDEX CONCURRENTLY, in a migration of its own"),
+    (Class::ColumnTypeRewrite, Severity::Warning, "add a new column of the new type, backfill it in batches, move reads and writes to it, then drop the old one (a widening to text or a longer varchar needs no rewrite)"),
+    (Class::VolatileDefault, Severity::Warning, "add the column nullable without a default, SET DEFAULT for new rows, then backfill existing rows in batches"),
+    (Class::SetNotNullScan, Severity::Warning, "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT in a later migration, then SET NOT NULL (no scan) and drop the CHECK"),
+    (Class::ConstraintNotValid, Severity::Warning, "add it NOT VALID, then VALIDATE CONSTRAINT in a later migration (SHARE UPDATE EXCLUSIVE: reads and writes go on)"),
+    (Class::UniqueWithoutIndex, Severity::Warning, "CREATE UNIQUE INDEX CONCURRENTLY in a migration of its own, then ADD CONSTRAINT ... UNIQUE (or PRIMARY KEY) USING INDEX"),
+    (Class::RefreshNotConcurrent, Severity::Warning, "REFRESH MATERIALIZED VIEW CONCURRENTLY (it needs a unique index on the view over all its rows)"),
+    (Class::TableRewriteCommand, Severity::Warning, "pg_repack for a table, REINDEX ... CONCURRENTLY for an index, outside a migration"),
+    (Class::BreakingChange, Severity::Warning, "expand and contract: add the new name or column, move the clients, drop the old in a later release (a view can keep the old name meanwhile)"),
+    (Class::LockTimeoutMissing, Severity::Warning, "start the file with `set lock_timeout = '5s';` so it gives up instead of stalling the table, and retry it"),
 ];
 
 /// Rules that a project cannot turn off or lower: the rehearsal refuses the file anyway.
@@ -169,6 +184,8 @@ pub fn statements(file: &str, script: &Script, rules: &Rules) -> Vec<Finding> {
     let lines: Vec<&str> = script.text.lines().collect();
     let plain: Vec<String> = script.statements.iter().map(|s| script.plain(s)).collect();
     let enabled: Vec<String> = plain.iter().filter_map(|p| rls_enabled_table(p)).collect();
+    let rollback = file.contains("migrations.backup/");
+    let mut seen = locks::Seen::default();
     for (s, plain) in script.statements.iter().zip(&plain) {
         let allowed = |rule: Class| {
             let from = s.line.saturating_sub(2);
@@ -226,6 +243,10 @@ pub fn statements(file: &str, script: &Script, rules: &Rules) -> Vec<Finding> {
                 );
             }
         }
+        let upper = format!(" {} ", plain.to_ascii_uppercase().split_whitespace().collect::<Vec<_>>().join(" "));
+        for (rule, message) in locks::check(plain, upper.trim_start(), &mut seen, rollback) {
+            push(rule, format!("{message}: {first_line}"));
+        }
         if w.first() == Some(&"DROP") && !w.iter().take(5).any(|x| *x == "EXISTS") {
             push(Class::UnguardedDrop, format!("DROP without IF EXISTS: {first_line}"));
         }
@@ -241,154 +262,5 @@ pub fn statements(file: &str, script: &Script, rules: &Rules) -> Vec<Finding> {
     out
 }
 
-/// A table name part as Postgres folds it: unquoted lower-cased, quoted kept.
-fn fold(part: &str) -> String {
-    match part.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
-        Some(quoted) => quoted.replace("\"\"", "\""),
-        None => part.to_ascii_lowercase(),
-    }
-}
-
-/// `schema.table` (folded) from the text after a table keyword: `name`, `schema.name`, quoted.
-fn qualified_name(after: &str) -> Option<(String, String)> {
-    let after = after.trim_start();
-    let mut parts = Vec::new();
-    let mut rest = after;
-    loop {
-        let len = if let Some(quoted) = rest.strip_prefix('"') {
-            quoted.find('"').map(|n| n + 2)?
-        } else {
-            rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$')).unwrap_or(rest.len())
-        };
-        if len == 0 {
-            break;
-        }
-        parts.push(fold(&rest[..len]));
-        rest = rest[len..].trim_start();
-        match rest.strip_prefix('.') {
-            Some(more) => rest = more.trim_start(),
-            None => break,
-        }
-    }
-    match parts.as_slice() {
-        [name] => Some(("public".into(), name.clone())),
-        [schema, name] => Some((schema.clone(), name.clone())),
-        _ => None,
-    }
-}
-
-/// Skip the leading words of `plain` (case-insensitive) and any of `optional` right after them.
-fn after_words<'a>(plain: &'a str, words: &[&str], optional: &[&[&str]]) -> Option<&'a str> {
-    let mut rest = plain.trim_start();
-    let take = |word: &str, rest: &mut &'a str| -> bool {
-        let r = rest.trim_start();
-        let ok = r.len() >= word.len()
-            && r[..word.len()].eq_ignore_ascii_case(word)
-            && r[word.len()..].starts_with(|c: char| c.is_whitespace() || c == '"' || c == '(');
-        if ok {
-            *rest = r[word.len()..].trim_start();
-        }
-        ok
-    };
-    for word in words {
-        if !take(word, &mut rest) {
-            return None;
-        }
-    }
-    for group in optional {
-        let mut probe = rest;
-        if group.iter().all(|w| take(w, &mut probe)) {
-            rest = probe;
-        }
-    }
-    Some(rest)
-}
-
-/// The table a CREATE TABLE creates.
-fn created_table(plain: &str) -> Option<(String, String)> {
-    let upper = plain.to_ascii_uppercase();
-    let at = upper.find("TABLE")?;
-    let after = after_words(&plain[at..], &["table"], &[&["if", "not", "exists"]])?;
-    qualified_name(after)
-}
-
-/// `schema.table` of an `alter table ... enable row level security`.
-fn rls_enabled_table(plain: &str) -> Option<String> {
-    let after = after_words(plain, &["alter", "table"], &[&["if", "exists"], &["only"]])?;
-    let (schema, name) = qualified_name(after)?;
-    let squashed = plain.to_ascii_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
-    squashed.contains("enable row level security").then(|| format!("{schema}.{name}"))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::text::config::Config;
-
-    fn lint(text: &str) -> Vec<(&'static str, u32)> {
-        let rules = Rules::from_config(&[]).unwrap();
-        statements("m.sql", &Script::lex(text), &rules)
-            .into_iter()
-            .map(|f| (f.class.as_str(), f.line.unwrap()))
-            .collect()
-    }
-
-    #[test]
-    fn each_statement_rule() {
-        assert_eq!(lint("create table public.t (id int);\n"), vec![("unguarded_create", 1), ("rls_missing", 1)]);
-        assert_eq!(
-            lint("create table if not exists t (id int);\nalter table public.t enable row level security;\n"),
-            vec![]
-        );
-        assert_eq!(
-            lint("drop table t;\nalter table t drop column x;\n"),
-            vec![("unguarded_drop", 1), ("unguarded_drop", 2)]
-        );
-        assert_eq!(lint("create index concurrently if not exists i on t (x);\n"), vec![("non_transactional", 1)]);
-        assert_eq!(
-            lint("create function f() returns int language sql security definer as $$ select 1 $$;\n"),
-            vec![("security_definer_search_path", 1)]
-        );
-        assert_eq!(lint("create function f() returns int language sql security definer set search_path = '' as $$ select 1 $$;\n"), vec![]);
-        assert_eq!(
-            lint("create table private.t (id int);\n"),
-            vec![("unguarded_create", 1)],
-            "only exposed schemas need RLS"
-        );
-        assert_eq!(
-            lint("create or replace function f() returns table (x int) language sql as $$ select 1 $$;\n"),
-            vec![]
-        );
-        assert_eq!(lint("\\i other.sql\nselect 1;\n"), vec![("psql_meta_command", 1)]);
-    }
-
-    #[test]
-    fn comments_and_quotes_do_not_hide_an_enabled_table() {
-        let text = "create table if not exists public.\"Docs\" (id int);\n-- turn it on\nalter table public.\"Docs\"\n  enable row level security;\n";
-        assert_eq!(lint(text), vec![]);
-        let bom = "\u{feff}create table if not exists public.t (id int);\n";
-        assert_eq!(lint(bom), vec![("rls_missing", 1)], "a byte order mark hides nothing");
-    }
-
-    #[test]
-    fn opt_outs_and_severities() {
-        assert_eq!(lint("-- lint:allow unguarded_create, rls_missing\ncreate table t (id int);\n"), vec![]);
-        assert_eq!(lint("drop table t; -- lint:allow unguarded_drop\n"), vec![]);
-        let config = Config::parse("[lint]\nunguarded_drop = \"off\"\n").unwrap();
-        let rules = Rules::from_config(&config.lint).unwrap();
-        assert!(statements("m.sql", &Script::lex("drop table t;\n"), &rules).is_empty());
-        let config = Config::parse("[lint]\nnonsense = \"off\"\n").unwrap();
-        assert!(
-            format!("{:#}", Rules::from_config(&config.lint).unwrap_err()).contains("[lint] nonsense is not a rule")
-        );
-        let config = Config::parse("[lint]\npsql_meta_command = \"off\"\n").unwrap();
-        assert!(format!("{:#}", Rules::from_config(&config.lint).unwrap_err()).contains("cannot be lowered"));
-    }
-
-    #[test]
-    fn a_file_that_is_not_utf8_is_a_finding() {
-        let rules = Rules::from_config(&[]).unwrap();
-        let found = file(&SqlFile { rel: "m.sql", bytes: b"select 1;\nselect '\xff';\n" }, &rules);
-        assert_eq!((found[0].class, found[0].line), (Class::NotUtf8, Some(2)));
-    }
-}
+mod tests;
