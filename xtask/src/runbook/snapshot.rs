@@ -168,10 +168,15 @@ order by line;"#;
 /// The schema as one canonical text, read in one query.
 pub fn take(target: &mut Target) -> Result<String> {
     target.doing("the schema snapshot (one catalog query)");
+    // One round trip: the transaction, its search_path and the query sent as one string.
     let unit = Unit {
-        before: "\\pset format unaligned\n\\pset tuples_only on\nbegin\\; set local search_path = pg_catalog;".into(),
-        body: QUERY.into(),
-        after: "commit;\n\\pset format aligned\n\\pset tuples_only off".into(),
+        before: "\\pset format unaligned\n\\pset tuples_only on".into(),
+        body: format!(
+            "begin\\; set local search_path = pg_catalog\\; {}\\; commit;",
+            QUERY.trim_end().trim_end_matches(';')
+        ),
+        // Only when it failed (psql knows without asking the server): end the aborted transaction.
+        after: "\\if :ERROR\nrollback;\n\\endif\n\\pset format aligned\n\\pset tuples_only off".into(),
     };
     let ran = target.run(&unit, None)?;
     if !ran.ok() {
@@ -183,7 +188,9 @@ pub fn take(target: &mut Target) -> Result<String> {
             .unwrap_or("the session ended");
         anyhow::bail!("reading the schema from the catalog failed: {}", why.trim());
     }
-    let mut text = ran.text;
+    // The command tags of the transaction around the query (no snapshot line is upper case).
+    let mut text: String =
+        ran.text.lines().filter(|l| !matches!(*l, "BEGIN" | "SET" | "COMMIT")).map(|l| format!("{l}\n")).collect();
     if !text.ends_with('\n') && !text.is_empty() {
         text.push('\n');
     }
