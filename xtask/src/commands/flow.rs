@@ -141,7 +141,12 @@ pub fn new_row(m: &Migration, molecule: Option<String>) -> MigrationRow {
         file: m.file().to_string(),
         molecule,
         apply: StepResult::skipped(),
-        rollback: RollbackResult { status: Status::Skipped, file: m.rollback_file().map(str::to_string), error: None },
+        rollback: RollbackResult {
+            status: Status::Skipped,
+            file: m.rollback_file().map(str::to_string),
+            error: None,
+            impact: Vec::new(),
+        },
         reapply: StepResult::skipped(),
         history: None,
     }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::exit::Exit;
+pub use crate::runbook::chain::impact::Impact;
 use crate::target::identity::Identity;
 use crate::target::Kind;
 use crate::text::findings::{Finding, Severity};
@@ -95,11 +96,14 @@ pub struct StepResult {
     pub atomic: Option<bool>,
     pub duration_ms: Option<u64>,
     pub error: Option<Finding>,
+    /// What the file did to the relations that existed before it (locks, rewrites, scans).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub impact: Vec<Impact>,
 }
 
 impl StepResult {
     pub fn skipped() -> StepResult {
-        StepResult { status: Status::Skipped, atomic: None, duration_ms: None, error: None }
+        StepResult { status: Status::Skipped, atomic: None, duration_ms: None, error: None, impact: Vec::new() }
     }
 }
 
@@ -109,6 +113,9 @@ pub struct RollbackResult {
     /// The rollback script, from `supabase/migrations.backup/`.
     pub file: Option<String>,
     pub error: Option<Finding>,
+    /// What the rollback did to the relations that existed before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub impact: Vec<Impact>,
 }
 
 /// The history row a run wrote for a migration, to prove later it is still the same row.

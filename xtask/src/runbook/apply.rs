@@ -32,6 +32,8 @@ pub struct Applied {
     pub findings: Vec<Finding>,
     /// The history row written (when applied).
     pub history: Option<HistoryRecord>,
+    /// What it did to the relations that existed before it, measured.
+    pub impact: Vec<chain::impact::Impact>,
 }
 
 impl Applied {
@@ -53,6 +55,7 @@ impl Applied {
             atomic: Some(self.atomic),
             duration_ms: Some(self.duration_ms),
             error: self.error.clone(),
+            impact: self.impact.clone(),
         }
     }
 }
@@ -106,6 +109,8 @@ fn apply_as(
         error: if ok { None } else { found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned() },
         findings: found,
         history: ok.then(|| HistoryRecord { statements_sha256: statements_hash(&statements) }),
+        // Run outside the chain (psql -f, or outside a transaction): not measured.
+        impact: Vec::new(),
     })
 }
 
@@ -158,8 +163,11 @@ pub fn apply_all(
             let rel = log.rel().to_string();
             let mut go_on = true;
             let mut on_done = |i: usize, outcome: chain::Outcome| -> Result<()> {
-                let found = findings::scan(&outcome.text, Some(&rel), place);
+                let mut found = findings::scan(&outcome.text, Some(&rel), place);
                 let ok = outcome.ok && outcome.recorded;
+                if ok {
+                    found.extend(chain::impact::lock_risk(&group[i].sql, &outcome.impact, place));
+                }
                 let applied = Applied {
                     ok,
                     atomic: true,
@@ -171,6 +179,7 @@ pub fn apply_all(
                     },
                     findings: found,
                     history: ok.then(|| HistoryRecord { statements_sha256: statements_hash(&statements[i]) }),
+                    impact: outcome.impact,
                 };
                 go_on = done(group[i], applied)?;
                 Ok(())

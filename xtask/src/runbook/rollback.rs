@@ -27,7 +27,10 @@ fn rollback_as(
     log: &mut Transcript,
 ) -> Result<(RollbackResult, Vec<Finding>)> {
     let Some(file) = &m.rollback else {
-        return Ok((RollbackResult { status: Status::Missing, file: None, error: None }, Vec::new()));
+        return Ok((
+            RollbackResult { status: Status::Missing, file: None, error: None, impact: Vec::new() },
+            Vec::new(),
+        ));
     };
     log.line(&format!("==> rollback {}", file.rel))?;
     let (text, ok) = match file.script.first_non_transactional() {
@@ -56,6 +59,8 @@ fn rollback_as(
         status: if ok { Status::RolledBack } else { Status::Failed },
         file: Some(file.rel.clone()),
         error: if ok { None } else { found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned() },
+        // Run statement by statement, outside the chain: not measured.
+        impact: Vec::new(),
     };
     Ok((result, found))
 }
@@ -113,8 +118,11 @@ pub fn rollback_all(
             let rel = log.rel().to_string();
             let mut go_on = true;
             let mut on_done = |i: usize, outcome: chain::Outcome| -> Result<()> {
-                let found = findings::scan(&outcome.text, Some(&rel), place);
+                let mut found = findings::scan(&outcome.text, Some(&rel), place);
                 let ok = outcome.ok;
+                if let (true, Some(file)) = (ok, group[i].rollback.as_ref()) {
+                    found.extend(chain::impact::lock_risk(file, &outcome.impact, place));
+                }
                 let result = RollbackResult {
                     status: if ok { Status::RolledBack } else { Status::Failed },
                     file: Some(links_file(group[i])),
@@ -123,6 +131,7 @@ pub fn rollback_all(
                     } else {
                         found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned()
                     },
+                    impact: outcome.impact,
                 };
                 go_on = done(group[i], result, found)?;
                 Ok(())

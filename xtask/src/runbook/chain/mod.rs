@@ -26,6 +26,7 @@ use crate::target::Target;
 /// At most this many files per round trip: progress keeps coming on long runs.
 pub const MAX_LINKS: usize = 100;
 
+pub mod impact;
 mod tee;
 mod text;
 
@@ -70,6 +71,8 @@ pub struct Outcome {
     pub duration_ms: u64,
     /// A marker found the one before it missing: the file was rolled back.
     pub disagreed: bool,
+    /// What it did to the relations that existed before it, measured ([`impact`]).
+    pub impact: Vec<impact::Impact>,
 }
 
 /// How a chain ended.

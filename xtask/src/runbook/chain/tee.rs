@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::text::Chain;
-use super::{Ended, Link, Outcome};
+use super::{impact, Ended, Link, Outcome};
 use crate::evidence::artifacts::Transcript;
 use crate::process::Tee;
 
@@ -257,6 +257,14 @@ impl Tee for ChainTee<'_, '_> {
         if let Some(go) =
             line.strip_prefix(&self.prefix).and_then(|rest| rest.split_once(&format!("NOTICE:  {}", self.value)))
         {
+            if let Some(payload) = go.1.split_once(":impact:").map(|(_, p)| p) {
+                if let (Some(mut impact), Some((i, _))) = (impact::Impact::parse(payload), self.current) {
+                    let statements = &self.links[i].file.script.statements;
+                    impact.line = statements.get(impact.statement).map(|s| s.line);
+                    self.outcome.impact.push(impact);
+                }
+                return Ok(());
+            }
             let mut parts = go.1.split(':');
             if let (Some(Ok(i)), Some(Ok(k))) =
                 (parts.next().map(str::parse::<usize>), parts.next().map(str::parse::<usize>))

@@ -55,6 +55,14 @@ impl Chain {
         };
         let mut statements = Vec::new();
         let mut all_hidden = Vec::new();
+        // The impact of a transactional file on the relations that existed before it: their
+        // relfilenode and the planner's row estimate as the file starts, each strong lock the
+        // session holds after each statement (with that statement's start), and at the end one
+        // notice per relation ([`super::impact`]).
+        let start_clock =
+            " perform set_config('rehearsal.t', ((extract(epoch from clock_timestamp()) * 1000)::bigint)::text, true);";
+        let baseline = format!("{}{start_clock}", super::impact::BASELINE);
+        let locks = |k: usize| super::impact::LOCKS.replace("{k}", &k.to_string());
         for (i, link) in links.iter().enumerate() {
             let script = &link.file.script;
             let quoted = script.quoted_line_starts();
@@ -92,6 +100,7 @@ impl Chain {
             let mut line = 1;
             let mut at = 0;
             let mut firsts = Vec::new();
+            let mut last_k = 0;
             for (offset, statement) in events {
                 line = b.file(i, line, &script.text[at..offset], &quoted_start);
                 match statement {
@@ -99,7 +108,13 @@ impl Chain {
                         // A notice first: psql prints it as the statement starts (a result is
                         // printed only once the next is in), which is what the in-flight line names.
                         b.newline(Origin::Tool, false);
-                        b.tool(&next_step(&format!(" raise notice '{alias}:{i}:{k}:go';")));
+                        let clocked = match (checked, k) {
+                            (true, 0) => baseline.as_str(),
+                            (true, _) => start_clock,
+                            (false, _) => "",
+                        };
+                        b.tool(&next_step(&format!(" raise notice '{alias}:{i}:{k}:go';{clocked}")));
+                        last_k = k;
                         b.tool(&mark(&format!("{i}:{k}")));
                         hidden.push(Vec::new());
                         b.newline(Origin::File(i), false);
@@ -112,7 +127,7 @@ impl Chain {
                         b.tool("\\;");
                         if checked {
                             b.newline(Origin::Tool, false);
-                            b.tool(&next_step(""));
+                            b.tool(&next_step(&locks(last_k)));
                             b.newline(Origin::File(i), false);
                             hidden.last_mut().expect("a stretch").push("DO");
                         }
@@ -125,7 +140,7 @@ impl Chain {
                 b.newline(Origin::Tool, false);
                 b.tool("\\;");
                 if checked {
-                    b.tool(&next_step(""));
+                    b.tool(&next_step(&locks(last_k)));
                     hidden.last_mut().expect("a stretch").push("DO");
                 }
             }
@@ -135,8 +150,9 @@ impl Chain {
                 tail.push("DO");
                 let last = if n == 0 { String::new() } else { format!("{alias}:{i}:{}", n - 1) };
                 b.tool(&format!(
-                    "do {tag} begin if coalesce(current_setting('rehearsal.mark', true), '') <> '{last}' then \
-                     raise exception '{alias}:disagree:{i}:{n}'; end if; end {tag}\\; "
+                    "do {tag} declare r record; begin if coalesce(current_setting('rehearsal.mark', true), '') <> '{last}' then \
+                     raise exception '{alias}:disagree:{i}:{n}'; end if; {} end {tag}\\; ",
+                    super::impact::REPORT.replace("{notice}", &format!("{alias}:{i}:impact:"))
                 ));
             }
             if let Some(record) = &link.record {

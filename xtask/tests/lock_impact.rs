@@ -1,0 +1,168 @@
+//! What a migration does to a live table, measured while it runs: on a tree whose first migration
+//! loads 20 000 orders, each dangerous change gets its `lock_risk` and each safe one none, and the
+//! lock each file's impact reports is the one PostgreSQL 15 itself takes for that statement, read
+//! by this test from `pg_locks` on a cluster of its own (not typed in by hand).
+
+mod common;
+
+use common::{prepare, Sandbox};
+
+const SETUP: &str = "create table if not exists public.customers (id int primary key, name text);\n\
+alter table public.customers enable row level security;\n\
+insert into public.customers select i, 'c' || i from generate_series(1, 2000) i;\n\
+create table if not exists public.orders (id int primary key, customer_id int, ref varchar(20), qty int);\n\
+alter table public.orders enable row level security;\n\
+insert into public.orders select i, 1 + i % 2000, 'r' || i, i % 7 from generate_series(1, 20000) i;\n\
+create materialized view if not exists public.order_totals as select customer_id, sum(qty) as qty from public.orders group by 1;\n\
+analyze public.customers;\nanalyze public.orders;\nanalyze public.order_totals;\n";
+
+/// `(name, migration, rollback, dangerous)`.
+const CHANGES: &[(&str, &str, &str, bool)] = &[
+    ("bigint", "alter table public.orders alter column id type bigint", "alter table public.orders alter column id type int", true),
+    ("index", "create index orders_ref_idx on public.orders (ref)", "drop index if exists public.orders_ref_idx", true),
+    (
+        "fk",
+        "alter table public.orders add constraint orders_customer_fk foreign key (customer_id) references public.customers (id)",
+        "alter table public.orders drop constraint if exists orders_customer_fk",
+        true,
+    ),
+    ("not_null", "alter table public.orders alter column qty set not null", "alter table public.orders alter column qty drop not null", true),
+    (
+        "uuid_default",
+        "alter table public.orders add column token uuid default gen_random_uuid()",
+        "alter table public.orders drop column if exists token",
+        true,
+    ),
+    (
+        "check",
+        "alter table public.orders add constraint orders_qty_check check (qty >= 0)",
+        "alter table public.orders drop constraint if exists orders_qty_check",
+        true,
+    ),
+    (
+        "unique",
+        "alter table public.orders add constraint orders_ref_key unique (ref)",
+        "alter table public.orders drop constraint if exists orders_ref_key",
+        true,
+    ),
+    ("refresh", "refresh materialized view public.order_totals", "select 1", true),
+    ("nullable", "alter table public.orders add column note text", "alter table public.orders drop column if exists note", false),
+    (
+        "widen",
+        "alter table public.orders alter column ref type varchar(40)",
+        "alter table public.orders alter column ref type varchar(20)",
+        false,
+    ),
+    (
+        "fk_not_valid",
+        "alter table public.orders add constraint orders_customer_nv foreign key (customer_id) references public.customers (id) not valid",
+        "alter table public.orders drop constraint if exists orders_customer_nv",
+        false,
+    ),
+    (
+        "check_not_valid",
+        "alter table public.orders add constraint orders_qty_nv check (qty >= 0) not valid",
+        "alter table public.orders drop constraint if exists orders_qty_nv",
+        false,
+    ),
+    (
+        "policy",
+        "create policy orders_read on public.orders for select to authenticated using (true)",
+        "drop policy if exists orders_read on public.orders",
+        false,
+    ),
+];
+
+/// The strongest lock PostgreSQL takes on `relation` for `statement`, read from `pg_locks` in a
+/// transaction that is rolled back (an index's lock counts for its table, unless the statement
+/// made the index).
+fn ground_truth(admin: &str, statement: &str, relation: &str) -> String {
+    let sql = format!(
+        "begin;\n{statement};\nselect l.mode from pg_locks l left join pg_index i on i.indexrelid = l.relation \
+         where l.pid = pg_backend_pid() and l.locktype = 'relation' and coalesce(i.indrelid, l.relation) = '{relation}'::regclass \
+         and (i.indexrelid is null or (select c.xmin::text from pg_class c where c.oid = i.indexrelid) <> pg_current_xact_id()::text) \
+         order by case l.mode when 'AccessExclusiveLock' then 8 when 'ExclusiveLock' then 7 when 'ShareRowExclusiveLock' then 6 \
+         when 'ShareLock' then 5 when 'ShareUpdateExclusiveLock' then 4 else 0 end desc limit 1;\nrollback;\n"
+    );
+    let out = std::process::Command::new(xtask::tools::find_client("psql").unwrap())
+        .args([admin, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .arg("-c")
+        .arg(&sql)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{statement}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn each_dangerous_change_gets_its_lock_risk_and_the_measured_lock_is_postgres_own() {
+    prepare();
+    let sandbox = Sandbox::new("lock-impact");
+    sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('contract runs');\n");
+    sandbox.write("supabase/migrations/20250101000000_orders.sql", SETUP);
+    sandbox.write(
+        "supabase/migrations.backup/20250101000000_orders_rollback.sql",
+        "drop materialized view if exists public.order_totals;\ndrop table if exists public.orders;\ndrop table if exists public.customers;\n",
+    );
+    for (n, (name, change, undo, _)) in CHANGES.iter().enumerate() {
+        let version = format!("202501020000{n:02}");
+        sandbox.write(&format!("supabase/migrations/{version}_{name}.sql"), &format!("{change};\n"));
+        sandbox.write(&format!("supabase/migrations.backup/{version}_{name}_rollback.sql"), &format!("{undo};\n"));
+    }
+    let run = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json", "--json"]);
+    let s = run.json();
+    assert_eq!(s["outcome"], "passed", "lock_risk is a warning: {run}");
+
+    // PostgreSQL's own locks, on a cluster of the test's with the same tables.
+    let server = xtask::tools::server::ensure_server_with_pgtap().unwrap();
+    let cluster = xtask::target::local::LocalCluster::start(&server).unwrap();
+    let admin = cluster.admin_dsn();
+    let setup = std::process::Command::new(xtask::tools::find_client("psql").unwrap())
+        .args([admin.as_str(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", SETUP])
+        .output()
+        .unwrap();
+    assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
+
+    let findings = s["findings"].as_array().unwrap();
+    for (n, (name, change, _, dangerous)) in CHANGES.iter().enumerate() {
+        let file = format!("supabase/migrations/202501020000{n:02}_{name}.sql");
+        let row = s["migrations"].as_array().unwrap().iter().find(|r| r["file"] == file.as_str()).unwrap();
+        let relation = if *name == "refresh" { "public.order_totals" } else { "public.orders" };
+        let impact = row["apply"]["impact"].as_array().unwrap_or_else(|| panic!("{name}: no impact: {row}"));
+        let measured =
+            impact.iter().find(|i| i["relation"] == relation).unwrap_or_else(|| panic!("{name}: {impact:?}"));
+        assert_eq!(measured["lock"], ground_truth(&admin, change, relation).as_str(), "{name}: {measured}");
+        assert_eq!(measured["measured"], true);
+        assert_eq!(measured["line"], 1);
+        assert!(measured["rows"].as_u64().is_some(), "{name}: the planner's estimate: {measured}");
+        let risks: Vec<&serde_json::Value> =
+            findings.iter().filter(|f| f["class"] == "lock_risk" && f["file"] == file.as_str()).collect();
+        if *dangerous {
+            // (A foreign key can read the table it references whole too: one risk per table.)
+            let on: Vec<&&serde_json::Value> = risks
+                .iter()
+                .filter(|r| r["message"].as_str().unwrap().contains(&format!(" on {relation} (~")))
+                .collect();
+            assert_eq!(on.len(), 1, "{name}: {risks:#?}");
+            assert!(on[0]["message"].as_str().unwrap().contains(" ms while it "), "{}", on[0]["message"]);
+            assert_eq!(on[0]["severity"], "warning");
+        } else {
+            assert!(risks.is_empty(), "{name} is safe: {risks:#?}");
+        }
+    }
+    // The rewrite that the type change makes, and that a widening does not.
+    let row = |name: &str| {
+        s["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["file"].as_str().unwrap().ends_with(&format!("_{name}.sql")))
+            .unwrap()
+    };
+    assert_eq!(row("bigint")["apply"]["impact"][0]["rewrite"], true);
+    assert_eq!(row("widen")["apply"]["impact"][0]["rewrite"], false);
+    assert_eq!(row("not_null")["apply"]["impact"][0]["scan"], true, "SET NOT NULL reads the table whole");
+    assert_eq!(row("bigint")["rollback"]["impact"][0]["rewrite"], true, "the rollback's impact too");
+    // Relations the file created are not listed.
+    assert!(row("orders")["apply"]["impact"].is_null(), "{}", row("orders"));
+}
