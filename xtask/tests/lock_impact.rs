@@ -165,4 +165,48 @@ fn each_dangerous_change_gets_its_lock_risk_and_the_measured_lock_is_postgres_ow
     assert_eq!(row("bigint")["rollback"]["impact"][0]["rewrite"], true, "the rollback's impact too");
     // Relations the file created are not listed.
     assert!(row("orders")["apply"]["impact"].is_null(), "{}", row("orders"));
+
+    // Shown where people look: under the migration on the screen, a table in SUMMARY.md.
+    let screen = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json"]);
+    let bigint = screen.stdout.lines().skip_while(|l| !l.contains("_bigint ")).nth(1).unwrap_or_default();
+    assert!(
+        bigint.starts_with("  locks public.orders ACCESS EXCLUSIVE ")
+            && bigint.contains(" ms (reads and writes wait), rewrite, ~20000 rows, line 1"),
+        "{}",
+        screen.stdout
+    );
+    let dir = sandbox.rehearsal_dirs().pop().unwrap();
+    let md = std::fs::read_to_string(dir.join("SUMMARY.md")).unwrap();
+    assert!(md.contains("## What it locks"), "{md}");
+    assert!(
+        md.lines().any(|l| l.starts_with("| `20250102000000_bigint` | apply | `public.orders` | ~20000 | AccessExclusiveLock | reads and writes | rewrite | ")),
+        "{md}"
+    );
+    // The hand-off names each lock risk.
+    let feedback = std::fs::read_dir(sandbox.path("feedback/data")).unwrap().flatten().next().unwrap().path();
+    let handoff = std::fs::read_to_string(feedback).unwrap();
+    let handoff = handoff.rsplit("\n## Hand-off: ").next().unwrap();
+    assert!(handoff.contains("- Lock risks (measured on this target's rows"), "{handoff}");
+    assert!(handoff.contains("  - `warning lock_risk supabase/migrations/20250102000000_bigint.sql:1: ALTER TABLE holds ACCESS EXCLUSIVE on public.orders"), "{handoff}");
+    // And on the sign-off page, as a browser renders it.
+    let url = format!("file://{}", dir.join("index.html").display());
+    let dom = common::chromium(&["--dump-dom", &url], &sandbox.root.join("chromium-profile"));
+    assert!(dom.status.success(), "chromium: {}", String::from_utf8_lossy(&dom.stderr));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let section = dom
+        .split("<section id=\"locks\">")
+        .nth(1)
+        .expect("a What it locks section")
+        .split("</section>")
+        .next()
+        .unwrap();
+    assert!(section.contains("<h2>What it locks</h2>"), "{section}");
+    assert!(
+        section.contains("<tr class=\"bad\"><td><code>20250102000000_bigint</code></td><td>apply</td><td><code>public.orders</code></td><td>~20000</td><td>AccessExclusiveLock</td><td>reads and writes</td><td>rewrite</td>"),
+        "{section}"
+    );
+    assert!(
+        section.contains("<tr class=\"\"><td><code>20250102000008_nullable</code></td><td>apply</td>"),
+        "a metadata-only lock is shown, not marked: {section}"
+    );
 }

@@ -193,35 +193,14 @@ fn the_junit_report_matches_its_schema_and_summary_json() {
     assert_eq!(failures, failed_steps, "{xml}");
 }
 
-/// Chromium from Debian, headless with a fresh profile and no network of its own.
-fn chromium(args: &[&str], profile: &Path) -> std::process::Output {
-    let bin = xtask::tools::ensure_program("chromium", "chromium", "the sign-off page test").unwrap();
-    Command::new("timeout")
-        .arg("120")
-        .arg(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn render(sandbox: &Sandbox, page: &Path, name: &str) -> (String, Vec<u8>) {
     let url = format!("file://{}", page.display());
     let profile = sandbox.root.join("chromium-profile");
-    let dom = chromium(&["--dump-dom", &url], &profile);
+    let dom = common::chromium(&["--dump-dom", &url], &profile);
     assert!(dom.status.success(), "chromium: {}", String::from_utf8_lossy(&dom.stderr));
     let shot = sandbox.root.join("page.png");
-    let out = chromium(&[&format!("--screenshot={}", shot.display()), "--window-size=1280,2000", &url], &profile);
+    let out =
+        common::chromium(&[&format!("--screenshot={}", shot.display()), "--window-size=1280,2000", &url], &profile);
     assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
     let png = std::fs::read(&shot).unwrap();
     // Keep a copy for a person to look at.

@@ -131,6 +131,43 @@ fn render(s: &Summary, room: Room) -> String {
         }
         more(&mut md, clean - shown, "clean migration(s)");
     }
+    let locked: Vec<(&MigrationRow, &str, &super::summary::Impact)> = s
+        .migrations
+        .iter()
+        .flat_map(|r| {
+            r.apply
+                .impact
+                .iter()
+                .map(move |i| (r, "apply", i))
+                .chain(r.rollback.impact.iter().map(move |i| (r, "rollback", i)))
+        })
+        .filter(|(_, _, i)| i.blocks != "nothing")
+        .collect();
+    if !locked.is_empty() {
+        md.push_str(
+            "\n## What it locks\n\nMeasured while each file ran, on this target's rows (on production, expect the time to grow with the table).\n\n\
+             | migration | step | relation | rows | lock | blocks | rewrite / scan | held |\n|---|---|---|---|---|---|---|---|\n",
+        );
+        for (r, step, i) in locked.iter().take(room.items.max(1)) {
+            md.push_str(&format!(
+                "| {} | {step} | {} | {} | {} | {} | {} | {} ms |\n",
+                md_code(&format!("{}_{}", r.version, r.name), true),
+                md_code(&i.relation, true),
+                i.rows.map_or("-".into(), |n| format!("~{n}")),
+                cell(&i.lock),
+                cell(&i.blocks.replace('_', " ")),
+                if i.rewrite {
+                    "rewrite"
+                } else if i.scan {
+                    "full scan"
+                } else {
+                    "-"
+                },
+                i.held_ms
+            ));
+        }
+        more(&mut md, locked.len().saturating_sub(room.items.max(1)), "locked relation(s)");
+    }
     match s.schema_restored {
         Some(true) => md.push_str("\nSchema after rollback: identical to before the apply.\n"),
         Some(false) => md.push_str(

@@ -122,6 +122,7 @@ pub fn render(s: &Summary, workdir: &Path) -> String {
             None => {}
         }
         h.push_str("</section>\n");
+        locks(&mut h, s);
     }
     if !s.findings.is_empty() {
         h.push_str("<section id=\"findings\"><h2>Findings</h2><ol>\n");
@@ -277,6 +278,51 @@ pub fn render(s: &Summary, workdir: &Path) -> String {
     }
     h.push_str("</body>\n</html>\n");
     h
+}
+
+/// "What it locks": per migration and step (apply, rollback), each relation that existed before
+/// the file and that it locked against others, as measured while it ran.
+fn locks(h: &mut String, s: &Summary) {
+    let rows: Vec<(&str, &str, &str, &crate::evidence::summary::Impact)> = s
+        .migrations
+        .iter()
+        .flat_map(|r| {
+            let apply = r.apply.impact.iter().map(move |i| (r.version.as_str(), r.name.as_str(), "apply", i));
+            apply.chain(r.rollback.impact.iter().map(move |i| (r.version.as_str(), r.name.as_str(), "rollback", i)))
+        })
+        .filter(|(_, _, _, i)| i.blocks != "nothing")
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<section id=\"locks\"><h2>What it locks</h2><p>Measured while each file ran, on this target's rows: on \
+         production, expect the time to grow with the table.</p>\n<table class=\"grid\"><tr><th>migration</th><th>step</th>\
+         <th>relation</th><th>rows</th><th>lock</th><th>blocks</th><th>rewrite / scan</th><th>held</th></tr>\n",
+    );
+    for (version, name, step, i) in rows {
+        let work = if i.rewrite {
+            "rewrite"
+        } else if i.scan {
+            "full scan"
+        } else {
+            "-"
+        };
+        let class = if i.risky() { "bad" } else { "" };
+        let _ = write!(
+            h,
+            "<tr class=\"{class}\"><td><code>{}_{}</code></td><td>{step}</td><td><code>{}</code></td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{work}</td><td>{} ms</td></tr>\n",
+            esc(version),
+            esc(name),
+            esc(&i.relation),
+            i.rows.map_or("-".to_string(), |n| format!("~{n}")),
+            esc(&i.lock),
+            esc(&i.blocks.replace('_', " ")),
+            i.held_ms
+        );
+    }
+    h.push_str("</table></section>\n");
 }
 
 fn read_log(workdir: &Path, rel: &str) -> Vec<String> {

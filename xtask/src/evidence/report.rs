@@ -3,7 +3,7 @@
 //! come from the same typed summary, so they cannot disagree.
 
 pub use super::markdown::{markdown, markdown_within};
-use super::summary::{MigrationRow, Status, StepResult, Summary};
+use super::summary::{Impact, MigrationRow, Status, StepResult, Summary};
 use crate::text::escape::{md_code, md_prose, one_line};
 use crate::text::findings::{Finding, Severity};
 
@@ -52,12 +52,17 @@ pub fn screen(s: &Summary) -> String {
         let collapse = rows.len() > MAX_ROWS;
         let mut clean = 0;
         for r in rows {
-            if collapse && !r.failed() {
+            // A migration whose lock makes others wait while its work grows is shown too.
+            let risky = r.apply.impact.iter().chain(&r.rollback.impact).any(Impact::risky);
+            if collapse && !r.failed() && !risky {
                 clean += 1;
                 continue;
             }
             out.push_str(&row_line(r, width, rollbacks, reapplies));
             out.push('\n');
+            if let Some(worst) = worst_impact(&r.apply.impact) {
+                out.push_str(&format!("  locks {}\n", impact_words(worst)));
+            }
         }
         if clean > 0 {
             out.push_str(&format!("({clean} more migration(s), every step of each as it should be: see SUMMARY.md)\n"));
@@ -161,6 +166,46 @@ fn row_line(r: &MigrationRow, width: usize, rollbacks: bool, reapplies: bool) ->
     line.trim_end().to_string()
 }
 
+/// The impact that weighs most: what it blocks, then whether its work grows with the table, then
+/// how long it held.
+pub fn worst_impact(impact: &[Impact]) -> Option<&Impact> {
+    let weight = |i: &Impact| {
+        let blocks = match i.blocks.as_str() {
+            "reads_and_writes" => 2,
+            "writes" => 1,
+            _ => 0,
+        };
+        (blocks, i.risky(), i.held_ms)
+    };
+    impact.iter().filter(|i| i.blocks != "nothing").max_by_key(|i| weight(i))
+}
+
+/// `public.orders ACCESS EXCLUSIVE 312 ms (reads and writes wait), rewrite, ~200000 rows, line 1`.
+pub fn impact_words(i: &Impact) -> String {
+    let lock = i.lock.trim_end_matches("Lock");
+    let mut lock_words = String::new();
+    for (n, c) in lock.char_indices() {
+        if n > 0 && c.is_uppercase() {
+            lock_words.push(' ');
+        }
+        lock_words.push(c.to_ascii_uppercase());
+    }
+    let waits = if i.blocks == "reads_and_writes" { "reads and writes wait" } else { "writes wait" };
+    let mut parts = vec![format!("{} {lock_words} {} ms ({waits})", one_line(&i.relation), i.held_ms)];
+    if i.rewrite {
+        parts.push("rewrite".into());
+    } else if i.scan {
+        parts.push("full scan".into());
+    }
+    if let Some(rows) = i.rows {
+        parts.push(format!("~{rows} rows"));
+    }
+    if let Some(line) = i.line {
+        parts.push(format!("line {line}"));
+    }
+    parts.join(", ")
+}
+
 /// `class SQLSTATE file:line: message`.
 pub fn finding_line(f: &Finding) -> String {
     let mut line = match f.severity {
@@ -237,6 +282,16 @@ pub fn handoff(s: &Summary) -> String {
             out.push_str(&format!("  - {}\n", md_prose(b)));
         }
         for f in errors {
+            out.push_str(&format!("  - {}: {}\n", md_code(&finding_line(f), false), md_prose(&f.hint)));
+        }
+    }
+    let risks: Vec<&Finding> =
+        s.findings.iter().filter(|f| f.class == crate::text::findings::Class::LockRisk).collect();
+    if !risks.is_empty() {
+        out.push_str(
+            "- Lock risks (measured on this target's rows; on production, expect the time to grow with the table):\n",
+        );
+        for f in risks {
             out.push_str(&format!("  - {}: {}\n", md_code(&finding_line(f), false), md_prose(&f.hint)));
         }
     }

@@ -347,3 +347,25 @@ pub fn psql_children(tool: u32) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Chromium from Debian, headless with a fresh profile and no network of its own.
+pub fn chromium(args: &[&str], profile: &Path) -> std::process::Output {
+    let bin = xtask::tools::ensure_program("chromium", "chromium", "the sign-off page test").unwrap();
+    std::process::Command::new("timeout")
+        .arg("120")
+        .arg(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .unwrap()
+}
