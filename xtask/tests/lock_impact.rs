@@ -188,6 +188,23 @@ fn each_dangerous_change_gets_its_lock_risk_and_the_measured_lock_is_postgres_ow
     let handoff = handoff.rsplit("\n## Hand-off: ").next().unwrap();
     assert!(handoff.contains("- Lock risks (measured on this target's rows"), "{handoff}");
     assert!(handoff.contains("  - `warning lock_risk supabase/migrations/20250102000000_bigint.sql:1: ALTER TABLE holds ACCESS EXCLUSIVE on public.orders"), "{handoff}");
+    // A project can make a lock risk an error from a table size: the run then fails on it.
+    sandbox.write("supabase/rehearsal.toml", "[lock_risk]\nseverity = \"error\"\nmin_rows = 10000\n");
+    let strict = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json", "--json"]);
+    assert_eq!(strict.code, Some(1), "{strict}");
+    let strict = strict.json();
+    let risks: Vec<&serde_json::Value> =
+        strict["findings"].as_array().unwrap().iter().filter(|f| f["class"] == "lock_risk").collect();
+    assert!(!risks.is_empty());
+    for f in &risks {
+        let big = f["message"].as_str().unwrap().contains("(~20000 rows)");
+        assert_eq!(f["severity"], if big { "error" } else { "warning" }, "{f}");
+    }
+    assert!(
+        risks.iter().any(|f| f["severity"] == "warning"),
+        "public.customers (~2000 rows) stays a warning: {risks:#?}"
+    );
+    sandbox.remove("supabase/rehearsal.toml");
     // And on the sign-off page, as a browser renders it.
     let url = format!("file://{}", dir.join("index.html").display());
     let dom = common::chromium(&["--dump-dom", &url], &sandbox.root.join("chromium-profile"));

@@ -55,6 +55,7 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     };
     // The sessions end, the lock goes and a local cluster stops before the hand-off is written.
     drop(target);
+    flow::weigh_lock_risks(&mut record, p.config.lock_risk_error_from);
     Ok(record.finish(stop, "completed", Outputs { handoff: true, command: "stage-rehearse" }, &ctx.present))
 }
 

@@ -14,6 +14,10 @@
 //! rls_enabled_no_policy = "off"
 //! [advisors.exclude]           # objects an advisor leaves alone
 //! rls_disabled = ["public.legacy_import"]
+//!
+//! [lock_risk]                  # what a measured lock risk is: "warning" (the default) or "error"
+//! severity = "error"
+//! min_rows = 100000            # an error only on a table of at least this many (estimated) rows
 //! ```
 //!
 //! Read with the `toml` crate: a syntax error, a duplicate key, an unknown key or a value of the
@@ -41,6 +45,8 @@ pub struct Config {
     pub advisors: Vec<Setting>,
     /// `[advisors.exclude]`: advisor name → objects it skips.
     pub advisor_exclude: Vec<Setting>,
+    /// `[lock_risk]`: from how many rows a `lock_risk` is an error (`None`: always a warning).
+    pub lock_risk_error_from: Option<u64>,
 }
 
 /// One `key = value` of a section, with where it was written.
@@ -84,6 +90,7 @@ impl Default for Config {
             lint: Vec::new(),
             advisors: Vec::new(),
             advisor_exclude: Vec::new(),
+            lock_risk_error_from: None,
         }
     }
 }
@@ -94,6 +101,14 @@ struct File {
     staging: Option<Staging>,
     lint: Option<BTreeMap<String, Spanned<toml::Value>>>,
     advisors: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    lock_risk: Option<LockRisk>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockRisk {
+    severity: Option<Spanned<String>>,
+    min_rows: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +158,21 @@ impl Config {
             out
         };
         config.lint = file.lint.map(|m| settings("lint", m)).unwrap_or_default();
+        if let Some(risk) = file.lock_risk {
+            let error = match &risk.severity {
+                None => false,
+                Some(s) if s.get_ref() == "warning" => false,
+                Some(s) if s.get_ref() == "error" => true,
+                Some(s) => {
+                    let (line, column) = line_column(text, s.span().start);
+                    return Err(exit::cannot_run(format!(
+                        "{PATH}: [lock_risk] severity must be \"error\" or \"warning\", not {:?} (line {line}, column {column})",
+                        s.get_ref()
+                    )));
+                }
+            };
+            config.lock_risk_error_from = error.then(|| risk.min_rows.unwrap_or(0));
+        }
         if let Some(mut advisors) = file.advisors {
             if let Some(exclude) = advisors.remove("exclude") {
                 let (line, column) = line_column(text, exclude.span().start);
@@ -207,6 +237,20 @@ mod tests {
         assert_eq!(Level::of(&c.lint[0]).unwrap(), Level::Warning);
         assert_eq!(c.advisors[0].key, "rls_enabled_no_policy");
         assert_eq!(c.advisor_exclude[0].strings().unwrap(), vec!["public.legacy"]);
+    }
+
+    #[test]
+    fn lock_risk_is_a_warning_unless_made_an_error_from_a_size() {
+        assert_eq!(Config::parse("").unwrap().lock_risk_error_from, None);
+        assert_eq!(Config::parse("[lock_risk]\nseverity = \"error\"\n").unwrap().lock_risk_error_from, Some(0));
+        let c = Config::parse("[lock_risk]\nseverity = \"error\"\nmin_rows = 100000\n").unwrap();
+        assert_eq!(c.lock_risk_error_from, Some(100000));
+        assert_eq!(Config::parse("[lock_risk]\nseverity = \"warning\"\n").unwrap().lock_risk_error_from, None);
+        assert_eq!(
+            err("[lock_risk]\nseverity = \"fatal\"\n"),
+            "supabase/rehearsal.toml: [lock_risk] severity must be \"error\" or \"warning\", not \"fatal\" (line 2, column 12)"
+        );
+        assert!(err("[lock_risk]\nmin_row = 5\n").contains("unknown field `min_row`"));
     }
 
     #[test]
