@@ -73,25 +73,39 @@ const CHANGES: &[(&str, &str, &str, bool)] = &[
     ),
 ];
 
-/// The strongest lock PostgreSQL takes on `relation` for `statement`, read from `pg_locks` in a
-/// transaction that is rolled back (an index's lock counts for its table, unless the statement
-/// made the index).
-fn ground_truth(admin: &str, statement: &str, relation: &str) -> String {
+/// What PostgreSQL does to `relation` for `statement`, read in a transaction that is rolled
+/// back: its strongest lock from `pg_locks` (an index's lock counts for its table, unless the
+/// statement made the index), whether its relfilenode changed, whether it was scanned.
+fn ground_truth(admin: &str, statement: &str, relation: &str) -> (String, bool, bool) {
     let sql = format!(
-        "begin;\n{statement};\nselect l.mode from pg_locks l left join pg_index i on i.indexrelid = l.relation \
+        "begin;\nselect relfilenode as node, coalesce(pg_stat_get_xact_numscans('{relation}'::regclass), 0) as scans \
+         from pg_class where oid = '{relation}'::regclass \\gset\n{statement};\n\
+         select (select l.mode from pg_locks l left join pg_index i on i.indexrelid = l.relation \
          where l.pid = pg_backend_pid() and l.locktype = 'relation' and coalesce(i.indrelid, l.relation) = '{relation}'::regclass \
          and (i.indexrelid is null or (select c.xmin::text from pg_class c where c.oid = i.indexrelid) <> pg_current_xact_id()::text) \
          order by case l.mode when 'AccessExclusiveLock' then 8 when 'ExclusiveLock' then 7 when 'ShareRowExclusiveLock' then 6 \
-         when 'ShareLock' then 5 when 'ShareUpdateExclusiveLock' then 4 else 0 end desc limit 1;\nrollback;\n"
+         when 'ShareLock' then 5 when 'ShareUpdateExclusiveLock' then 4 else 0 end desc limit 1), \
+         (select relfilenode from pg_class where oid = '{relation}'::regclass) <> :node, \
+         coalesce(pg_stat_get_xact_numscans('{relation}'::regclass), 0) > :scans;\nrollback;\n"
     );
     let out = std::process::Command::new(xtask::tools::find_client("psql").unwrap())
-        .args([admin, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-        .arg("-c")
-        .arg(&sql)
-        .output()
+        .args([admin, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "|"])
+        .arg("-f")
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), sql.as_bytes())?;
+            drop(child.stdin.take());
+            child.wait_with_output()
+        })
         .unwrap();
     assert!(out.status.success(), "{statement}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cells: Vec<&str> = text.trim().split('|').collect();
+    (cells[0].to_string(), cells[1] == "t", cells[2] == "t")
 }
 
 #[test]
@@ -131,7 +145,10 @@ fn each_dangerous_change_gets_its_lock_risk_and_the_measured_lock_is_postgres_ow
         let impact = row["apply"]["impact"].as_array().unwrap_or_else(|| panic!("{name}: no impact: {row}"));
         let measured =
             impact.iter().find(|i| i["relation"] == relation).unwrap_or_else(|| panic!("{name}: {impact:?}"));
-        assert_eq!(measured["lock"], ground_truth(&admin, change, relation).as_str(), "{name}: {measured}");
+        let (lock, rewrite, scan) = ground_truth(&admin, change, relation);
+        assert_eq!(measured["lock"], lock.as_str(), "{name}: {measured}");
+        assert_eq!(measured["rewrite"], rewrite, "{name}: {measured}");
+        assert_eq!(measured["scan"], scan, "{name}: {measured}");
         assert_eq!(measured["measured"], true);
         assert_eq!(measured["line"], 1);
         assert!(measured["rows"].as_u64().is_some(), "{name}: the planner's estimate: {measured}");
@@ -166,8 +183,41 @@ fn each_dangerous_change_gets_its_lock_risk_and_the_measured_lock_is_postgres_ow
     // Relations the file created are not listed.
     assert!(row("orders")["apply"]["impact"].is_null(), "{}", row("orders"));
 
+    // lint agrees where it can know without a database: each dangerous file has its static rule.
+    let static_rule = [
+        ("bigint", "column_type_rewrite"),
+        ("index", "index_not_concurrent"),
+        ("fk", "constraint_not_valid"),
+        ("not_null", "set_not_null_scan"),
+        ("uuid_default", "volatile_default"),
+        ("check", "constraint_not_valid"),
+        ("unique", "unique_without_index"),
+        ("refresh", "refresh_not_concurrent"),
+    ];
+    let lint = sandbox.xtask(&["lint", "--json"]);
+    let linted = lint.json()["findings"].as_array().unwrap().clone();
+    for (n, (name, _, _, dangerous)) in CHANGES.iter().enumerate() {
+        let file = format!("supabase/migrations/202501020000{n:02}_{name}.sql");
+        let classes: Vec<&str> =
+            linted.iter().filter(|f| f["file"] == file.as_str()).map(|f| f["class"].as_str().unwrap()).collect();
+        match static_rule.iter().find(|(p, _)| p == name) {
+            Some((_, rule)) => assert!(*dangerous && classes.contains(rule), "{name}: {classes:?}"),
+            None => assert!(
+                !classes.iter().any(|c| static_rule.iter().any(|(_, r)| r == c)),
+                "{name} is safe for lint too: {classes:?}"
+            ),
+        }
+    }
+
     // Shown where people look: under the migration on the screen, a table in SUMMARY.md.
-    let screen = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json"]);
+    let screen = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json", "--github"]);
+    assert!(
+        screen.stdout.lines().any(|l| l.starts_with(
+            "::warning file=supabase/migrations/20250102000000_bigint.sql,line=1,title=lock_risk::ALTER TABLE holds ACCESS EXCLUSIVE"
+        )),
+        "an annotation on the statement's line: {}",
+        screen.stdout
+    );
     let bigint = screen.stdout.lines().skip_while(|l| !l.contains("_bigint ")).nth(1).unwrap_or_default();
     assert!(
         bigint.starts_with("  locks public.orders ACCESS EXCLUSIVE ")

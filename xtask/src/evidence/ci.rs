@@ -92,9 +92,13 @@ pub fn annotation(f: &Finding) -> String {
     format!("::{level} {}::{}", props.join(","), data(&format!("{}\nWhat to do: {}", f.message, f.hint)))
 }
 
-/// Every annotation of a run: its findings, then each failing pgTAP test (on its file).
+/// Every annotation of a run: its findings (those the run measured or read from a log first, lint's
+/// after), then each failing pgTAP test (on its file).
 pub fn annotations(s: &Summary) -> Vec<String> {
-    let mut lines: Vec<String> = s.findings.iter().map(annotation).collect();
+    // What the run saw before what lint guessed from the text: GitHub shows ten per level.
+    let mut findings: Vec<&Finding> = s.findings.iter().collect();
+    findings.sort_by_key(|f| crate::text::lint::RULES.iter().any(|(c, _, _)| *c == f.class));
+    let mut lines: Vec<String> = findings.into_iter().map(annotation).collect();
     if let Some(rls) = &s.rls {
         for f in &rls.failures {
             let mut message = format!("not ok {} - {}", f.number, f.description);
