@@ -123,8 +123,24 @@ fn each_dangerous_change_gets_its_lock_risk_and_the_measured_lock_is_postgres_ow
         sandbox.write(&format!("supabase/migrations/{version}_{name}.sql"), &format!("{change};\n"));
         sandbox.write(&format!("supabase/migrations.backup/{version}_{name}_rollback.sql"), &format!("{undo};\n"));
     }
+    // CONCURRENTLY runs outside a transaction: what it takes by definition, not measured.
+    sandbox.write(
+        "supabase/migrations/20250103000000_concurrent.sql",
+        "create index concurrently if not exists orders_qty_idx on public.orders (qty);\n",
+    );
+    sandbox.write(
+        "supabase/migrations.backup/20250103000000_concurrent_rollback.sql",
+        "drop index concurrently if exists public.orders_qty_idx;\n",
+    );
     let run = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json", "--json"]);
     let s = run.json();
+    let concurrent = s["migrations"].as_array().unwrap().iter().find(|r| r["version"] == "20250103000000").unwrap();
+    assert_eq!(
+        concurrent["apply"]["impact"],
+        serde_json::json!([{"relation": "public.orders", "lock": "ShareUpdateExclusiveLock", "blocks": "nothing",
+            "rewrite": false, "scan": false, "rows": null, "rows_from": "estimate", "held_ms": 0, "line": 1, "measured": false}]),
+        "{concurrent}"
+    );
     assert_eq!(s["outcome"], "passed", "lock_risk is a warning: {run}");
 
     // PostgreSQL's own locks, on a cluster of the test's with the same tables.

@@ -109,8 +109,9 @@ fn apply_as(
         error: if ok { None } else { found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned() },
         findings: found,
         history: ok.then(|| HistoryRecord { statements_sha256: statements_hash(&statements) }),
-        // Run outside the chain (psql -f, or outside a transaction): not measured.
-        impact: Vec::new(),
+        // Run outside the chain: not measured; outside a transaction (CONCURRENTLY), what it
+        // takes by definition.
+        impact: if reason.is_some() { chain::impact::by_definition(&m.sql) } else { Vec::new() },
     })
 }
 

@@ -152,6 +152,44 @@ impl Impact {
     }
 }
 
+/// What a file that runs outside a transaction (CONCURRENTLY) takes, by definition (PostgreSQL 15:
+/// SHARE UPDATE EXCLUSIVE, which blocks neither reads nor writes), not measured: the relation as
+/// the statement names it.
+pub fn by_definition(file: &SqlFile) -> Vec<Impact> {
+    let mut out = Vec::new();
+    for (k, statement) in file.script.statements.iter().enumerate() {
+        if !statement.concurrently {
+            continue;
+        }
+        let plain = file.script.plain(statement);
+        let lower = plain.to_ascii_lowercase();
+        let words: Vec<&str> = lower.split_whitespace().collect();
+        let after = |word: &str| words.iter().position(|w| *w == word).and_then(|at| words.get(at + 1)).copied();
+        let relation = match words.first().copied() {
+            Some("create") => after("on").and_then(|r| if r == "only" { after("only") } else { Some(r) }),
+            Some("drop") | Some("reindex") => words.last().copied(),
+            _ => None,
+        };
+        let Some(relation) = relation else { continue };
+        let relation = relation.trim_end_matches(';').split('(').next().unwrap_or(relation);
+        let relation = if relation.contains('.') { relation.to_string() } else { format!("public.{relation}") };
+        out.push(Impact {
+            relation,
+            lock: "ShareUpdateExclusiveLock".into(),
+            blocks: "nothing".into(),
+            rewrite: false,
+            scan: false,
+            rows: None,
+            rows_from: "estimate".into(),
+            held_ms: 0,
+            line: Some(statement.line),
+            measured: false,
+            statement: k,
+        });
+    }
+    out
+}
+
 /// A `lock_risk` warning for each relation a statement of `file` locked against others while its
 /// work grew with the table, on that statement's line.
 pub fn lock_risk(file: &SqlFile, impacts: &[Impact], place: Place) -> Vec<Finding> {
