@@ -213,14 +213,18 @@ pub fn command() -> Command {
         )
         .subcommand(
             Command::new("lint")
-                .about("Static checks of the migrations, no database: rollback pairs, versions, non-transactional statements, IF [NOT] EXISTS guards, RLS in the same migration, SECURITY DEFINER search_path, psql meta-commands, encoding")
+                .about("Static checks of the migrations, no database: rollback pairs, versions, non-transactional statements, IF [NOT] EXISTS guards, RLS in the same migration, SECURITY DEFINER search_path, psql meta-commands, encoding, what a statement locks on an existing table")
                 .long_about(
                     "Static checks of the migrations and rollbacks, no database.\n\n\
                      Rules (default severity): missing_rollback (error), orphan_rollback (warning), duplicate_version (error), \
                      unversioned_file (error), non_transactional (warning), unguarded_create (warning), unguarded_drop \
                      (warning), rls_missing (error: a table created in an exposed schema without ENABLE ROW LEVEL SECURITY \
                      in the same migration), security_definer_search_path (error), psql_meta_command (error), not_utf8 \
-                     (error). Set a rule to error, warning or off in supabase/rehearsal.toml [lint] (the last two stay \
+                     (error); and what a statement locks on a table that existed before the file (PostgreSQL 15's lock in \
+                     the message, the safe form in the hint), each a warning: index_not_concurrent, drop_index_not_concurrent, \
+                     column_type_rewrite, volatile_default, set_not_null_scan, constraint_not_valid, unique_without_index, \
+                     refresh_not_concurrent, table_rewrite_command, breaking_change, lock_timeout_missing. Set a rule to \
+                     error, warning or off in supabase/rehearsal.toml [lint] (psql_meta_command and not_utf8 stay \
                      errors); exposed_schemas = [\"public\"] by default. Opt a statement out with `-- lint:allow RULE` on \
                      one of its lines or the line before. Exit 1 when an error-level rule fires.",
                 )

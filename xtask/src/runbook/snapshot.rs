@@ -130,6 +130,8 @@ union all
   cross join lateral pg_identify_object(d.classoid, d.objoid, d.objsubid) io
   where d.classoid in ('pg_class'::regclass, 'pg_proc'::regclass, 'pg_type'::regclass, 'pg_namespace'::regclass,
                        'pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass)
+    -- initdb's own objects (oids below 16384) are not a migration's, but a schema such as public
+    and (d.objoid >= 16384 or d.classoid = 'pg_namespace'::regclass)
     and (io.schema in (select nspname from ns)
          or (d.classoid = 'pg_namespace'::regclass and io.identity in (select quote_ident(nspname) from ns)))
     and not exists (select 1 from member m where m.classid = d.classoid and m.objid = d.objoid)
