@@ -21,7 +21,7 @@ use crate::prepare::{self, Flags, Needs, Prepared};
 use crate::process::shown;
 use crate::progress;
 use crate::runbook::{advisors::Advisors, apply, inventory, rollback, rows, snapshot};
-use crate::target::Target;
+use crate::target::{Kind, Target};
 use crate::text::lint;
 
 pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
@@ -121,8 +121,18 @@ fn steps(
     let conn = target.conn().clone();
     let place = target.kind.place();
     let before = snapshot::take(target);
+    // The history rows' statements too, while the CLI still runs: a file edited after it applied.
+    let versions: Vec<&str> = p.tree.migrations.iter().map(|m| m.version.as_str()).collect();
+    let history = if target.kind == Kind::Local {
+        Ok(Default::default())
+    } else {
+        inventory::history_statements(target, &versions)
+    };
     let listed = early.wait(&mut pre_log, place);
     let pre = inventory::finish(listed?, target, &p.tree, &mut pre_log)?;
+    if let Ok(history) = &history {
+        record.summary_mut().findings.extend(inventory::edited(&p.tree, &pre.applied, history));
+    }
     {
         let s = record.summary_mut();
         s.warnings.extend(pre.warnings.iter().cloned());

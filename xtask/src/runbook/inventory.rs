@@ -7,7 +7,7 @@
 //! The CLI half ([`list`]) touches no session, so it can run on another thread while the working
 //! session does read-only work; [`finish`] then falls back to SQL if needed and compares.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 
 use anyhow::Result;
@@ -20,7 +20,7 @@ use crate::process::{self, Tee};
 use crate::target::conn::Conn;
 use crate::target::local;
 use crate::target::Target;
-use crate::text::findings::{self, Finding, Place};
+use crate::text::findings::{self, Class, Finding, Place, Severity};
 use crate::tools::supabase_cli::SupabaseCli;
 
 #[derive(Debug, Default)]
@@ -178,6 +178,83 @@ pub fn finish(listed: Listed, target: &mut Target, tree: &Tree, log: &mut Transc
     inventory.remote_only = remote.iter().filter(|v| !local.contains(v.as_str())).cloned().collect();
     inventory.ok = true;
     Ok(inventory)
+}
+
+/// The statements each of `versions` has in the target's history, where its row has them (a
+/// missing history table or row is not an error: nothing to compare).
+pub fn history_statements(target: &mut Target, versions: &[&str]) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut out = BTreeMap::new();
+    if versions.is_empty() || !versions.iter().all(|v| v.chars().all(|c| c.is_ascii_digit())) {
+        return Ok(out);
+    }
+    let list: Vec<String> = versions.iter().map(|v| format!("'{v}'")).collect();
+    let unit = Unit {
+        before: "\\pset format unaligned\n\\pset tuples_only on\n\\pset fieldsep '\\t'".into(),
+        body: format!(
+            "select to_regclass('supabase_migrations.schema_migrations') is not null as rehearsal_has_history \\gset\n\
+             \\if :rehearsal_has_history\nselect version, to_json(statements) from supabase_migrations.schema_migrations \
+             where version in ({}) and statements is not null order by version;\n\\endif",
+            list.join(", ")
+        ),
+        after: "\\pset format aligned\n\\pset tuples_only off\n\\pset fieldsep '|'".into(),
+    };
+    target.doing("the history rows' statements (one query)");
+    let ran = target.run(&unit, None)?;
+    if !ran.ok() {
+        return Ok(out);
+    }
+    for line in ran.text.lines() {
+        let Some((version, json)) = line.split_once('\t') else { continue };
+        if let Ok(statements) = serde_json::from_str::<Vec<String>>(json) {
+            out.insert(version.trim().to_string(), statements);
+        }
+    }
+    Ok(out)
+}
+
+/// `edited_after_apply` for each applied migration whose file no longer splits into the
+/// statements its history row holds (split as the Supabase CLI splits it).
+pub fn edited(tree: &Tree, applied: &[String], history: &BTreeMap<String, Vec<String>>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for m in tree.migrations.iter().filter(|m| applied.contains(&m.version)) {
+        let Some(recorded) = history.get(&m.version) else { continue };
+        let now = m.sql.script.history_statements();
+        if &now == recorded {
+            continue;
+        }
+        let n = now.iter().zip(recorded).position(|(a, b)| a != b).unwrap_or(now.len().min(recorded.len()));
+        let short = |s: Option<&String>| {
+            s.map_or("(none)".to_string(), |s| {
+                let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+                if one.chars().count() > 120 {
+                    format!("{}…", one.chars().take(120).collect::<String>())
+                } else {
+                    one
+                }
+            })
+        };
+        out.push(Finding {
+            class: Class::EditedAfterApply,
+            severity: Severity::Warning,
+            sqlstate: None,
+            file: Some(m.file().to_string()),
+            line: m.sql.script.statements.get(n).map(|s| s.line as u32),
+            message: format!(
+                "{} was edited after it was applied here: statement {} is `{}` in the file and `{}` in the history",
+                m.file(),
+                n + 1,
+                short(now.get(n)),
+                short(recorded.get(n))
+            ),
+            hint: format!(
+                "an edit to an applied migration never reaches a database that has it: restore {} to what was applied \
+                 (`supabase migration fetch` gets the history's text) and put the change in a new migration",
+                m.file()
+            ),
+            log: None,
+        });
+    }
+    out
 }
 
 /// The remote versions in the CLI's table (`Local | Remote | Time`), with or without backticks.
