@@ -320,3 +320,24 @@ fn a_server_with_standard_conforming_strings_off_runs_files_as_psql_f_does() {
     assert_eq!(query(&admin, "select v || '|' from public.t"), "back'; select 1; -- |");
     assert!(!log.contains("rehearsal_mark"), "{log}");
 }
+
+/// The tool's own statements in a chain name everything they use from `pg_catalog`: a migration
+/// that shadows a catalog view or function in `public` and puts `public` first on its search_path
+/// runs as psql -f runs it.
+#[test]
+fn a_migration_that_shadows_the_catalog_runs_unchanged() {
+    prepare();
+    let sandbox = Sandbox::new("safety-shadow");
+    sandbox.write(
+        "supabase/migrations/20250101000000_shadow.sql",
+        "create table public.pg_locks (x int);\ncreate table public.pg_class (y int);\n\
+         create function public.set_config(text, text, boolean) returns text language sql as $$ select 'hijacked' $$;\n\
+         set search_path = public, pg_catalog;\ncreate table public.after_shadow (id int);\n",
+    );
+    let mut target = local_target(&sandbox.workdir);
+    let admin = target.cluster().unwrap().admin_dsn();
+    let (log, ok) = apply_tree(&sandbox, &mut target);
+    assert_eq!(ok, [true], "{log}");
+    assert!(!log.contains("ERROR") && !log.contains("rehearsal_mark"), "{log}");
+    assert_eq!(query(&admin, "select count(*) from pg_catalog.pg_class where relname = 'after_shadow'"), "1");
+}

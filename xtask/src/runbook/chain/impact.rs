@@ -15,33 +15,33 @@ use crate::text::findings::{Class, Finding, Place, Severity, TargetKind};
 
 /// As the file starts (inside its first marker): `oid:relfilenode:reltuples:scans,` per relation and
 /// index (an index the file creates is not its table's: the table's own lock says what waits).
-pub const BASELINE: &str = " perform set_config('rehearsal.base', coalesce((select string_agg(c.oid || ':' || \
-    c.relfilenode || ':' || c.reltuples::bigint || ':' || coalesce(pg_stat_get_xact_numscans(c.oid), 0), ',') from pg_class c where c.relkind in ('r', 'p', 'm', 'i') \
-    and c.relpersistence <> 't' and c.relnamespace <> 'pg_catalog'::regnamespace), ''), true);";
+pub const BASELINE: &str = " perform pg_catalog.set_config('rehearsal.base', coalesce((select pg_catalog.string_agg(c.oid || ':' || \
+    c.relfilenode || ':' || c.reltuples::bigint || ':' || coalesce(pg_catalog.pg_stat_get_xact_numscans(c.oid), 0), ',') from pg_catalog.pg_class c where c.relkind in ('r', 'p', 'm', 'i') \
+    and c.relpersistence <> 't' and c.relnamespace <> 'pg_catalog'::pg_catalog.regnamespace), ''), true);";
 
 /// After statement `{k}`: each strong relation lock held now and not yet listed, as
 /// `relation:mode:k:start,`.
-pub const LOCKS: &str = " perform set_config('rehearsal.locks', coalesce(current_setting('rehearsal.locks', true), '') \
-    || coalesce((select string_agg(l.relation || ':' || l.mode || ':{k}:' || coalesce(current_setting('rehearsal.t', true), '0') || ',', '') \
-    from pg_locks l where l.pid = pg_backend_pid() and l.locktype = 'relation' and l.granted \
+pub const LOCKS: &str = " perform pg_catalog.set_config('rehearsal.locks', coalesce(pg_catalog.current_setting('rehearsal.locks', true), '') \
+    || coalesce((select pg_catalog.string_agg(l.relation || ':' || l.mode || ':{k}:' || coalesce(pg_catalog.current_setting('rehearsal.t', true), '0') || ',', '') \
+    from pg_catalog.pg_locks l where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'relation' and l.granted \
     and l.mode in ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock') \
-    and position(',' || l.relation || ':' || l.mode || ':' in ',' || coalesce(current_setting('rehearsal.locks', true), '')) = 0), ''), true);";
+    and position(',' || l.relation || ':' || l.mode || ':' in ',' || coalesce(pg_catalog.current_setting('rehearsal.locks', true), '')) = 0), ''), true);";
 
 /// Before the commit: one notice `{notice}relation|mode|k|rewrite|scan|rows|held_ms` per
 /// relation that existed before the file and that it locked.
-pub const REPORT: &str = "for r in with l as (select split_part(x, ':', 1)::oid as rel, split_part(x, ':', 2) as mode, \
-    split_part(x, ':', 3)::int as k, split_part(x, ':', 4)::bigint as t from unnest(string_to_array(coalesce(\
-    current_setting('rehearsal.locks', true), ''), ',')) x where x <> ''), \
-    b as (select split_part(x, ':', 1)::oid as rel, split_part(x, ':', 2)::oid as node, split_part(x, ':', 3)::bigint as est, \
-    split_part(x, ':', 4)::bigint as scans \
-    from unnest(string_to_array(coalesce(current_setting('rehearsal.base', true), ''), ',')) x where x <> ''), \
+pub const REPORT: &str = "for r in with l as (select pg_catalog.split_part(x, ':', 1)::pg_catalog.oid as rel, pg_catalog.split_part(x, ':', 2) as mode, \
+    pg_catalog.split_part(x, ':', 3)::int as k, pg_catalog.split_part(x, ':', 4)::bigint as t from pg_catalog.unnest(pg_catalog.string_to_array(coalesce(\
+    pg_catalog.current_setting('rehearsal.locks', true), ''), ',')) x where x <> ''), \
+    b as (select pg_catalog.split_part(x, ':', 1)::pg_catalog.oid as rel, pg_catalog.split_part(x, ':', 2)::pg_catalog.oid as node, pg_catalog.split_part(x, ':', 3)::bigint as est, \
+    pg_catalog.split_part(x, ':', 4)::bigint as scans \
+    from pg_catalog.unnest(pg_catalog.string_to_array(coalesce(pg_catalog.current_setting('rehearsal.base', true), ''), ',')) x where x <> ''), \
     m as (select coalesce(i.indrelid, l.rel) as rel, l.mode, l.k, l.t, case l.mode when 'AccessExclusiveLock' then 8 \
     when 'ExclusiveLock' then 7 when 'ShareRowExclusiveLock' then 6 when 'ShareLock' then 5 else 4 end as rank \
-    from l left join pg_index i on i.indexrelid = l.rel where exists (select 1 from b where b.rel = l.rel)), \
+    from l left join pg_catalog.pg_index i on i.indexrelid = l.rel where exists (select 1 from b where b.rel = l.rel)), \
     s as (select distinct on (m.rel) m.* from m order by m.rel, m.rank desc, m.k) \
-    select format('%I.%I', n.nspname, c.relname) as name, s.mode, s.k, c.relfilenode <> b.node as rewrite, \
-    coalesce(pg_stat_get_xact_numscans(s.rel), 0) > b.scans as scan, b.est, (extract(epoch from clock_timestamp()) * 1000)::bigint - s.t as held \
-    from s join b on b.rel = s.rel join pg_class c on c.oid = s.rel join pg_namespace n on n.oid = c.relnamespace \
+    select pg_catalog.format('%I.%I', n.nspname, c.relname) as name, s.mode, s.k, c.relfilenode <> b.node as rewrite, \
+    coalesce(pg_catalog.pg_stat_get_xact_numscans(s.rel), 0) > b.scans as scan, b.est, (extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint - s.t as held \
+    from s join b on b.rel = s.rel join pg_catalog.pg_class c on c.oid = s.rel join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
     order by 1 \
     loop raise notice '{notice}%|%|%|%|%|%|%', r.name, r.mode, r.k, r.rewrite, r.scan, r.est, r.held; end loop;";
 

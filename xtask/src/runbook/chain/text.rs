@@ -39,7 +39,7 @@ impl Chain {
         let mut b = Builder { text: String::new(), origins: vec![Origin::Tool], quoted_start: vec![false] };
         let mark = |value: &str| format!("select '{alias}:{value}' as {alias}\\; ");
         let clock = |i: usize, what: &str| {
-            format!("select '{alias}:{i}:{what}:' || (extract(epoch from clock_timestamp()) * 1000)::bigint as {alias}")
+            format!("select '{alias}:{i}:{what}:' || (extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint as {alias}")
         };
         // The server keeps the last marker that ran (a setting local to the file's transaction):
         // each marker checks that the one before it ran, and the file commits only once the
@@ -48,9 +48,9 @@ impl Chain {
         let step = |i: usize, n: usize, extra: &str| {
             let before = if n == 0 { String::new() } else { format!("{alias}:{i}:{}", n - 1) };
             format!(
-                "do {tag} begin if coalesce(current_setting('rehearsal.mark', true), '') <> '{before}' then \
+                "do {tag} begin if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{before}' then \
                  raise exception '{alias}:disagree:{i}:{n}'; end if; \
-                 perform set_config('rehearsal.mark', '{alias}:{i}:{n}', true);{extra} end {tag}\\; "
+                 perform pg_catalog.set_config('rehearsal.mark', '{alias}:{i}:{n}', true);{extra} end {tag}\\; "
             )
         };
         let mut statements = Vec::new();
@@ -60,7 +60,7 @@ impl Chain {
         // session holds after each statement (with that statement's start), and at the end one
         // notice per relation ([`super::impact`]).
         let start_clock =
-            " perform set_config('rehearsal.t', ((extract(epoch from clock_timestamp()) * 1000)::bigint)::text, true);";
+            " perform pg_catalog.set_config('rehearsal.t', ((extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint)::pg_catalog.text, true);";
         let baseline = format!("{}{start_clock}", super::impact::BASELINE);
         let locks = |k: usize| super::impact::LOCKS.replace("{k}", &k.to_string());
         for (i, link) in links.iter().enumerate() {
@@ -150,7 +150,7 @@ impl Chain {
                 tail.push("DO");
                 let last = if n == 0 { String::new() } else { format!("{alias}:{i}:{}", n - 1) };
                 b.tool(&format!(
-                    "do {tag} declare r record; begin if coalesce(current_setting('rehearsal.mark', true), '') <> '{last}' then \
+                    "do {tag} declare r record; begin if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{last}' then \
                      raise exception '{alias}:disagree:{i}:{n}'; end if; {} end {tag}\\; ",
                     super::impact::REPORT.replace("{notice}", &format!("{alias}:{i}:impact:"))
                 ));
