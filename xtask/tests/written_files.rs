@@ -112,6 +112,28 @@ fn a_plan_in_a_folder_anyone_can_write_is_refused_with_the_reason() {
     assert!(sandbox.rehearsal_dirs().is_empty() || !run.stdout.contains("applied"), "nothing ran: {run}");
 }
 
+#[test]
+fn as_root_a_plan_another_user_owns_is_refused() {
+    prepare();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root could be made to write another user's plan");
+        return;
+    }
+    let sandbox = small_tree("root-foreign-plan");
+    let plan = plan_in(&sandbox.root);
+    std::os::unix::fs::chown(&plan, Some(65534), Some(65534)).unwrap();
+    let before = std::fs::read(&plan).unwrap();
+    let run = sandbox.xtask(&["stage-rehearse", "--plan", plan.to_str().unwrap()]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains("belongs to uid 65534: as root the tool writes no file another user owns or can move"),
+        "{run}"
+    );
+    assert_eq!(std::fs::read(&plan).unwrap(), before);
+    assert_eq!(std::fs::metadata(&plan).unwrap().uid(), 65534, "nothing was chowned");
+}
+
 /// Hold the plan's lock as another run would, with its holder line.
 fn hold_lock(plan: &std::path::Path) -> std::fs::File {
     let lock = plan.with_file_name(".data_plan.json.lock");

@@ -1,7 +1,8 @@
 //! The data plan's lock and its whole-file write: `.<name>.lock` beside the plan (mode 0600,
 //! never a symlink, one line naming its holder), a wait with a deadline that Ctrl-C ends, a plan
 //! refused in a folder another user could swap it in; and the write (a new temp file under a
-//! random name, then a rename) that keeps the plan's mode and owner.
+//! random name, then a rename) that keeps the plan's mode; as root, a plan another user owns or
+//! can move is refused, so nothing is ever chowned.
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -40,6 +41,21 @@ fn check_folder(real: &Path) -> Result<()> {
             } else {
                 String::new()
             }
+        )));
+    }
+    // As root, only root's: a plan (or its folder) another user owns could be swapped for a link to
+    // a file of root's between the read and the write, and its replacement would have to be
+    // chowned to that user.
+    if me == 0 && (plan_owner != 0 || d.uid() != 0) {
+        let whose = if plan_owner != 0 {
+            format!("belongs to uid {plan_owner}")
+        } else {
+            format!("is in a folder of uid {}", d.uid())
+        };
+        return Err(exit::cannot_run(format!(
+            "the data plan {} {whose}: as root the tool writes no file another user owns or can move; run as \
+             that user, or keep the plan in a folder of root's",
+            real.display()
         )));
     }
     Ok(())
@@ -111,16 +127,14 @@ impl PlanLock {
 }
 
 /// Write `real` whole (a new temp file beside it under a random name, then a rename), with its
-/// current mode and owner. The owner is given by `fchown` on the new file alone, never by path.
+/// current mode. Its owner is the caller ([`check_folder`] refuses, as root, a plan of another
+/// user's), so nothing is chowned.
 pub(super) fn write_keeping_owner(real: &Path, contents: &[u8]) -> Result<()> {
     let meta = std::fs::metadata(real)?;
     let tmp = crate::evidence::artifacts::temp_beside(real);
     let result = (|| -> std::io::Result<()> {
         let mut file = crate::evidence::artifacts::create_new(&tmp)?;
         file.write_all(contents)?;
-        if crate::tools::is_root() {
-            std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
-        }
         file.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o777))?;
         file.sync_all()?;
         std::fs::rename(&tmp, real)

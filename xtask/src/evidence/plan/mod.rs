@@ -8,7 +8,7 @@
 //! refused with where and why, and left untouched. Every change is a read-modify-write under a
 //! lock (`.<name>.lock` beside the plan), so two runs on different molecules do not overwrite each
 //! other; it is written whole (temp file and rename) through a symlink to its real file, keeping
-//! its mode and owner.
+//! its mode (and its owner: the caller; as root, a plan of another user's is refused).
 
 use std::collections::HashSet;
 use std::io::Write;
