@@ -11,6 +11,15 @@ use std::process::Stdio;
 
 use common::{prepare, Run, Sandbox};
 
+/// Whether the test runs as root; else it says which check it skips, and why.
+fn as_root(why: &str) -> bool {
+    let root = xtask::tools::is_root();
+    if !root {
+        eprintln!("skipped: {why}");
+    }
+    root
+}
+
 fn small_tree(name: &str) -> Sandbox {
     let sandbox = Sandbox::new(name);
     sandbox.write(
@@ -90,9 +99,7 @@ fn plan_in(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn a_plan_in_a_folder_anyone_can_write_is_refused_with_the_reason() {
     prepare();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: making a folder that belongs to another user needs root");
+    if !as_root("making a folder that belongs to another user needs root") {
         return;
     }
     let sandbox = small_tree("shared-plan-folder");
@@ -115,9 +122,7 @@ fn a_plan_in_a_folder_anyone_can_write_is_refused_with_the_reason() {
 #[test]
 fn as_root_a_plan_another_user_owns_is_refused() {
     prepare();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: only root could be made to write another user's plan");
+    if !as_root("only root could be made to write another user's plan") {
         return;
     }
     let sandbox = small_tree("root-foreign-plan");
@@ -197,9 +202,7 @@ fn a_held_plan_lock_names_its_holder_and_the_wait_ends_at_the_deadline_or_on_sig
 #[test]
 fn a_tree_under_a_private_folder_rehearses_when_the_server_runs_as_another_user() {
     prepare();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the server runs as another user only when the tool runs as root");
+    if !as_root("the server runs as another user only when the tool runs as root") {
         return;
     }
     let sandbox = small_tree("private-workdir");
@@ -218,9 +221,7 @@ fn a_tree_under_a_private_folder_rehearses_when_the_server_runs_as_another_user(
 #[test]
 fn the_server_user_owns_only_its_data_and_socket_dirs() {
     prepare();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the server runs as another user only when the tool runs as root");
+    if !as_root("the server runs as another user only when the tool runs as root") {
         return;
     }
     let server = xtask::tools::server::ensure_server_with_pgtap().unwrap();

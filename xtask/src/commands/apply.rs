@@ -105,6 +105,5 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         }
     };
     drop(target);
-    flow::weigh_lock_risks(&mut record, p.config.lock_risk_error_from);
     Ok(record.finish(stop, "in_progress", Outputs { handoff: true, command: "apply" }, &ctx.present))
 }

@@ -337,16 +337,3 @@ fn contract_left(target: &mut Target, record: &mut Record, before: &str) -> Resu
     });
     Ok(())
 }
-
-/// `[lock_risk] severity = "error"`: each `lock_risk` on a table of at least `min_rows` estimated
-/// rows (or of unknown size) becomes an error, so the run fails on it.
-pub fn weigh_lock_risks(record: &mut Record, error_from: Option<u64>) {
-    let Some(from) = error_from else { return };
-    for f in record.summary_mut().findings.iter_mut().filter(|f| f.class == Class::LockRisk) {
-        let rows =
-            f.message.split_once("(~").and_then(|(_, r)| r.split(' ').next()).and_then(|r| r.parse::<u64>().ok());
-        if rows.is_none_or(|r| r >= from) {
-            f.severity = Severity::Error;
-        }
-    }
-}

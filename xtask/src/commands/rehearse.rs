@@ -55,7 +55,6 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     };
     // The sessions end, the lock goes and a local cluster stops before the hand-off is written.
     drop(target);
-    flow::weigh_lock_risks(&mut record, p.config.lock_risk_error_from);
     Ok(record.finish(stop, "completed", Outputs { handoff: true, command: "stage-rehearse" }, &ctx.present))
 }
 
@@ -123,16 +122,11 @@ fn steps(
     let before = snapshot::take(target);
     // The history rows' statements too, while the CLI still runs: a file edited after it applied.
     let versions: Vec<&str> = p.tree.migrations.iter().map(|m| m.version.as_str()).collect();
-    let history = if target.kind == Kind::Local {
-        Ok(Default::default())
-    } else {
-        inventory::history_statements(target, &versions)
-    };
+    let history =
+        if target.kind == Kind::Local { Default::default() } else { inventory::history_statements(target, &versions)? };
     let listed = early.wait(&mut pre_log, place);
     let pre = inventory::finish(listed?, target, &p.tree, &mut pre_log)?;
-    if let Ok(history) = &history {
-        record.summary_mut().findings.extend(inventory::edited(&p.tree, &pre.applied, history));
-    }
+    record.summary_mut().findings.extend(inventory::edited(&p.tree, &pre.applied, &history));
     {
         let s = record.summary_mut();
         s.warnings.extend(pre.warnings.iter().cloned());

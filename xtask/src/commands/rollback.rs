@@ -102,7 +102,6 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         }
     };
     drop(target);
-    flow::weigh_lock_risks(&mut record, p.config.lock_risk_error_from);
     Ok(record.finish(stop, "completed", Outputs { handoff: true, command: "rollback" }, &ctx.present))
 }
 

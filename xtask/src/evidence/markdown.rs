@@ -131,18 +131,7 @@ fn render(s: &Summary, room: Room) -> String {
         }
         more(&mut md, clean - shown, "clean migration(s)");
     }
-    let locked: Vec<(&MigrationRow, &str, &super::summary::Impact)> = s
-        .migrations
-        .iter()
-        .flat_map(|r| {
-            r.apply
-                .impact
-                .iter()
-                .map(move |i| (r, "apply", i))
-                .chain(r.rollback.impact.iter().map(move |i| (r, "rollback", i)))
-        })
-        .filter(|(_, _, i)| i.blocks != "nothing")
-        .collect();
+    let locked = s.locked();
     if !locked.is_empty() {
         md.push_str(
             "\n## What it locks\n\nMeasured while each file ran, on this target's rows (on production, expect the time to grow with the table).\n\n\

@@ -283,15 +283,7 @@ pub fn render(s: &Summary, workdir: &Path) -> String {
 /// "What it locks": per migration and step (apply, rollback), each relation that existed before
 /// the file and that it locked against others, as measured while it ran.
 fn locks(h: &mut String, s: &Summary) {
-    let rows: Vec<(&str, &str, &str, &crate::evidence::summary::Impact)> = s
-        .migrations
-        .iter()
-        .flat_map(|r| {
-            let apply = r.apply.impact.iter().map(move |i| (r.version.as_str(), r.name.as_str(), "apply", i));
-            apply.chain(r.rollback.impact.iter().map(move |i| (r.version.as_str(), r.name.as_str(), "rollback", i)))
-        })
-        .filter(|(_, _, _, i)| i.blocks != "nothing")
-        .collect();
+    let rows = s.locked();
     if rows.is_empty() {
         return;
     }
@@ -300,7 +292,7 @@ fn locks(h: &mut String, s: &Summary) {
          production, expect the time to grow with the table.</p>\n<table class=\"grid\"><tr><th>migration</th><th>step</th>\
          <th>relation</th><th>rows</th><th>lock</th><th>blocks</th><th>rewrite / scan</th><th>held</th></tr>\n",
     );
-    for (version, name, step, i) in rows {
+    for (r, step, i) in rows {
         let work = if i.rewrite {
             "rewrite"
         } else if i.scan {
@@ -313,8 +305,8 @@ fn locks(h: &mut String, s: &Summary) {
             h,
             "<tr class=\"{class}\"><td><code>{}_{}</code></td><td>{step}</td><td><code>{}</code></td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{work}</td><td>{} ms</td></tr>\n",
-            esc(version),
-            esc(name),
+            esc(&r.version),
+            esc(&r.name),
             esc(&i.relation),
             i.rows.map_or("-".to_string(), |n| format!("~{n}")),
             esc(&i.lock),

@@ -109,9 +109,11 @@ pub fn screen(s: &Summary) -> String {
     }
     if !s.findings.is_empty() {
         out.push_str("\nfindings:\n");
-        // Every error; warnings while there is room.
+        // Every error, first (what failed the run leads); then warnings while there is room.
+        let mut findings: Vec<&Finding> = s.findings.iter().collect();
+        findings.sort_by_key(|f| f.severity != Severity::Error);
         let mut warnings = 0;
-        for f in &s.findings {
+        for f in findings {
             if f.severity == Severity::Warning {
                 warnings += 1;
                 if warnings > MAX_WARNINGS {
@@ -182,16 +184,7 @@ pub fn worst_impact(impact: &[Impact]) -> Option<&Impact> {
 
 /// `public.orders ACCESS EXCLUSIVE 312 ms (reads and writes wait), rewrite, ~200000 rows, line 1`.
 pub fn impact_words(i: &Impact) -> String {
-    let lock = i.lock.trim_end_matches("Lock");
-    let mut lock_words = String::new();
-    for (n, c) in lock.char_indices() {
-        if n > 0 && c.is_uppercase() {
-            lock_words.push(' ');
-        }
-        lock_words.push(c.to_ascii_uppercase());
-    }
-    let waits = if i.blocks == "reads_and_writes" { "reads and writes wait" } else { "writes wait" };
-    let mut parts = vec![format!("{} {lock_words} {} ms ({waits})", one_line(&i.relation), i.held_ms)];
+    let mut parts = vec![format!("{} {} {} ms ({})", one_line(&i.relation), i.lock_words(), i.held_ms, i.waits())];
     if i.rewrite {
         parts.push("rewrite".into());
     } else if i.scan {

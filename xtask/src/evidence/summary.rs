@@ -260,6 +260,19 @@ pub struct StepTiming {
 }
 
 impl Summary {
+    /// Each relation a migration's apply or rollback locked against others, as measured: the
+    /// rows of the "What it locks" tables of SUMMARY.md and the sign-off page.
+    pub fn locked(&self) -> Vec<(&MigrationRow, &'static str, &Impact)> {
+        self.migrations
+            .iter()
+            .flat_map(|r| {
+                let apply = r.apply.impact.iter().map(move |i| (r, "apply", i));
+                apply.chain(r.rollback.impact.iter().map(move |i| (r, "rollback", i)))
+            })
+            .filter(|(_, _, i)| i.blocks != "nothing")
+            .collect()
+    }
+
     /// Whether this is what a manager signs off: a rehearsal (`stage-rehearse`) that passed on a
     /// shared database (staging or a DSN), not a local check and not a single step.
     pub fn ready_for_signoff(&self) -> bool {

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::evidence::manifest;
 use crate::exit;
+use crate::text::escape::one_line;
 use crate::text::sql::Script;
 
 pub const MIGRATIONS: &str = "supabase/migrations";
@@ -261,7 +262,7 @@ fn test_checked(workdir: &Path, rel: &str) -> Result<()> {
                 "{rel}:{line}: holds {what}: a test file may only set psql's output and variables (\\set, \\pset, \\echo, \\if, \\gset, ...); \
                  one that can run a program, read or write a file or connect elsewhere would do it as the user \
                  running the rehearsal; remove it; nothing was run",
-                what = name_escaped(&what)
+                what = one_line(&what)
             )));
         }
     }
@@ -276,20 +277,15 @@ fn admissible(workdir: &Path, rel: &str) -> Result<()> {
         return Err(exit::cannot_run(format!(
             "{}: a file name with a control character (a line break, an escape) could rewrite the lines the tool \
              prints, a CI log or a summary; rename it; nothing was run",
-            name_escaped(rel)
+            one_line(rel)
         )));
     }
     let (Ok(root), Ok(real)) = (workdir.canonicalize(), workdir.join(rel).canonicalize()) else { return Ok(()) };
     if !real.starts_with(&root) {
         return Err(exit::cannot_run(format!(
             "{rel}: a symlink that leads outside the workdir ({}); copy the file into the tree instead; nothing was run",
-            name_escaped(&real.to_string_lossy())
+            one_line(&real.to_string_lossy())
         )));
     }
     Ok(())
-}
-
-/// A name with its control characters escaped (`\n`, `\u{1b}`): safe on a terminal and in a log.
-pub fn name_escaped(name: &str) -> String {
-    name.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }

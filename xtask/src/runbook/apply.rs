@@ -161,13 +161,14 @@ pub fn apply_all(
                 })
                 .collect();
             let place = target.kind.place();
+            let error_from = target.lock_risk_error_from();
             let rel = log.rel().to_string();
             let mut go_on = true;
             let mut on_done = |i: usize, outcome: chain::Outcome| -> Result<()> {
                 let mut found = findings::scan(&outcome.text, Some(&rel), place);
                 let ok = outcome.ok && outcome.recorded;
                 if ok {
-                    found.extend(chain::impact::lock_risk(&group[i].sql, &outcome.impact, place));
+                    found.extend(chain::impact::lock_risk(&group[i].sql, &outcome.impact, place, error_from));
                 }
                 let applied = Applied {
                     ok,

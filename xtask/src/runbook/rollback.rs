@@ -115,13 +115,14 @@ pub fn rollback_all(
                 })
                 .collect();
             let place = target.kind.place();
+            let error_from = target.lock_risk_error_from();
             let rel = log.rel().to_string();
             let mut go_on = true;
             let mut on_done = |i: usize, outcome: chain::Outcome| -> Result<()> {
                 let mut found = findings::scan(&outcome.text, Some(&rel), place);
                 let ok = outcome.ok;
                 if let (true, Some(file)) = (ok, group[i].rollback.as_ref()) {
-                    found.extend(chain::impact::lock_risk(file, &outcome.impact, place));
+                    found.extend(chain::impact::lock_risk(file, &outcome.impact, place, error_from));
                 }
                 let result = RollbackResult {
                     status: if ok { Status::RolledBack } else { Status::Failed },

@@ -191,12 +191,7 @@ pub fn take(target: &mut Target) -> Result<String> {
         anyhow::bail!("reading the schema from the catalog failed: {}", why.trim());
     }
     // The command tags of the transaction around the query (no snapshot line is upper case).
-    let mut text: String =
-        ran.text.lines().filter(|l| !matches!(*l, "BEGIN" | "SET" | "COMMIT")).map(|l| format!("{l}\n")).collect();
-    if !text.ends_with('\n') && !text.is_empty() {
-        text.push('\n');
-    }
-    Ok(text)
+    Ok(ran.text.lines().filter(|l| !matches!(*l, "BEGIN" | "SET" | "COMMIT")).map(|l| format!("{l}\n")).collect())
 }
 
 /// `diff -u a b` run in `dir` (the two snapshots already written there). Without `diff`, the lines

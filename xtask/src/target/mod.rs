@@ -119,6 +119,8 @@ pub struct Target {
     chains: bool,
     scratch: Scratch,
     cluster: Option<LocalCluster>,
+    /// `[lock_risk]`: from how many rows a measured lock risk is an error.
+    lock_risk_error_from: Option<u64>,
 }
 
 impl Target {
@@ -183,7 +185,13 @@ impl Target {
             chains,
             scratch,
             cluster,
+            lock_risk_error_from: o.config.lock_risk_error_from,
         })
+    }
+
+    /// `[lock_risk] severity = "error"`: from how many rows (estimated) a `lock_risk` is an error.
+    pub fn lock_risk_error_from(&self) -> Option<u64> {
+        self.lock_risk_error_from
     }
 
     /// Whether files may go several statements to a round trip ([`crate::runbook::chain`]): psql

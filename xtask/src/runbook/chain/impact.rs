@@ -103,15 +103,30 @@ impl Impact {
         self.blocks != "nothing" && (self.rewrite || self.scan || self.lock == "ShareLock")
     }
 
+    /// The lock as PostgreSQL's documentation names it: `ACCESS EXCLUSIVE` for `AccessExclusiveLock`.
+    pub fn lock_words(&self) -> String {
+        let mut words = String::new();
+        for (n, c) in self.lock.trim_end_matches("Lock").char_indices() {
+            if n > 0 && c.is_uppercase() {
+                words.push(' ');
+            }
+            words.push(c.to_ascii_uppercase());
+        }
+        words
+    }
+
+    /// What the lock makes wait, in words.
+    pub fn waits(&self) -> &'static str {
+        if self.blocks == "reads_and_writes" {
+            "reads and writes wait"
+        } else {
+            "writes wait"
+        }
+    }
+
     /// The `lock_risk` message: what holds which lock on what, for how long, and what waits.
     pub fn message(&self, statement: &str) -> String {
-        let lock = match self.lock.as_str() {
-            "AccessExclusiveLock" => "ACCESS EXCLUSIVE",
-            "ExclusiveLock" => "EXCLUSIVE",
-            "ShareRowExclusiveLock" => "SHARE ROW EXCLUSIVE",
-            "ShareLock" => "SHARE",
-            other => other,
-        };
+        let lock = self.lock_words();
         let rows = self.rows.map_or("rows not estimated".to_string(), |r| format!("~{r} rows"));
         let work = if self.rewrite {
             "rewrites it"
@@ -120,10 +135,11 @@ impl Impact {
         } else {
             "reads it whole"
         };
-        let waits = if self.blocks == "reads_and_writes" { "reads and writes wait" } else { "writes wait" };
         format!(
-            "{statement} holds {lock} on {} ({rows}) for {} ms while it {work}: {waits}",
-            self.relation, self.held_ms
+            "{statement} holds {lock} on {} ({rows}) for {} ms while it {work}: {}",
+            self.relation,
+            self.held_ms,
+            self.waits()
         )
     }
 
@@ -190,9 +206,10 @@ pub fn by_definition(file: &SqlFile) -> Vec<Impact> {
     out
 }
 
-/// A `lock_risk` warning for each relation a statement of `file` locked against others while its
-/// work grew with the table, on that statement's line.
-pub fn lock_risk(file: &SqlFile, impacts: &[Impact], place: Place) -> Vec<Finding> {
+/// A `lock_risk` for each relation a statement of `file` locked against others while its work grew
+/// with the table, on that statement's line: a warning, or an error on a table of `error_from`
+/// rows or more (or of unknown size) when the project says so (`[lock_risk]`).
+pub fn lock_risk(file: &SqlFile, impacts: &[Impact], place: Place, error_from: Option<u64>) -> Vec<Finding> {
     let on = match place.target {
         TargetKind::Remote => "measured on this database's rows: on production, expect the time to grow with the table",
         _ => "measured on the local cluster's rows: on staging and production, expect the time to grow with the table",
@@ -208,7 +225,10 @@ pub fn lock_risk(file: &SqlFile, impacts: &[Impact], place: Place) -> Vec<Findin
                 statement.map(|s| format!(" {} ", file.script.plain(s).to_ascii_uppercase())).unwrap_or_default();
             Finding {
                 class: Class::LockRisk,
-                severity: Severity::Warning,
+                severity: match error_from {
+                    Some(from) if i.rows.is_none_or(|r| r >= from) => Severity::Error,
+                    _ => Severity::Warning,
+                },
                 sqlstate: None,
                 file: Some(file.rel.clone()),
                 line: i.line.map(|l| l as u32),
