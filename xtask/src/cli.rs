@@ -169,6 +169,14 @@ pub fn command() -> Command {
                 .arg(db_url_arg()),
         )
         .subcommand(
+            Command::new("drift")
+                .about("Is the target what its migration history says? Read-only: replays the applied migrations on a throwaway cluster and compares both catalogs object by object; names files edited after they applied and versions missing here (exit 1 when there is any)")
+                .after_help("Example: cargo xtask drift --target staging --json")
+                .arg(target_arg(false))
+                .arg(db_url_arg())
+                .arg(json_arg()),
+        )
+        .subcommand(
             Command::new("apply")
                 .about("Step 4 alone: apply the selected pending migrations; with --molecule, one replay attempt recorded in the plan")
                 .after_help("Example: cargo xtask apply --target staging --molecule seo")
@@ -239,7 +247,7 @@ pub fn command() -> Command {
         )
         .subcommand(
             Command::new("bench")
-                .about("Measure the speed targets: scan, cluster up and rls, a 200-test suite, stage-rehearse against the runbook's bash through pgbouncer at 0 ms and over a delayed link, 300 migrations")
+                .about("Measure the speed targets: scan, cluster up and rls, a 200-test suite, stage-rehearse against the runbook's bash through pgbouncer at 0 ms and over a delayed link, apply against `supabase db push`, 300 migrations")
                 .after_help("Example: cargo xtask bench --case wan --rtt-ms 30")
                 .arg(
                     Arg::new("case")
@@ -255,7 +263,7 @@ pub fn command() -> Command {
                         .value_name("MS")
                         .default_value("30")
                         .value_parser(value_parser!(u64).range(0..=1000))
-                        .help("Round trip the delay proxy adds for the wan and scale cases, in milliseconds"),
+                        .help("Round trip the delay proxy adds for the wan, push and scale cases, in milliseconds"),
                 ),
         )
         .subcommand(

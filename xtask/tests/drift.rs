@@ -1,15 +1,15 @@
 //! Staging as it really is: a migration file edited after it was applied no longer says what the
 //! target ran. Step 3 compares each applied file, split as the Supabase CLI splits it, with the
-//! statements its history row holds, and names the first statement that differs.
+//! statements its history row holds, and names the first statement that differs. `cargo xtask drift`
+//! compares the target's catalog with its history replayed on a throwaway cluster.
 
 mod common;
 
 use common::{Sandbox, Stack};
 
-#[test]
-fn a_migration_edited_after_it_applied_is_named_with_its_statement() {
-    let stack = Stack::start();
-    let sandbox = Sandbox::new("edited-after-apply");
+/// One migration (a table with RLS), its rollback and a one-test contract, with `stack` as staging.
+fn notes_tree(name: &str, stack: &Stack) -> Sandbox {
+    let sandbox = Sandbox::new(name);
     sandbox.with_vault(&stack.dsn());
     sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('contract runs');\n");
     sandbox.write(
@@ -19,6 +19,13 @@ fn a_migration_edited_after_it_applied_is_named_with_its_statement() {
     );
     sandbox
         .write("supabase/migrations.backup/20250101000000_notes_rollback.sql", "drop table if exists public.notes;\n");
+    sandbox
+}
+
+#[test]
+fn a_migration_edited_after_it_applied_is_named_with_its_statement() {
+    let stack = Stack::start();
+    let sandbox = notes_tree("edited-after-apply", &stack);
     let first = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json", "--json"]);
     assert_eq!(first.code, Some(0), "{first}");
     assert!(!first.json()["findings"].to_string().contains("edited_after_apply"), "{first}");
@@ -45,4 +52,136 @@ fn a_migration_edited_after_it_applied_is_named_with_its_statement() {
     );
     assert!(edited[0]["hint"].as_str().unwrap().contains("supabase migration fetch"), "{}", edited[0]);
     sandbox.assert_no_secrets(&second);
+}
+
+/// The catalog and history of the target, as a fingerprint: drift must leave both as they were.
+fn fingerprint(stack: &Stack) -> String {
+    stack.admin_sql(
+        "select md5(string_agg(x, ',' order by x)) from (\
+         select c.oid::text || c.relname || c.relrowsecurity::text || coalesce(c.relacl::text, '') as x from pg_class c \
+         union all select p.oid::text || md5(p.prosrc) from pg_proc p \
+         union all select version || coalesce(name, '') from supabase_migrations.schema_migrations) s",
+    )
+}
+
+#[test]
+fn drift_on_an_untouched_target_is_none_and_each_hand_made_change_is_named_once() {
+    let stack = Stack::start();
+    let sandbox = Sandbox::with_repo_tree("drift-hand-made");
+    sandbox.with_vault(&stack.dsn());
+    let rehearsed = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json"]);
+    assert_eq!(rehearsed.code, Some(0), "{rehearsed}");
+
+    let before = fingerprint(&stack);
+    let clean = sandbox.xtask(&["drift", "--json"]);
+    assert_eq!(clean.code, Some(0), "an untouched target has no drift:\n{clean}");
+    let report = clean.json();
+    assert_eq!(report["replayed"], 9, "{clean}");
+    assert_eq!(report["drift"], serde_json::json!([]), "{clean}");
+    assert_eq!(fingerprint(&stack), before, "drift wrote nothing to the target");
+    sandbox.assert_no_secrets(&clean);
+
+    // What people do by hand in the dashboard's SQL editor.
+    stack.admin_sql(
+        "alter table public.inventory_items add column legacy_code text;\
+         drop policy inventory_bundles_owner_select on public.inventory_bundles;\
+         create index kb_articles_title_idx on public.kb_articles (title);\
+         alter table public.approvals disable row level security;\
+         revoke select on public.kb_chunks from authenticated;",
+    );
+    let fn_body = stack.admin_sql("select pg_get_functiondef('public.dashboard_pending_approvals'::regproc)");
+    stack.admin_sql(&fn_body.replacen("$function$\n", "$function$\n-- patched during an incident\n", 1));
+    let drifted = sandbox.xtask(&["drift", "--json"]);
+    assert_eq!(drifted.code, Some(1), "{drifted}");
+    let report = drifted.json();
+    let found: Vec<(String, String, String)> = report["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().into(),
+                d["object"].as_str().unwrap().into(),
+                d["change"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expect = |kind: &str, object: &str, change: &str| (kind.to_string(), object.to_string(), change.to_string());
+    for want in [
+        expect("column", "public.inventory_items.legacy_code", "extra_on_target"),
+        expect("policy", "public.inventory_bundles.inventory_bundles_owner_select", "missing_on_target"),
+        expect("index", "public.kb_articles_title_idx", "extra_on_target"),
+        expect("table", "public.approvals", "differs"),
+        expect("table", "public.kb_chunks", "differs"),
+    ] {
+        assert_eq!(found.iter().filter(|f| **f == want).count(), 1, "{want:?} once in:\n{found:#?}\n{drifted}");
+    }
+    assert_eq!(found.len(), 6, "each change once and nothing else:\n{found:#?}");
+    let function = found.iter().find(|f| f.0 == "function").expect("the patched function");
+    assert!(function.1.starts_with("public.dashboard_pending_approvals(") && function.2 == "differs", "{function:?}");
+    let detail = |object: &str| {
+        report["drift"].as_array().unwrap().iter().find(|d| d["object"] == object).unwrap()["detail"].clone()
+    };
+    assert_eq!(detail("public.approvals"), "rls: false on the target, true in the history");
+    assert!(detail(&function.1).as_str().unwrap().contains("+ -- patched during an incident"), "{drifted}");
+    let screen = sandbox.xtask(&["drift"]);
+    assert_eq!(screen.code, Some(1), "{screen}");
+    assert!(
+        screen.stdout.contains(
+            "public.inventory_items: column public.inventory_items.legacy_code on the target, made by no migration"
+        ),
+        "{screen}"
+    );
+}
+
+#[test]
+fn drift_names_edited_files_and_versions_missing_here_and_refuses_what_it_cannot_compare() {
+    let stack = Stack::start();
+    let sandbox = notes_tree("drift-edited", &stack);
+    let rehearsed = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json"]);
+    assert_eq!(rehearsed.code, Some(0), "{rehearsed}");
+
+    // On local there is nothing to compare.
+    let local = sandbox.xtask(&["drift", "--target", "local"]);
+    assert_eq!(local.code, Some(2), "{local}");
+    assert!(local.stderr.contains("drift compares a real database with its migration history"), "{local}");
+
+    // The file is edited after it applied, and someone applied a version this tree lacks.
+    sandbox.write(
+        "supabase/migrations/20250101000000_notes.sql",
+        "create table if not exists public.notes (id int primary key, body text, pinned boolean);\n\
+         alter table public.notes enable row level security;\n",
+    );
+    stack.admin_sql(
+        "insert into supabase_migrations.schema_migrations (version, name, statements) \
+         values ('20990101000000', 'from_a_branch', array['select 1'])",
+    );
+    let run = sandbox.xtask(&["drift", "--json"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let r = run.json();
+    assert_eq!(r["remote_only"], serde_json::json!(["20990101000000"]), "{run}");
+    assert_eq!(r["edited"].as_array().unwrap().len(), 1, "{run}");
+    assert_eq!(r["edited"][0]["version"], "20250101000000");
+    assert_eq!(r["edited"][0]["statement"], 1);
+    assert_eq!(
+        r["edited"][0]["file_text"],
+        "create table if not exists public.notes (id int primary key, body text, pinned boolean)"
+    );
+    assert_eq!(r["edited"][0]["history"], "create table if not exists public.notes (id int primary key, body text)");
+    // The replay uses the file as it is now: the new column is "missing on the target".
+    assert_eq!(r["drift"][0]["object"], "public.notes.pinned", "{run}");
+    assert_eq!(r["drift"][0]["change"], "missing_on_target", "{run}");
+    let log = sandbox.path(r["replay_log"].as_str().unwrap());
+    assert!(std::fs::read_to_string(&log).unwrap().contains("20250101000000_notes.sql"), "the replay's log");
+
+    // A history the tree cannot replay is not compared.
+    sandbox.write(
+        "supabase/migrations/20250101000000_notes.sql",
+        "create table public.notes (id int references nowhere);\n",
+    );
+    let broken = sandbox.xtask(&["drift"]);
+    assert_eq!(broken.code, Some(2), "{broken}");
+    assert!(broken.stderr.contains("the history could not be replayed locally"), "{broken}");
+    assert!(broken.stderr.contains("supabase/migrations/20250101000000_notes.sql"), "{broken}");
+    sandbox.assert_no_secrets(&broken);
 }

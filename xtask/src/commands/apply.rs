@@ -14,7 +14,7 @@ use crate::exit::{self, Exit};
 use crate::prepare::{self, Flags, Needs};
 use crate::progress;
 use crate::runbook::advisors::Advisors;
-use crate::runbook::inventory;
+use crate::runbook::{history, inventory};
 
 pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     let p = prepare::prepare(ctx.workdir.clone(), flags, Needs { contract: false, plan: true, cli: true }, None)?;
@@ -24,7 +24,9 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     target.expect_lock()?;
     let mut record = flow::new_record(&p, &target);
     flow::connectivity(&mut target, &mut record)?;
-    flow::lock_and_identify(&mut target, &mut record)?;
+    // The history is read in the identity's round trip (staging and url).
+    let read = flow::lock_and_identify_with(&mut target, &mut record, Some(history::HISTORY_QUERY))?;
+    let history = read.and_then(|lines| history::History::parse(&lines));
     let dir = record.open_dir()?.rel.clone();
     let (_, warnings) = feedback::ensure_header(
         &p.workdir,
@@ -35,10 +37,21 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     )?;
     record.summary_mut().warnings.extend(warnings);
     let done = (|| -> Result<()> {
+        // What is pending comes from the tool's own history query, its table the transcript (a
+        // replay needs no second reader: `stage-rehearse` keeps the CLI's table as the runbook's
+        // evidence). Only when that query fails does `supabase migration list` run.
         let mut log = record.day_transcript("migration_status_pre", "txt", "inventory before")?;
-        let conn = target.conn().clone();
-        let listed = inventory::list(p.cli.as_ref(), &conn, &mut log, target.kind.place())?;
-        let pre = inventory::finish(listed, &mut target, &p.tree, &mut log)?;
+        let history = match history {
+            Some(history) => Some(history),
+            None => history::read_history(&mut target)?,
+        };
+        let pre = match history {
+            Some(history) => history.inventory(&p.tree, &mut log)?,
+            None => {
+                let listed = inventory::list(p.cli.as_ref(), &target.conn().clone(), &mut log, target.kind.place())?;
+                inventory::finish(listed, &mut target, &p.tree, &mut log)?
+            }
+        };
         if !pre.ok {
             return Err(exit::cannot_run(format!(
                 "step 3 inventory: could not read the migration history ({})",

@@ -16,7 +16,8 @@ use crate::prepare::Prepared;
 use crate::process::psql::{quote_arg, Unit};
 use crate::process::Tee;
 use crate::progress;
-use crate::runbook::inventory::Inventory;
+use crate::runbook::history;
+use crate::runbook::inventory::{self, Inventory};
 use crate::runbook::{apply, connectivity, rls, snapshot};
 use crate::target::{Kind, Opening, Target};
 use crate::text::findings::{self, Class, Finding, Severity};
@@ -88,13 +89,23 @@ pub fn connectivity(target: &mut Target, record: &mut Record) -> Result<(connect
 
 /// Step 1's lock and the target's identity (staging and url).
 pub fn lock_and_identify(target: &mut Target, record: &mut Record) -> Result<()> {
+    lock_and_identify_with(target, record, None).map(|_| ())
+}
+
+/// [`lock_and_identify`], and `extra` (a query) in the identity's round trip: its lines, on
+/// staging and url (`None` on local, which has neither).
+pub fn lock_and_identify_with(
+    target: &mut Target,
+    record: &mut Record,
+    extra: Option<&str>,
+) -> Result<Option<Vec<String>>> {
     if target.kind == Kind::Local {
-        return Ok(());
+        return Ok(None);
     }
-    let identity = target.lock_and_identify()?;
+    let (identity, text) = target.lock_and_identify_with(extra)?;
     progress!("step 1 lock: this rehearsal holds the rehearsal lock on {}", target.what());
     record.summary_mut().identity = Some(identity);
-    Ok(())
+    Ok(Some(text))
 }
 
 /// What to apply: on local every migration is pending, so a molecule's earlier migrations form a
@@ -132,6 +143,36 @@ pub fn select(
         }
     }
     Selection { baseline, selected, tail }
+}
+
+/// Step 3's `supabase migration list`, which ran alongside: its table against the tool's history
+/// read (an `inventory_disagrees` error when they differ on a version this run did not touch).
+pub fn check_cli(
+    sel: &Selection,
+    early: inventory::Early,
+    log: &mut Transcript,
+    place: findings::Place,
+    record: &mut Record,
+) -> Result<()> {
+    let pre = record.summary().inventory.as_ref().and_then(|i| i.pre.as_ref());
+    let tool: std::collections::BTreeSet<String> =
+        pre.map(|pre| pre.applied.iter().chain(&pre.remote_only).cloned().collect()).unwrap_or_default();
+    let touched = sel.baseline.iter().chain(&sel.selected).chain(&sel.tail).map(|m| m.version.clone()).collect();
+    let check = history::check_cli(early, log, place, &tool, &touched)?;
+    match &check.agreed {
+        Some(cli) => progress!("step 3 inventory: {cli} agrees ({})", log.rel()),
+        None if check.findings.iter().any(|f| f.class == Class::InventoryDisagrees) => {
+            progress!("step 3 inventory: `supabase migration list` DISAGREES with the history ({})", log.rel())
+        }
+        None => {}
+    }
+    let s = record.summary_mut();
+    s.warnings.extend(check.warnings);
+    s.findings.extend(check.findings);
+    if let (Some(cli), Some(pre)) = (check.agreed, s.inventory.as_mut().and_then(|i| i.pre.as_mut())) {
+        pre.source = format!("{cli}, in agreement with the tool's query");
+    }
+    Ok(())
 }
 
 pub fn new_row(m: &Migration, molecule: Option<String>) -> MigrationRow {

@@ -2,9 +2,11 @@
 //! run is the same for all: `prepare` (nothing written) → the target → the runbook's steps →
 //! the record, which writes the evidence.
 
+mod alignment;
 pub mod apply;
 pub mod bench;
 pub mod doctor;
+pub mod drift;
 pub mod flow;
 pub mod lint;
 pub mod rehearse;

@@ -12,15 +12,14 @@ use anyhow::Result;
 use super::flow::{self, APPLY_LOG, ROLLBACK_LOG};
 use super::Ctx;
 use crate::evidence::artifacts::write_atomic;
+use crate::evidence::plan;
 use crate::evidence::record::{Outputs, Record};
 use crate::evidence::summary::{Inventories, Status};
-use crate::evidence::{feedback, plan};
 use crate::exit::{self, Exit};
 use crate::prepare::tree::Migration;
 use crate::prepare::{self, Flags, Needs, Prepared};
-use crate::process::shown;
 use crate::progress;
-use crate::runbook::{advisors::Advisors, apply, inventory, rollback, rows, snapshot};
+use crate::runbook::{advisors::Advisors, apply, history, inventory, rollback, rows, snapshot};
 use crate::target::{Kind, Target};
 use crate::text::lint;
 
@@ -36,7 +35,7 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     flow::connectivity(&mut target, &mut record)?;
     flow::lock_and_identify(&mut target, &mut record)?;
     record.summary_mut().provenance.server = target.server_version().map(str::to_string);
-    header(&p, &target, &mut record)?;
+    super::alignment::header(&p, &target, &mut record)?;
     let stop = match steps(&p, &advisors, early, &mut target, &mut record) {
         Ok(()) => None,
         Err(e) if exit::is_interrupt(&e) => {
@@ -58,53 +57,6 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     Ok(record.finish(stop, "completed", Outputs { handoff: true, command: "stage-rehearse" }, &ctx.present))
 }
 
-/// Step 0: the rehearsal dir and the day's feedback header (created once, never changed).
-fn header(p: &Prepared, target: &Target, record: &mut Record) -> Result<()> {
-    let dir = record.open_dir()?.rel.clone();
-    let objective = if p.molecules.is_empty() {
-        format!("Rehearse (apply, rollback, re-apply, RLS contract) every pending migration on {}.", p.kind.as_str())
-    } else {
-        let ids: Vec<&str> = p.molecules.iter().map(|m| m.id.as_str()).collect();
-        format!(
-            "Rehearse (apply, rollback, re-apply, RLS contract) molecule(s) {} on {}.",
-            ids.join(", "),
-            p.kind.as_str()
-        )
-    };
-    let (created, warnings) =
-        feedback::ensure_header(&p.workdir, &record.date(), &objective, &planned_commands(p, target), &dir)?;
-    progress!(
-        "step 0 alignment: {} {}",
-        feedback::path(&record.date()),
-        if created { "header created" } else { "exists; header kept" }
-    );
-    let s = record.summary_mut();
-    s.warnings.extend(warnings);
-    s.warnings.extend(p.warnings.iter().cloned());
-    Ok(())
-}
-
-/// The commands the rehearsal runs, as the feedback header records them (secrets replaced, each
-/// word quoted for a shell).
-fn planned_commands(p: &Prepared, target: &Target) -> Vec<String> {
-    let dsn = "\"$DATABASE_URL\"";
-    let list = match &p.cli {
-        Some(c) if c.version.0 >= 3 => format!("supabase migration list --remote={dsn}"),
-        _ => format!("supabase migration list --db-url {dsn}"),
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    vec![
-        shown(std::path::Path::new("cargo xtask"), &args, target.redactor()),
-        format!("psql {dsn} -c \"{}\"", crate::runbook::connectivity::QUERY),
-        list,
-        format!("psql {dsn} -X -v ON_ERROR_STOP=1 --single-transaction -f supabase/migrations/<each selected>.sql"),
-        format!(
-            "psql {dsn} -X -v ON_ERROR_STOP=1 --single-transaction -f supabase/migrations.backup/<its rollback>.sql"
-        ),
-        format!("psql {dsn} -X -f supabase/rls_tests.sql"),
-    ]
-}
-
 /// Steps 3–7, while the target is open.
 fn steps(
     p: &Prepared,
@@ -113,20 +65,45 @@ fn steps(
     target: &mut Target,
     record: &mut Record,
 ) -> Result<()> {
-    // Step 3: the CLI's inventory (started with the run) finishes while the working session reads
-    // the first schema snapshot.
+    // Step 3: one round trip reads the first schema snapshot, the history (what is pending, and
+    // the statements each applied file had) and the rows of the tables the unapplied files name.
+    // The CLI's `supabase migration list` (started with the run) is not waited for: its table is
+    // the runbook's evidence, checked against the tool's once step 6 is under way.
     let clock = record.step_start(3, "inventory");
     let mut pre_log = record.day_transcript("migration_status_pre", "txt", "inventory before")?;
-    let conn = target.conn().clone();
     let place = target.kind.place();
-    let before = snapshot::take(target);
-    // The history rows' statements too, while the CLI still runs: a file edited after it applied.
-    let versions: Vec<&str> = p.tree.migrations.iter().map(|m| m.version.as_str()).collect();
-    let history =
-        if target.kind == Kind::Local { Default::default() } else { inventory::history_statements(target, &versions)? };
-    let listed = early.wait(&mut pre_log, place);
-    let pre = inventory::finish(listed?, target, &p.tree, &mut pre_log)?;
-    record.summary_mut().findings.extend(inventory::edited(&p.tree, &pre.applied, &history));
+    let rows_query = rows::query_for_unapplied(&p.tree.migrations);
+    let mut extras = vec![history::HISTORY_QUERY.to_string()];
+    extras.extend(rows_query.iter().cloned());
+    let (before, mut parts) = match snapshot::take_with(target, &extras) {
+        Ok((schema, Ok(parts))) => (Ok(schema), parts.into_iter().map(Some).collect::<Vec<_>>()),
+        Ok((schema, Err(e))) => {
+            progress!("step 3 history and row counts: not read with the snapshot ({e:#}); reading the history alone");
+            (Ok(schema), vec![None, None])
+        }
+        Err(e) => (Err(e), vec![None, None]),
+    };
+    let history = parts.first_mut().and_then(Option::take).and_then(|lines| history::History::parse(&lines));
+    let rows_first = match rows_query {
+        Some(_) => parts.get_mut(1).and_then(Option::take).map(|lines| rows::parse(&lines)),
+        None => Some(Default::default()),
+    };
+    let (pre, early) = match &history {
+        Some(history) => (history.inventory(&p.tree, &mut pre_log)?, Some(early)),
+        // The tool's own read failed: the CLI's table (or the SQL fallback) is the inventory.
+        None => {
+            let listed = early.wait(&mut pre_log, place);
+            (inventory::finish(listed?, target, &p.tree, &mut pre_log)?, None)
+        }
+    };
+    if let Some(history) = history.as_ref().filter(|_| target.kind != Kind::Local) {
+        record.summary_mut().findings.extend(inventory::edited(
+            &p.tree,
+            &pre.applied,
+            &history.statements,
+            p.config.drift_fail,
+        ));
+    }
     {
         let s = record.summary_mut();
         s.warnings.extend(pre.warnings.iter().cloned());
@@ -141,7 +118,7 @@ fn steps(
     }
     progress!(
         "step 3 inventory ({}): {} pending, {} applied, {} applied remotely but missing locally",
-        pre.source,
+        if early.is_some() { "the history query; `supabase migration list` checks it alongside" } else { &pre.source },
         pre.pending.len(),
         pre.applied.len(),
         pre.remote_only.len()
@@ -178,6 +155,33 @@ fn steps(
     record.step_end(clock);
     start_attempts(p)?;
 
+    let rest = apply_and_verify(p, advisors, &sel, FirstLook { before, rows: rows_first }, target, record);
+    // The CLI's table is checked whatever happened after step 3 (not after an interrupt: the CLI
+    // was stopped with the rest).
+    if let Some(early) = early.filter(|_| !rest.as_ref().is_err_and(exit::is_interrupt)) {
+        flow::check_cli(&sel, early, &mut pre_log, place, record)?;
+    }
+    rest
+}
+
+/// What step 3's round trip read for step 4.
+struct FirstLook {
+    before: Result<String>,
+    rows: Option<std::collections::BTreeMap<String, rows::Rows>>,
+}
+
+/// Steps 4–7, once step 3 has chosen what to rehearse.
+fn apply_and_verify(
+    p: &Prepared,
+    advisors: &Advisors,
+    sel: &flow::Selection,
+    first: FirstLook,
+    target: &mut Target,
+    record: &mut Record,
+) -> Result<()> {
+    let FirstLook { before, rows: mut rows_first } = first;
+    let conn = target.conn().clone();
+    let place = target.kind.place();
     // Step 4: the snapshot (taken during step 3; again after a baseline, which changes the schema
     // the molecule starts from), then apply, then the advisors.
     let clock = record.step_start(4, "apply");
@@ -185,7 +189,19 @@ fn steps(
     if !flow::apply_unrehearsed(target, &sel.baseline, "step 4 baseline", &mut apply_log, record)? {
         return Ok(());
     }
-    let before = if sel.baseline.is_empty() { before } else { snapshot::take(target) };
+    // The rows of the tables the rehearsed files name, for what a rollback loses: read in step 3's
+    // round trip, or again with the snapshot after a baseline.
+    let rehearsed: Vec<&Migration> = sel.selected.iter().collect();
+    let (before, rows_read) = if sel.baseline.is_empty() {
+        (before, rows_first.take().ok_or_else(|| anyhow::anyhow!("they were not read with the history")))
+    } else {
+        match snapshot::take_with(target, &rows::query_for(&rehearsed).into_iter().collect::<Vec<_>>()) {
+            Ok((schema, rows)) => {
+                (Ok(schema), rows.map(|parts| parts.first().map(|l| rows::parse(l)).unwrap_or_default()))
+            }
+            Err(e) => (Err(e), Err(anyhow::anyhow!("the snapshot failed"))),
+        }
+    };
     let before = match before {
         Ok(before) => {
             write_atomic(&record.open_dir()?.file("schema_before.sql"), before.as_bytes())?;
@@ -200,9 +216,7 @@ fn steps(
             None
         }
     };
-    // The rows of the tables the rehearsed files name, for what a rollback loses.
-    let rehearsed: Vec<&Migration> = sel.selected.iter().collect();
-    let rows_before = match before.as_ref().map(|_| rows::take(target, &rehearsed)) {
+    let rows_before = match before.as_ref().map(|_| rows_read) {
         Some(Ok(rows)) => Some(rows),
         Some(Err(e)) => {
             record.summary_mut().warnings.push(format!(
@@ -279,8 +293,7 @@ fn steps(
     if flow::lost(record, "schema comparison, re-apply, RLS contract, inventory") {
         return Ok(());
     }
-    super::schema_check::compare_schema(target, record, before, &sel.selected)?;
-    super::schema_check::compare_rows(target, record, rows_before, &sel.selected)?;
+    super::schema_check::compare(target, record, before, rows_before, &sel.selected)?;
     apply_log.line("== re-apply")?;
     apply_log.line("")?;
     let again: Vec<Migration> = sel

@@ -17,11 +17,14 @@ use crate::runbook::{rows, snapshot};
 use crate::target::Target;
 use crate::text::findings::{Class, Finding, Severity};
 
-/// The second snapshot against the first: `schema_restored`, and the diff when they differ.
-pub(super) fn compare_schema(
+/// The second snapshot against the first (`schema_restored`, and the diff when they differ) and,
+/// read in the same round trip, the rows of the tables the rehearsed files name against before
+/// the apply: each table that lost rows is a `data_lost` error.
+pub(super) fn compare(
     target: &mut Target,
     record: &mut Record,
     before: Option<String>,
+    rows_before: Option<BTreeMap<String, rows::Rows>>,
     selected: &[Migration],
 ) -> Result<()> {
     let Some(before) = before else { return Ok(()) };
@@ -30,8 +33,14 @@ pub(super) fn compare_schema(
         progress!("step 5 schema after rollback: no rollback ran, nothing to compare");
         return Ok(());
     }
-    let after = match snapshot::take(target) {
-        Ok(after) => after,
+    let rolled: Vec<&Migration> = selected
+        .iter()
+        .filter(|m| matches!(row(record, &m.version).rollback.status, Status::RolledBack | Status::Incomplete))
+        .collect();
+    let rows_before = rows_before.filter(|b| !b.is_empty() && !rolled.is_empty());
+    let rows_query = rows_before.as_ref().and_then(|_| rows::query_for(&rolled));
+    let (after, rows_after) = match snapshot::take_with(target, &rows_query.iter().cloned().collect::<Vec<_>>()) {
+        Ok(read) => read,
         Err(e) => {
             progress!("step 5 schema after rollback: could not be read ({e:#})");
             record.summary_mut().blockers.push(format!(
@@ -55,27 +64,9 @@ pub(super) fn compare_schema(
         "step 5 schema after rollback: {}",
         if same { "identical to before the apply" } else { "DIFFERS (schema_rollback.diff)" }
     );
-    Ok(())
-}
-
-/// The rows of the tables the rehearsed files name, after the rollbacks, against before the
-/// apply: each table that lost rows is a `data_lost` error.
-pub(super) fn compare_rows(
-    target: &mut Target,
-    record: &mut Record,
-    before: Option<BTreeMap<String, rows::Rows>>,
-    selected: &[Migration],
-) -> Result<()> {
-    let Some(before) = before.filter(|b| !b.is_empty()) else { return Ok(()) };
-    let rolled: Vec<&Migration> = selected
-        .iter()
-        .filter(|m| matches!(row(record, &m.version).rollback.status, Status::RolledBack | Status::Incomplete))
-        .collect();
-    if rolled.is_empty() {
-        return Ok(());
-    }
-    let after = match rows::take(target, &rolled) {
-        Ok(after) => after,
+    let (Some(rows_before), Some(_)) = (rows_before, rows_query) else { return Ok(()) };
+    let after = match rows_after {
+        Ok(parts) => parts.first().map(|lines| rows::parse(lines)).unwrap_or_default(),
         Err(e) => {
             record.summary_mut().blockers.push(format!(
                 "the rows after the rollbacks could not be counted, so whether a rollback lost rows is not known: {e:#}"
@@ -83,11 +74,15 @@ pub(super) fn compare_rows(
             return Ok(());
         }
     };
-    let lost = rows::lost(&before, &after, &rolled);
+    let rolled: Vec<&Migration> = selected
+        .iter()
+        .filter(|m| matches!(row(record, &m.version).rollback.status, Status::RolledBack | Status::Incomplete))
+        .collect();
+    let lost = rows::lost(&rows_before, &after, &rolled);
     progress!(
         "step 5 rows after rollback: {}",
         if lost.is_empty() {
-            format!("as before the apply ({} table(s) the migrations name)", before.len())
+            format!("as before the apply ({} table(s) the migrations name)", rows_before.len())
         } else {
             format!("{} table(s) LOST rows (data_lost)", lost.len())
         }

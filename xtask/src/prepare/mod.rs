@@ -158,7 +158,7 @@ pub fn prepare_as(
 
 /// `(extension, first file that uses it)` for every extension the migrations, the seed and the
 /// tests create or call into (see [`extensions::used_in`]).
-fn extensions_used(workdir: &Path, tree: &Tree, contract: &[String]) -> Vec<(String, String)> {
+pub fn extensions_used(workdir: &Path, tree: &Tree, contract: &[String]) -> Vec<(String, String)> {
     let mut files: Vec<(String, std::borrow::Cow<str>)> =
         tree.migrations.iter().map(|m| (m.sql.rel.clone(), m.sql.script.text.as_str().into())).collect();
     for rel in std::iter::once(tree::SEED).chain(contract.iter().map(String::as_str)) {

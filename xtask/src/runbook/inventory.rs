@@ -50,10 +50,10 @@ impl Inventory {
 /// What the CLI said, before the SQL fallback.
 #[derive(Debug, Default)]
 pub struct Listed {
-    remote: Option<BTreeSet<String>>,
-    source: String,
-    warnings: Vec<String>,
-    findings: Vec<Finding>,
+    pub(super) remote: Option<BTreeSet<String>>,
+    pub(super) source: String,
+    pub(super) warnings: Vec<String>,
+    pub(super) findings: Vec<Finding>,
 }
 
 /// The CLI's half: `supabase migration list`, its output into `log`.
@@ -65,12 +65,13 @@ pub fn list(cli: Option<&SupabaseCli>, conn: &Conn, log: &mut Transcript, place:
 /// [`list`] started now on a thread of its own, its output kept until [`Early::wait`] writes it
 /// to the step's transcript: the CLI's start (a few hundred ms) overlaps the steps before.
 pub fn spawn_list(cli: Option<SupabaseCli>, conn: Conn) -> Early {
+    let has_cli = cli.is_some();
     let handle = std::thread::spawn(move || {
         let mut lines: Vec<String> = Vec::new();
         let ran = run_cli(cli.as_ref(), &conn, &mut lines)?;
         Ok((cli, ran, lines))
     });
-    Early { handle: Some(handle) }
+    Early { handle: Some(handle), has_cli }
 }
 
 type Spawned = (Option<SupabaseCli>, Option<(bool, String)>, Vec<String>);
@@ -79,6 +80,7 @@ type Spawned = (Option<SupabaseCli>, Option<(bool, String)>, Vec<String>);
 /// is waited for, so its scratch dir goes with it.
 pub struct Early {
     handle: Option<std::thread::JoinHandle<Result<Spawned>>>,
+    pub(super) has_cli: bool,
 }
 
 impl Early {
@@ -159,7 +161,7 @@ pub fn finish(listed: Listed, target: &mut Target, tree: &Tree, log: &mut Transc
         };
         let ran = target.run(&unit, None)?;
         if ran.ok() {
-            inventory.source = "SQL (supabase_migrations.schema_migrations)".into();
+            inventory.source = SQL_SOURCE.into();
             let versions: BTreeSet<String> =
                 ran.text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
             log.text(&render_table(tree, &versions))?;
@@ -170,6 +172,12 @@ pub fn finish(listed: Listed, target: &mut Target, tree: &Tree, log: &mut Transc
         }
     }
     let Some(remote) = remote else { return Ok(inventory) };
+    compare(&mut inventory, tree, &remote);
+    Ok(inventory)
+}
+
+/// Pending, applied and remote-only, from the history's versions.
+pub(super) fn compare(inventory: &mut Inventory, tree: &Tree, remote: &BTreeSet<String>) {
     let local: BTreeSet<&str> = tree.migrations.iter().map(|m| m.version.as_str()).collect();
     inventory.pending =
         tree.migrations.iter().filter(|m| !remote.contains(&m.version)).map(|m| m.version.clone()).collect();
@@ -177,44 +185,26 @@ pub fn finish(listed: Listed, target: &mut Target, tree: &Tree, log: &mut Transc
         tree.migrations.iter().filter(|m| remote.contains(&m.version)).map(|m| m.version.clone()).collect();
     inventory.remote_only = remote.iter().filter(|v| !local.contains(v.as_str())).cloned().collect();
     inventory.ok = true;
-    Ok(inventory)
 }
 
-/// The statements each of `versions` has in the target's history, where its row has them (a
-/// missing history table or row is not an error: nothing to compare).
-pub fn history_statements(target: &mut Target, versions: &[&str]) -> Result<BTreeMap<String, Vec<String>>> {
-    let mut out = BTreeMap::new();
-    if versions.is_empty() || !versions.iter().all(|v| v.chars().all(|c| c.is_ascii_digit())) {
-        return Ok(out);
-    }
-    let list: Vec<String> = versions.iter().map(|v| format!("'{v}'")).collect();
-    let unit = Unit {
-        before: "\\pset format unaligned\n\\pset tuples_only on\n\\pset fieldsep '\\t'".into(),
-        body: format!(
-            "select to_regclass('supabase_migrations.schema_migrations') is not null as rehearsal_has_history \\gset\n\
-             \\if :rehearsal_has_history\nselect version, to_json(statements) from supabase_migrations.schema_migrations \
-             where version in ({}) and statements is not null order by version;\n\\endif",
-            list.join(", ")
-        ),
-        after: "\\pset format aligned\n\\pset tuples_only off\n\\pset fieldsep '|'".into(),
-    };
-    target.doing("the history rows' statements (one query)");
-    let ran = target.run(&unit, None)?;
-    if !ran.ok() {
-        return Ok(out);
-    }
-    for line in ran.text.lines() {
-        let Some((version, json)) = line.split_once('\t') else { continue };
-        if let Ok(statements) = serde_json::from_str::<Vec<String>>(json) {
-            out.insert(version.trim().to_string(), statements);
-        }
-    }
-    Ok(out)
+pub(super) const SQL_SOURCE: &str = "SQL (supabase_migrations.schema_migrations)";
+
+/// An applied migration whose file no longer splits into the statements its history row holds.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Edit {
+    pub version: String,
+    pub file: String,
+    /// The first statement that differs, from 1.
+    pub statement: usize,
+    pub history: String,
+    pub file_text: String,
+    #[serde(skip)]
+    pub line: Option<u32>,
 }
 
-/// `edited_after_apply` for each applied migration whose file no longer splits into the
-/// statements its history row holds (split as the Supabase CLI splits it).
-pub fn edited(tree: &Tree, applied: &[String], history: &BTreeMap<String, Vec<String>>) -> Vec<Finding> {
+/// Each applied migration whose file no longer splits (as the Supabase CLI splits it) into the
+/// statements its history row holds, with the first statement that differs (in short).
+pub fn edits(tree: &Tree, applied: &[String], history: &BTreeMap<String, Vec<String>>) -> Vec<Edit> {
     let mut out = Vec::new();
     for m in tree.migrations.iter().filter(|m| applied.contains(&m.version)) {
         let Some(recorded) = history.get(&m.version) else { continue };
@@ -233,28 +223,40 @@ pub fn edited(tree: &Tree, applied: &[String], history: &BTreeMap<String, Vec<St
                 }
             })
         };
-        out.push(Finding {
-            class: Class::EditedAfterApply,
-            severity: Severity::Warning,
-            sqlstate: None,
-            file: Some(m.file().to_string()),
+        out.push(Edit {
+            version: m.version.clone(),
+            file: m.file().to_string(),
+            statement: n + 1,
+            history: short(recorded.get(n)),
+            file_text: short(now.get(n)),
             line: m.sql.script.statements.get(n).map(|s| s.line as u32),
+        });
+    }
+    out
+}
+
+/// `edited_after_apply` for each of [`edits`] (an error when `fail`).
+pub fn edited(tree: &Tree, applied: &[String], history: &BTreeMap<String, Vec<String>>, fail: bool) -> Vec<Finding> {
+    edits(tree, applied, history)
+        .into_iter()
+        .map(|e| Finding {
+            class: Class::EditedAfterApply,
+            severity: if fail { Severity::Error } else { Severity::Warning },
+            sqlstate: None,
+            line: e.line,
             message: format!(
                 "{} was edited after it was applied here: statement {} is `{}` in the file and `{}` in the history",
-                m.file(),
-                n + 1,
-                short(now.get(n)),
-                short(recorded.get(n))
+                e.file, e.statement, e.file_text, e.history
             ),
             hint: format!(
                 "an edit to an applied migration never reaches a database that has it: restore {} to what was applied \
                  (`supabase migration fetch` gets the history's text) and put the change in a new migration",
-                m.file()
+                e.file
             ),
+            file: Some(e.file),
             log: None,
-        });
-    }
-    out
+        })
+        .collect()
 }
 
 /// The remote versions in the CLI's table (`Local | Remote | Time`), with or without backticks.
@@ -269,7 +271,7 @@ pub fn parse_cli_table(text: &str) -> BTreeSet<String> {
 }
 
 /// The CLI's table, drawn from the tree and the history read by SQL.
-fn render_table(tree: &Tree, remote: &BTreeSet<String>) -> String {
+pub(super) fn render_table(tree: &Tree, remote: &BTreeSet<String>) -> String {
     let mut versions: BTreeSet<&str> = tree.migrations.iter().map(|m| m.version.as_str()).collect();
     versions.extend(remote.iter().map(String::as_str));
     let local: BTreeSet<&str> = tree.migrations.iter().map(|m| m.version.as_str()).collect();

@@ -8,11 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
-
 use crate::prepare::tree::Migration;
-use crate::process::psql::Unit;
-use crate::target::Target;
 use crate::text::findings::{Class, Finding, Severity};
 
 /// Rows counted exactly; past it a table has "more than" this many.
@@ -54,58 +50,84 @@ fn words(texts: &[&str]) -> Vec<String> {
     out
 }
 
-/// The query: every readable table outside the system schemas whose name is one of `names`.
-fn query(names: &[String]) -> String {
+/// `names` as an SQL `text[]`.
+fn literal(names: &[String]) -> String {
     let list: Vec<String> = names.iter().map(|n| format!("'{}'", n.replace('\'', "''"))).collect();
+    format!("array[{}]::text[]", if list.is_empty() { "''".to_string() } else { list.join(", ") })
+}
+
+/// The query: every readable table outside the system schemas whose name is in `names` (an SQL
+/// `text[]`), one JSON line each: `[name, count, fingerprint or null]`.
+fn query(names: &str) -> String {
     format!(
-        "select format('%I.%I', n.nspname, c.relname), \
+        "select pg_catalog.json_build_array(format('%I.%I', n.nspname, c.relname), \
          (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from (select 1 from %I.%I limit {count}) s', \
          n.nspname, c.relname), false, true, '')))[1]::text, \
          case when c.reltuples <= {fp} then (xpath('/row/f/text()', query_to_xml(format('select case when count(*) > {fp} \
          then null else coalesce(sum((''x'' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0) end as f \
-         from (select * from %I.%I limit {fp1}) t', n.nspname, c.relname), true, true, '')))[1]::text end \
-         from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+         from (select * from %I.%I limit {fp1}) t', n.nspname, c.relname), true, true, '')))[1]::text end)::text \
+         from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
          where c.relkind in ('r', 'p') and not c.relispartition \
          and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_' \
-         and not exists (select 1 from pg_depend d where d.objid = c.oid and d.deptype = 'e') \
-         and has_table_privilege(c.oid, 'select') and lower(c.relname) = any(array[{names}]::text[]) \
-         order by 1;",
+         and not exists (select 1 from pg_catalog.pg_depend d where d.objid = c.oid and d.deptype = 'e') \
+         and has_table_privilege(c.oid, 'select') and lower(c.relname) = any({names}) \
+         order by 1",
         count = COUNT_BOUND + 1,
         fp = FINGERPRINT_BOUND,
         fp1 = FINGERPRINT_BOUND + 1,
-        names = if list.is_empty() { "''".to_string() } else { list.join(", ") },
     )
 }
 
-/// The rows of each table the `migrations` (and their rollbacks) name, in one query.
-pub fn take(target: &mut Target, migrations: &[&Migration]) -> Result<BTreeMap<String, Rows>> {
-    let texts: Vec<&str> = migrations
-        .iter()
-        .flat_map(|m| {
-            std::iter::once(m.sql.script.text.as_str()).chain(m.rollback.as_ref().map(|r| r.script.text.as_str()))
-        })
+/// The words of a migration and its rollback.
+fn words_of(m: &Migration) -> Vec<String> {
+    let texts: Vec<&str> = std::iter::once(m.sql.script.text.as_str())
+        .chain(m.rollback.as_ref().map(|r| r.script.text.as_str()))
         .collect();
-    let names = words(&texts);
-    if names.is_empty() {
-        return Ok(BTreeMap::new());
+    words(&texts)
+}
+
+/// The query for the tables the `migrations` (and their rollbacks) name; `None` when they name none.
+pub fn query_for(migrations: &[&Migration]) -> Option<String> {
+    let mut names: Vec<String> = migrations.iter().flat_map(|m| words_of(m)).collect();
+    names.sort();
+    names.dedup();
+    (!names.is_empty()).then(|| query(&literal(&names)))
+}
+
+/// The query for the tables named by those of the `migrations` whose versions the target's
+/// history does not list (read by the server in the same statement): before step 3 knows what is
+/// pending, in its round trip.
+pub fn query_for_unapplied(migrations: &[Migration]) -> Option<String> {
+    let rows: Vec<String> = migrations
+        .iter()
+        .filter(|m| m.version.chars().all(|c| c.is_ascii_digit()))
+        .map(|m| format!("('{}', {})", m.version, literal(&words_of(m))))
+        .collect();
+    if rows.is_empty() {
+        return None;
     }
-    target.doing("the row counts of the tables the migrations name (one query)");
-    let unit = Unit {
-        before: "\\pset format unaligned\n\\pset tuples_only on\n\\pset fieldsep '\\t'".into(),
-        body: query(&names),
-        after: "\\pset format aligned\n\\pset tuples_only off\n\\pset fieldsep '|'".into(),
-    };
-    let ran = target.run(&unit, None)?;
-    anyhow::ensure!(ran.ok(), "counting the rows of the tables the migrations name: {}", ran.text.trim());
+    let names = format!(
+        "array(select distinct w from (values {}) p(version, words) cross join unnest(p.words) w \
+         where p.version <> all({}))",
+        rows.join(", "),
+        crate::runbook::history::APPLIED_SQL
+    );
+    Some(query(&names))
+}
+
+/// The rows of each table in the output of a [`query_for`] query.
+pub fn parse(lines: &[String]) -> BTreeMap<String, Rows> {
     let mut out = BTreeMap::new();
-    for line in ran.text.lines() {
-        let cells: Vec<&str> = line.split('\t').collect();
-        let [table, count, fingerprint] = cells[..] else { continue };
-        let Ok(count) = count.trim().parse() else { continue };
-        let fingerprint = Some(fingerprint.trim().to_string()).filter(|f| !f.is_empty());
-        out.insert(table.to_string(), Rows { count, fingerprint });
+    for line in lines {
+        let Ok((table, count, fingerprint)) = serde_json::from_str::<(String, Option<String>, Option<String>)>(line)
+        else {
+            continue;
+        };
+        let Some(Ok(count)) = count.map(|c| c.trim().parse()) else { continue };
+        let fingerprint = fingerprint.map(|f| f.trim().to_string()).filter(|f| !f.is_empty());
+        out.insert(table, Rows { count, fingerprint });
     }
-    Ok(out)
+    out
 }
 
 /// `data_lost` for each table with fewer rows after the rollbacks than before the apply, or as

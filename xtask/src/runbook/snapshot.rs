@@ -169,15 +169,61 @@ order by line;"#;
 
 /// The schema as one canonical text, read in one query.
 pub fn take(target: &mut Target) -> Result<String> {
+    take_with(target, &[]).map(|(schema, _)| schema)
+}
+
+/// The schema and, in the same round trip, each of `extras` (queries, each row one line; a line
+/// break in a value must be encoded by the query): `(schema, Ok(each extra's lines))`. When the
+/// extras fail (a table a count cannot read), the snapshot alone is read again and their error
+/// comes back in the second value. A random line between the parts, which no catalog text can
+/// know, tells them apart.
+pub fn take_with(target: &mut Target, extras: &[String]) -> Result<(String, Result<Vec<Vec<String>>>)> {
+    let query = QUERY.trim_end().trim_end_matches(';').to_string();
+    let (lines, parts) = read(target, &query, extras, "begin")?;
+    Ok((lines.into_iter().map(|l| format!("{l}\n")).collect(), parts))
+}
+
+/// The snapshot as whole records (a function's definition is one, line breaks and all), read in
+/// a read-only transaction: what `drift` compares.
+pub fn records(target: &mut Target, extras: &[String]) -> Result<(Vec<String>, Result<Vec<Vec<String>>>)> {
+    let query = format!(
+        "select pg_catalog.encode(pg_catalog.convert_to(s.line, 'UTF8'), 'hex') from ({}) s",
+        QUERY.trim_end().trim_end_matches(';')
+    );
+    let (lines, parts) = read(target, &query, extras, "begin read only")?;
+    let mut out = Vec::new();
+    for line in lines.iter().filter(|l| !l.is_empty()) {
+        let bytes: Option<Vec<u8>> = (0..line.len())
+            .step_by(2)
+            .map(|i| line.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect();
+        let text = bytes.and_then(|b| String::from_utf8(b).ok());
+        out.push(text.ok_or_else(|| anyhow::anyhow!("reading the schema from the catalog: a record did not decode"))?);
+    }
+    out.sort();
+    Ok((out, parts))
+}
+
+/// `query` and `extras` in one transaction (`begin`: how it starts), one round trip: the query's
+/// lines and each extra's.
+fn read(
+    target: &mut Target,
+    query: &str,
+    extras: &[String],
+    begin: &str,
+) -> Result<(Vec<String>, Result<Vec<Vec<String>>>)> {
     target.doing("the schema snapshot (one catalog query)");
-    // One round trip: the transaction, its search_path and the query sent as one string.
+    let nonce = crate::process::psql::nonce();
+    let split = format!("rehearsal_part_{nonce}");
+    let mut body = format!("{begin}\\; set local search_path = pg_catalog\\; {query}");
+    for extra in extras {
+        body.push_str(&format!("\\; select '{split}'\\; {}", extra.trim_end().trim_end_matches(';')));
+    }
+    body.push_str("\\; commit;");
+    // Only when it failed (psql knows without asking the server): end the aborted transaction.
     let unit = Unit {
         before: "\\pset format unaligned\n\\pset tuples_only on".into(),
-        body: format!(
-            "begin\\; set local search_path = pg_catalog\\; {}\\; commit;",
-            QUERY.trim_end().trim_end_matches(';')
-        ),
-        // Only when it failed (psql knows without asking the server): end the aborted transaction.
+        body,
         after: "\\if :ERROR\nrollback;\n\\endif\n\\pset format aligned\n\\pset tuples_only off".into(),
     };
     let ran = target.run(&unit, None)?;
@@ -187,11 +233,30 @@ pub fn take(target: &mut Target) -> Result<String> {
             .lines()
             .chain(ran.stray.lines())
             .find(|l| l.contains("ERROR") || l.contains("error"))
-            .unwrap_or("the session ended");
-        anyhow::bail!("reading the schema from the catalog failed: {}", why.trim());
+            .unwrap_or("the session ended")
+            .trim()
+            .to_string();
+        if extras.is_empty() || ran.ended {
+            anyhow::bail!("reading the schema from the catalog failed: {why}");
+        }
+        let (lines, _) = read(target, query, &[], begin)?;
+        return Ok((lines, Err(anyhow::anyhow!("{why}"))));
     }
     // The command tags of the transaction around the query (no snapshot line is upper case).
-    Ok(ran.text.lines().filter(|l| !matches!(*l, "BEGIN" | "SET" | "COMMIT")).map(|l| format!("{l}\n")).collect())
+    let mut parts: Vec<Vec<String>> = vec![Vec::new()];
+    for line in ran.text.lines().filter(|l| !matches!(*l, "BEGIN" | "SET" | "COMMIT")) {
+        if line == split {
+            parts.push(Vec::new());
+        } else {
+            parts.last_mut().expect("one part at least").push(line.to_string());
+        }
+    }
+    anyhow::ensure!(
+        parts.len() == extras.len() + 1,
+        "reading the schema from the catalog: its parts did not come back"
+    );
+    let first = parts.remove(0);
+    Ok((first, Ok(parts)))
 }
 
 /// `diff -u a b` run in `dir` (the two snapshots already written there). Without `diff`, the lines

@@ -26,7 +26,6 @@ use crate::text::findings::{Place, TargetKind};
 use crate::text::vault;
 use crate::tools::server::Server;
 use conn::{Conn, Timeouts};
-use identity::Identity;
 use local::{LocalCluster, Scratch};
 use lock::RunLock;
 
@@ -324,53 +323,6 @@ impl Target {
             self.lock_session = Some(Session::start(&self.session_spec())?);
         }
         Ok(())
-    }
-
-    /// Take the rehearsal lock (staging and url; a throwaway cluster is this run's alone), then
-    /// read the identity of the database; the working session takes the sessions key in the same
-    /// round trip.
-    pub fn lock_and_identify(&mut self) -> Result<Identity> {
-        if self.kind != Kind::Local && self.lock.is_none() {
-            let what = self.what();
-            let session = match self.lock_session.take() {
-                Some(session) => session,
-                None => Session::start(&self.session_spec())?,
-            };
-            self.lock = Some(RunLock::acquire(session, self.work_pid, &what)?);
-            if self.work.as_ref().is_some_and(Session::alive) {
-                // The working session, already open, holds the sessions key from now on.
-                let mut unit = identity::query();
-                unit.before = format!("{}\\; {}", lock::hold_sessions_key(), unit.before);
-                return self.identity_from(&unit);
-            }
-        }
-        self.identity_from(&identity::query())
-    }
-
-    /// The server's side of the identity of this database, with the DSN's side.
-    pub fn identity(&mut self) -> Result<Identity> {
-        self.identity_from(&identity::query())
-    }
-
-    fn identity_from(&mut self, unit: &Unit) -> Result<Identity> {
-        let ran = self.run(unit, None)?;
-        let var = |k: &str| ran.vars.get(k).cloned().unwrap_or_default();
-        anyhow::ensure!(
-            !ran.ended && !var("dboid").is_empty(),
-            "reading the database's identity: {}",
-            ran.stray.trim()
-        );
-        let dsn = self.conn.dsn();
-        Ok(Identity {
-            system_identifier: Some(var("sysid")).filter(|s| !s.is_empty()),
-            database_oid: var("dboid"),
-            database: var("db"),
-            current_user: var("user"),
-            dsn_user: dsn.user().map(str::to_string),
-            dsn_database: dsn.get("dbname").map(str::to_string),
-            host: dsn.hosts().join(","),
-            port: dsn.port().unwrap_or(5432),
-        })
     }
 }
 

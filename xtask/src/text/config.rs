@@ -18,6 +18,10 @@
 //! [lock_risk]                  # what a measured lock risk is: "warning" (the default) or "error"
 //! severity = "error"
 //! min_rows = 100000            # an error only on a table of at least this many (estimated) rows
+//!
+//! [drift]                      # `cargo xtask drift` and step 3 of `stage-rehearse` on staging/url
+//! ignore_schemas = ["audit"]   # schemas left out of the comparison (Supabase's own always are)
+//! fail = true                  # drift and edited_after_apply are errors, not warnings
 //! ```
 //!
 //! Read with the `toml` crate: a syntax error, a duplicate key, an unknown key or a value of the
@@ -47,6 +51,10 @@ pub struct Config {
     pub advisor_exclude: Vec<Setting>,
     /// `[lock_risk]`: from how many rows a `lock_risk` is an error (`None`: always a warning).
     pub lock_risk_error_from: Option<u64>,
+    /// `[drift] ignore_schemas`: schemas `drift` leaves out, besides Supabase's own.
+    pub drift_ignore_schemas: Vec<String>,
+    /// `[drift] fail`: drift and edited files are errors.
+    pub drift_fail: bool,
 }
 
 /// One `key = value` of a section, with where it was written.
@@ -91,6 +99,8 @@ impl Default for Config {
             advisors: Vec::new(),
             advisor_exclude: Vec::new(),
             lock_risk_error_from: None,
+            drift_ignore_schemas: Vec::new(),
+            drift_fail: false,
         }
     }
 }
@@ -102,6 +112,14 @@ struct File {
     lint: Option<BTreeMap<String, Spanned<toml::Value>>>,
     advisors: Option<BTreeMap<String, Spanned<toml::Value>>>,
     lock_risk: Option<LockRisk>,
+    drift: Option<Drift>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Drift {
+    ignore_schemas: Option<Vec<String>>,
+    fail: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +190,10 @@ impl Config {
                 }
             };
             config.lock_risk_error_from = error.then(|| risk.min_rows.unwrap_or(0));
+        }
+        if let Some(drift) = file.drift {
+            config.drift_ignore_schemas = drift.ignore_schemas.unwrap_or_default();
+            config.drift_fail = drift.fail.unwrap_or(false);
         }
         if let Some(mut advisors) = file.advisors {
             if let Some(exclude) = advisors.remove("exclude") {

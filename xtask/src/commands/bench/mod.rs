@@ -9,6 +9,8 @@
 //!   2–7 exactly as written (`xtask/bench/runbook_steps_2_7.sh`), on the same migrations, each on a
 //!   fresh database, counting the connections each opens. `pooler` at 0 ms (target ratio ≤ 0.6),
 //!   `wan` at `--rtt-ms` (default 30; target ratio ≤ 0.5, stretch 0.25, ≤ 6 connections);
+//! - `push`: `xtask apply` against `supabase db push` through the same pooler at `--rtt-ms`
+//!   ([`push`]; target ratio ≤ 0.35, goal 0.25);
 //! - `scale`: `stage-rehearse` on 300 migrations with rollbacks and a 600-test contract, on local
 //!   (target ≤ 5 s) and through the pooler at `--rtt-ms` (reference);
 //! - `scan`: `scan` of a 1 GiB log: throughput (target ≥ 200 MB/s) and peak memory (constant).
@@ -17,7 +19,9 @@
 //! alternately in the same rounds; compare ratios, not absolute times, between machines.
 
 mod proxy;
+mod push;
 pub mod scale;
+mod scan;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -38,7 +42,7 @@ use proxy::DelayProxy;
 const RUNS: usize = 5;
 const RUNBOOK_BASH: &str = include_str!("../../../bench/runbook_steps_2_7.sh");
 const BENCH_PASSWORD: &str = "bench-p@ss/word";
-pub const CASES: [&str; 6] = ["scan", "local", "suite", "pooler", "wan", "scale"];
+pub const CASES: [&str; 7] = ["scan", "local", "suite", "pooler", "wan", "push", "scale"];
 
 /// What to measure.
 pub struct Options {
@@ -95,7 +99,7 @@ pub fn run(ctx: &Ctx, options: &Options) -> Result<Exit> {
     let mut rows = Vec::new();
     // First, while this process has no other children: getrusage reports the peak of them all.
     if wanted("scan") {
-        let (rate, rss_kb) = bench_scan(&exe, &scratch.0)?;
+        let (rate, rss_kb) = scan::bench(&exe, &scratch.0)?;
         rows.push(Row {
             name: "scan of a 1 GiB log".into(),
             figure: format!("{rate:.0} MB/s, {} MB peak", rss_kb / 1024),
@@ -112,16 +116,20 @@ pub fn run(ctx: &Ctx, options: &Options) -> Result<Exit> {
     if wanted("suite") {
         rows.push(bench_suite(&exe, &scratch.0)?);
     }
-    let over = |rtt: Duration| -> Result<Vec<Row>> {
-        let cli = SupabaseCli::find_or_install(&ctx.workdir)
-            .context("the Supabase CLI is needed for the pooler benchmark (npm install --no-save)")?;
-        bench_against_bash(&exe, &server, &cli, &tree, &scratch.0, rtt)
+    let cli = || {
+        SupabaseCli::find_or_install(&ctx.workdir)
+            .context("the Supabase CLI is needed for the pooler benchmarks (npm install --no-save)")
     };
+    let over =
+        |rtt: Duration| -> Result<Vec<Row>> { bench_against_bash(&exe, &server, &cli()?, &tree, &scratch.0, rtt) };
     if wanted("pooler") {
         rows.extend(over(Duration::ZERO)?);
     }
     if wanted("wan") {
         rows.extend(over(options.rtt)?);
+    }
+    if wanted("push") {
+        rows.extend(push::bench(&exe, &server, &cli()?, &tree, &scratch.0, options.rtt)?);
     }
     if wanted("scale") {
         rows.extend(scale::bench(&exe, &server, &scratch.0, options.rtt)?);
@@ -307,40 +315,6 @@ pub fn step_times(tree: &Path) -> String {
 /// PATH with the Supabase CLI's bin dir first, as a developer who installed it has.
 pub fn search_path(cli: &SupabaseCli) -> String {
     format!("{}:{}", cli.path.parent().expect("a bin dir").display(), std::env::var("PATH").unwrap_or_default())
-}
-
-/// Write a 1 GiB log of psql output with an error every few hundred lines, time `xtask scan` on it
-/// and read its peak resident memory.
-fn bench_scan(exe: &Path, dir: &Path) -> Result<(f64, i64)> {
-    use std::io::Write;
-    progress!("bench: scan of a 1 GiB log");
-    let block = "==> supabase/migrations/20251011090000_inventory_bundle.sql\nCREATE TABLE\nCREATE INDEX\nALTER TABLE\nCREATE POLICY\n\
-        psql:supabase/rls_tests.sql:12: NOTICE:  42P07: relation \"t\" already exists, skipping\n ok 14 - alice sees only her inventory\n\n"
-        .repeat(200);
-    let chunk = format!("{block}psql:supabase/migrations/20251019004500_x.sql:12: ERROR:  42P07: relation \"x\" already exists\nLOCATION:  heap_create_with_catalog, heap.c:1146\n!! failure: supabase/migrations/x.sql\n\n");
-    let path = dir.join("big.log");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
-    let mut written = 0u64;
-    while written < 1 << 30 {
-        file.write_all(chunk.as_bytes())?;
-        written += chunk.len() as u64;
-    }
-    file.flush()?;
-    drop(file);
-    let sh = Shell::new()?;
-    let started = Instant::now();
-    let out = process::output(cmd!(sh, "{exe} scan {path}"), Env::client()).context("running xtask scan")?;
-    let took = started.elapsed();
-    anyhow::ensure!(out.code == Some(1), "scan of the benchmark log did not report its findings");
-    // The scan is this process's first child, so the largest resident set of its children is its own.
-    // SAFETY: getrusage into a local we own.
-    let rss = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage.ru_maxrss
-    };
-    let _ = std::fs::remove_file(&path);
-    Ok((written as f64 / 1e6 / took.as_secs_f64(), rss))
 }
 
 /// 25 tests in the fixture's style: sign in as each user, read, try to write across teams.

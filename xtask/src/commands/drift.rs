@@ -1,0 +1,156 @@
+//! `cargo xtask drift [--target staging|url] [--json]`: is the target what its migration history
+//! says? Read-only on the target: one read-only transaction reads its catalog and its history.
+//! The local migration files whose versions that history lists are replayed on a throwaway
+//! cluster (the local target, its template reused), read with the same snapshot query, and the
+//! two compared object by object ([`crate::runbook::drift`]). Also: applied files edited since
+//! (split as the Supabase CLI splits them, against the statements their history rows hold), and
+//! versions the target has that the tree lacks. Exit 0 with none, 1 with any, 2 when it cannot
+//! run.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{flow, Ctx};
+use crate::evidence::artifacts::Transcript;
+use crate::exit::{self, Exit};
+use crate::prepare::tree::Migration;
+use crate::prepare::{self, Flags, Needs, Prepared};
+use crate::progress;
+use crate::runbook::drift::{self, Difference};
+use crate::runbook::history::{History, HISTORY_QUERY};
+use crate::runbook::inventory::{self, Edit};
+use crate::runbook::{apply, snapshot};
+use crate::target::{Kind, Opening, Target};
+
+/// What `drift --json` prints.
+#[derive(Serialize)]
+struct Report {
+    target: String,
+    replayed: usize,
+    drift: Vec<Difference>,
+    edited: Vec<Edit>,
+    /// Applied rows without statements: their files cannot be compared.
+    not_comparable: Vec<String>,
+    remote_only: Vec<String>,
+    replay_log: String,
+}
+
+pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
+    let p = prepare::prepare(ctx.workdir.clone(), flags, Needs::default(), None)?;
+    if p.kind == Kind::Local {
+        return Err(exit::cannot_run(
+            "drift compares a real database with its migration history: name it with --target staging or --target url \
+             (a local cluster is built from the history, so there is nothing to compare)",
+        ));
+    }
+    let mut target = flow::open_target(&p)?;
+    let what = target.what();
+    progress!("drift: reading {what} (one read-only transaction: its catalog and its migration history)");
+    let (records, parts) = snapshot::records(&mut target, &[HISTORY_QUERY.to_string()])?;
+    let history = parts
+        .ok()
+        .and_then(|parts| parts.first().and_then(|lines| History::parse(lines)))
+        .ok_or_else(|| exit::cannot_run(format!("drift: the migration history of {what} could not be read")))?;
+    drop(target);
+
+    let applied: Vec<Migration> =
+        p.tree.migrations.iter().filter(|m| history.versions.contains(&m.version)).cloned().collect();
+    let (replayed, log) = replay(&p, &applied)?;
+    let drift = drift::compare(&records, &replayed, &p.config.drift_ignore_schemas);
+    let versions: Vec<String> = applied.iter().map(|m| m.version.clone()).collect();
+    let edited = inventory::edits(&p.tree, &versions, &history.statements);
+    let not_comparable: Vec<String> =
+        versions.iter().filter(|v| !history.statements.contains_key(*v)).cloned().collect();
+    let local: std::collections::BTreeSet<&str> = p.tree.migrations.iter().map(|m| m.version.as_str()).collect();
+    let remote_only: Vec<String> = history.versions.iter().filter(|v| !local.contains(v.as_str())).cloned().collect();
+    let report =
+        Report { target: what, replayed: applied.len(), drift, edited, not_comparable, remote_only, replay_log: log };
+    if ctx.json {
+        crate::out::text(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+    } else {
+        screen(&report)?;
+    }
+    let clean = report.drift.is_empty() && report.edited.is_empty() && report.remote_only.is_empty();
+    Ok(if clean { Exit::Passed } else { Exit::Failed })
+}
+
+/// The `applied` files on a throwaway cluster: its snapshot records, and the replay's log (in the
+/// day's folder). A file that fails there stops the comparison (exit 2): drift against half a
+/// history would be wrong.
+fn replay(p: &Prepared, applied: &[Migration]) -> Result<(Vec<String>, String)> {
+    let server = crate::tools::server::ensure_local(&prepare::extensions_used(&p.workdir, &p.tree, &[]))?;
+    let mut local = Target::open(Opening {
+        kind: Kind::Local,
+        workdir: &p.workdir,
+        config: &p.config,
+        db_url: None,
+        superuser_postgres: false,
+        timeouts: p.flags.timeouts.clone(),
+        psql: p.psql.clone(),
+        server: Some(server),
+    })?;
+    progress!("drift: replaying the {} applied migration(s) on a throwaway cluster", applied.len());
+    let mut log = Transcript::new_in_day(&p.workdir, &p.started, "drift_replay", "log")?;
+    let mut failed: Vec<String> = Vec::new();
+    apply::apply_all(&mut local, applied, true, &mut log, &mut None, &mut |m, result| {
+        if !result.ok {
+            let why = result.error.as_ref().map_or("it failed".to_string(), |e| e.message.clone());
+            failed.push(format!("{}: {why}", m.file()));
+        }
+        Ok(result.ok)
+    })?;
+    if let Some(first) = failed.first() {
+        return Err(exit::cannot_run(format!(
+            "drift: the history could not be replayed locally, so there is nothing sound to compare: {first} ({})",
+            log.rel()
+        )));
+    }
+    let (records, _) = snapshot::records(&mut local, &[])?;
+    Ok((records, log.rel().to_string()))
+}
+
+/// One line per difference, grouped by table.
+fn screen(r: &Report) -> Result<()> {
+    let mut out = format!("drift on {} against its history ({} migration(s) replayed)\n", r.target, r.replayed);
+    if r.drift.is_empty() && r.edited.is_empty() && r.remote_only.is_empty() {
+        out.push_str("no drift: the target is what its migration history makes\n");
+    }
+    let mut by: BTreeMap<String, Vec<&Difference>> = BTreeMap::new();
+    for d in &r.drift {
+        by.entry(d.table.clone().unwrap_or_else(|| "(not a table's)".into())).or_default().push(d);
+    }
+    for (table, list) in by {
+        for d in list {
+            let what = match d.change {
+                "extra_on_target" => "on the target, made by no migration",
+                "missing_on_target" => "in the history, missing on the target",
+                _ => "differs",
+            };
+            out.push_str(&format!(
+                "{table}: {} {} {what}: {}\n",
+                d.kind,
+                crate::text::escape::one_line(&d.object),
+                crate::text::escape::one_line(&d.detail)
+            ));
+        }
+    }
+    for e in &r.edited {
+        out.push_str(&format!(
+            "{}: edited after it was applied: statement {} is `{}` in the file and `{}` in the history\n",
+            e.file,
+            e.statement,
+            crate::text::escape::one_line(&e.file_text),
+            crate::text::escape::one_line(&e.history)
+        ));
+    }
+    for v in &r.remote_only {
+        out.push_str(&format!("{v}: applied on the target, no such migration here (`supabase migration fetch`)\n"));
+    }
+    for v in &r.not_comparable {
+        out.push_str(&format!("{v}: its history row holds no statements, so its file cannot be compared\n"));
+    }
+    out.push_str(&format!("replay log: {}\n", r.replay_log));
+    Ok(crate::out::text(&out)?)
+}
