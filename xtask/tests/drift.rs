@@ -185,3 +185,49 @@ fn drift_names_edited_files_and_versions_missing_here_and_refuses_what_it_cannot
     assert!(broken.stderr.contains("supabase/migrations/20250101000000_notes.sql"), "{broken}");
     sandbox.assert_no_secrets(&broken);
 }
+
+#[test]
+fn a_rehearsal_on_a_drifted_staging_says_so_in_the_summary_the_page_and_the_hand_off() {
+    let stack = Stack::start();
+    let sandbox = notes_tree("drift-in-rehearsal", &stack);
+    let first = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json", "--json"]);
+    assert_eq!(first.code, Some(0), "{first}");
+    assert!(!first.json()["findings"].to_string().contains("\"drift\""), "an untouched staging:\n{first}");
+    assert!(first.stderr.contains("step 3 drift: none (staging is what its migration history makes)"), "{first}");
+
+    stack.admin_sql("alter table public.notes add column legacy_code text");
+    sandbox.write("supabase/migrations/20250102000000_tags.sql", "create table if not exists public.tags (id int primary key);\nalter table public.tags enable row level security;\n");
+    sandbox.write("supabase/migrations.backup/20250102000000_tags_rollback.sql", "drop table if exists public.tags;\n");
+    let run = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json", "--json"]);
+    assert_eq!(run.code, Some(0), "drift is a warning by default:\n{run}");
+    let s = run.json();
+    let drift: Vec<&serde_json::Value> =
+        s["findings"].as_array().unwrap().iter().filter(|f| f["class"] == "drift").collect();
+    assert_eq!(drift.len(), 1, "{run}");
+    assert_eq!(drift[0]["severity"], "warning");
+    assert!(
+        drift[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("public.notes: column public.notes.legacy_code on staging, made by no migration: "),
+        "{run}"
+    );
+    let dir = sandbox.rehearsal_dirs().pop().expect("the second rehearsal's dir");
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(page.contains("<h2>Staging differs from its history</h2>"), "the page names it");
+    let date = dir.parent().unwrap().file_name().unwrap().to_string_lossy().to_string();
+    let handoff = std::fs::read_to_string(sandbox.path(&format!("feedback/data/{date}.md"))).unwrap();
+    assert!(handoff.contains("- Drift: 1 difference(s) between the target and its migration history"), "{handoff}");
+    assert_eq!(s["migrations"][0]["reapply"]["status"], "applied", "the pending file was rehearsed as usual");
+
+    // `[drift] fail = true` makes it an error: the rehearsal fails.
+    let config = std::fs::read_to_string(sandbox.path("supabase/rehearsal.toml")).unwrap_or_default();
+    sandbox.write("supabase/rehearsal.toml", &format!("{config}\n[drift]\nfail = true\n"));
+    stack.admin_sql("alter table public.notes add column legacy_two text");
+    let strict = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json", "--json"]);
+    assert_eq!(strict.code, Some(1), "{strict}");
+    let s = strict.json();
+    let errors = s["findings"].as_array().unwrap().iter().filter(|f| f["class"] == "drift" && f["severity"] == "error");
+    assert_eq!(errors.count(), 2, "{strict}");
+    sandbox.assert_no_secrets(&strict);
+}

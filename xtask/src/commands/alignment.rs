@@ -1,10 +1,10 @@
 //! Step 0 of `stage-rehearse`: the rehearsal dir and the day's feedback header, with the commands
-//! the rehearsal runs as the runbook writes them.
+//! the rehearsal runs as the runbook writes them; and the plan's molecules marked as started.
 
 use anyhow::Result;
 
-use crate::evidence::feedback;
 use crate::evidence::record::Record;
+use crate::evidence::{feedback, plan};
 use crate::prepare::Prepared;
 use crate::process::shown;
 use crate::progress;
@@ -55,4 +55,18 @@ fn planned_commands(p: &Prepared, target: &Target) -> Vec<String> {
         ),
         format!("psql {dsn} -X -f supabase/rls_tests.sql"),
     ]
+}
+
+/// The molecules' attempts start: `in_progress`, attempt counted, before the first apply.
+pub(super) fn start_attempts(p: &Prepared) -> Result<()> {
+    let Some(path) = &p.plan else { return Ok(()) };
+    if p.molecules.is_empty() {
+        return Ok(());
+    }
+    let changes: Vec<plan::Change> = p
+        .molecules
+        .iter()
+        .map(|m| plan::Change { id: m.id.clone(), status: "in_progress", attempts: Some(m.attempt), evidence: vec![] })
+        .collect();
+    plan::update(path, &changes)
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::{flow, Ctx};
 use crate::evidence::artifacts::Transcript;
+use crate::evidence::record::Record;
 use crate::exit::{self, Exit};
 use crate::prepare::tree::Migration;
 use crate::prepare::{self, Flags, Needs, Prepared};
@@ -23,6 +24,7 @@ use crate::runbook::history::{History, HISTORY_QUERY};
 use crate::runbook::inventory::{self, Edit};
 use crate::runbook::{apply, snapshot};
 use crate::target::{Kind, Opening, Target};
+use crate::text::findings::{Class, Finding, Severity};
 
 /// What `drift --json` prints.
 #[derive(Serialize)]
@@ -80,6 +82,14 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
 /// day's folder). A file that fails there stops the comparison (exit 2): drift against half a
 /// history would be wrong.
 fn replay(p: &Prepared, applied: &[Migration]) -> Result<(Vec<String>, String)> {
+    progress!("drift: replaying the {} applied migration(s) on a throwaway cluster", applied.len());
+    let mut log = Transcript::new_in_day(&p.workdir, &p.started, "drift_replay", "log")?;
+    let records = replay_into(p, applied, &mut log)?;
+    Ok((records, log.rel().to_string()))
+}
+
+/// [`replay`] into `log`: the records of the cluster the `applied` files make.
+pub(super) fn replay_into(p: &Prepared, applied: &[Migration], log: &mut Transcript) -> Result<Vec<String>> {
     let server = crate::tools::server::ensure_local(&prepare::extensions_used(&p.workdir, &p.tree, &[]))?;
     let mut local = Target::open(Opening {
         kind: Kind::Local,
@@ -91,10 +101,8 @@ fn replay(p: &Prepared, applied: &[Migration]) -> Result<(Vec<String>, String)> 
         psql: p.psql.clone(),
         server: Some(server),
     })?;
-    progress!("drift: replaying the {} applied migration(s) on a throwaway cluster", applied.len());
-    let mut log = Transcript::new_in_day(&p.workdir, &p.started, "drift_replay", "log")?;
     let mut failed: Vec<String> = Vec::new();
-    apply::apply_all(&mut local, applied, true, &mut log, &mut None, &mut |m, result| {
+    apply::apply_all(&mut local, applied, true, log, &mut None, &mut |m, result| {
         if !result.ok {
             let why = result.error.as_ref().map_or("it failed".to_string(), |e| e.message.clone());
             failed.push(format!("{}: {why}", m.file()));
@@ -107,8 +115,81 @@ fn replay(p: &Prepared, applied: &[Migration]) -> Result<(Vec<String>, String)> 
             log.rel()
         )));
     }
-    let (records, _) = snapshot::records(&mut local, &[])?;
-    Ok((records, log.rel().to_string()))
+    Ok(snapshot::records(&mut local, &[])?.0)
+}
+
+/// At most this many `drift` findings in a rehearsal; `cargo xtask drift` lists them all.
+const MAX_FINDINGS: usize = 50;
+
+/// The rehearsal's drift: each difference between the catalog step 3 read (`records`) and the
+/// history replayed alongside, a `drift` finding (a warning; an error with `[drift] fail`).
+pub(super) fn findings_into(
+    p: &Prepared,
+    records: &[String],
+    replayed: Result<(Vec<String>, Transcript)>,
+    record: &mut Record,
+) {
+    let (replayed, log) = match replayed {
+        Ok(done) => done,
+        Err(e) => {
+            progress!("step 3 drift: not checked ({e:#})");
+            record.summary_mut().warnings.push(format!(
+                "drift was not checked: {e:#}; a rehearsal on a drifted staging may pass where production fails"
+            ));
+            return;
+        }
+    };
+    let found = drift::compare(records, &replayed, &p.config.drift_ignore_schemas);
+    let kind = record.summary().target.kind.as_str().to_string();
+    let place = if kind == "staging" { kind.clone() } else { "the target".to_string() };
+    progress!(
+        "step 3 drift: {}",
+        if found.is_empty() {
+            format!("none ({place} is what its migration history makes)")
+        } else {
+            format!("{} difference(s) between {place} and its migration history", found.len())
+        }
+    );
+    let severity = if p.config.drift_fail { Severity::Error } else { Severity::Warning };
+    let s = record.summary_mut();
+    for d in found.iter().take(MAX_FINDINGS) {
+        s.findings.push(Finding {
+            class: Class::Drift,
+            severity,
+            sqlstate: None,
+            file: None,
+            line: None,
+            message: format!(
+                "{}: {} {} {}: {}",
+                d.table.as_deref().unwrap_or("(not a table's)"),
+                d.kind,
+                d.object,
+                words(d.change, &place),
+                d.detail
+            ),
+            hint: format!(
+                "a rehearsal on a drifted {place} may pass where production fails (or the reverse): put the hand \
+                 change in a migration, or undo it on {place}; `cargo xtask drift --target {kind}` lists every \
+                 difference"
+            ),
+            log: Some(log.rel().to_string()),
+        });
+    }
+    if found.len() > MAX_FINDINGS {
+        s.warnings.push(format!(
+            "{} more drift difference(s) not listed: `cargo xtask drift --target {kind}` lists them all",
+            found.len() - MAX_FINDINGS
+        ));
+    }
+}
+
+/// A change in words.
+fn words(change: &str, place: &str) -> String {
+    match change {
+        "extra_on_target" => format!("on {place}, made by no migration"),
+        "missing_on_target" => format!("in the history, missing on {place}"),
+        _ => format!("differs on {place}"),
+    }
 }
 
 /// One line per difference, grouped by table.
@@ -123,11 +204,7 @@ fn screen(r: &Report) -> Result<()> {
     }
     for (table, list) in by {
         for d in list {
-            let what = match d.change {
-                "extra_on_target" => "on the target, made by no migration",
-                "missing_on_target" => "in the history, missing on the target",
-                _ => "differs",
-            };
+            let what = words(d.change, "the target");
             out.push_str(&format!(
                 "{table}: {} {} {what}: {}\n",
                 d.kind,

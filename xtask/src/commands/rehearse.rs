@@ -12,7 +12,6 @@ use anyhow::Result;
 use super::flow::{self, APPLY_LOG, ROLLBACK_LOG};
 use super::Ctx;
 use crate::evidence::artifacts::write_atomic;
-use crate::evidence::plan;
 use crate::evidence::record::{Outputs, Record};
 use crate::evidence::summary::{Inventories, Status};
 use crate::exit::{self, Exit};
@@ -75,14 +74,15 @@ fn steps(
     let rows_query = rows::query_for_unapplied(&p.tree.migrations);
     let mut extras = vec![history::HISTORY_QUERY.to_string()];
     extras.extend(rows_query.iter().cloned());
-    let (before, mut parts) = match snapshot::take_with(target, &extras) {
-        Ok((schema, Ok(parts))) => (Ok(schema), parts.into_iter().map(Some).collect::<Vec<_>>()),
-        Ok((schema, Err(e))) => {
+    let (records, mut parts) = match snapshot::records(target, &extras) {
+        Ok((records, Ok(parts))) => (Ok(records), parts.into_iter().map(Some).collect::<Vec<_>>()),
+        Ok((records, Err(e))) => {
             progress!("step 3 history and row counts: not read with the snapshot ({e:#}); reading the history alone");
-            (Ok(schema), vec![None, None])
+            (Ok(records), vec![None, None])
         }
         Err(e) => (Err(e), vec![None, None]),
     };
+    let before = records.as_ref().map(|r| snapshot::joined(r)).map_err(|e| anyhow::anyhow!("{e:#}"));
     let history = parts.first_mut().and_then(Option::take).and_then(|lines| history::History::parse(&lines));
     let rows_first = match rows_query {
         Some(_) => parts.get_mut(1).and_then(Option::take).map(|lines| rows::parse(&lines)),
@@ -153,9 +153,34 @@ fn steps(
         if unpaired > 0 { format!("; {unpaired} without a rollback script (a blocker)") } else { String::new() }
     );
     record.step_end(clock);
-    start_attempts(p)?;
+    super::alignment::start_attempts(p)?;
 
-    let rest = apply_and_verify(p, advisors, &sel, FirstLook { before, rows: rows_first }, target, record);
+    // On staging and url, the history is replayed on a throwaway cluster while the rehearsal runs,
+    // and compared with the catalog step 3 read: drift.
+    let replay = match (target.kind, &history, records) {
+        (Kind::Local, _, _) => {
+            progress!("step 3 drift: on local the database is built from the history, so there is nothing to compare");
+            None
+        }
+        (_, Some(_), Ok(records)) => Some((records, record.day_transcript("drift_replay", "log", "drift replay")?)),
+        _ => None,
+    };
+    let applied: Vec<Migration> =
+        p.tree.migrations.iter().filter(|m| pre.applied.contains(&m.version)).cloned().collect();
+    let rest = std::thread::scope(|scope| {
+        let replaying = replay.map(|(records, mut log)| {
+            let handle = scope.spawn(|| super::drift::replay_into(p, &applied, &mut log).map(|r| (r, log)));
+            (records, handle)
+        });
+        let rest = apply_and_verify(p, advisors, &sel, FirstLook { before, rows: rows_first }, target, record);
+        if let Some((records, handle)) = replaying {
+            let replayed = handle.join().expect("the replay thread does not panic");
+            if !rest.as_ref().is_err_and(exit::is_interrupt) {
+                super::drift::findings_into(p, &records, replayed, record);
+            }
+        }
+        rest
+    });
     // The CLI's table is checked whatever happened after step 3 (not after an interrupt: the CLI
     // was stopped with the rest).
     if let Some(early) = early.filter(|_| !rest.as_ref().is_err_and(exit::is_interrupt)) {
@@ -195,10 +220,11 @@ fn apply_and_verify(
     let (before, rows_read) = if sel.baseline.is_empty() {
         (before, rows_first.take().ok_or_else(|| anyhow::anyhow!("they were not read with the history")))
     } else {
-        match snapshot::take_with(target, &rows::query_for(&rehearsed).into_iter().collect::<Vec<_>>()) {
-            Ok((schema, rows)) => {
-                (Ok(schema), rows.map(|parts| parts.first().map(|l| rows::parse(l)).unwrap_or_default()))
-            }
+        match snapshot::records(target, &rows::query_for(&rehearsed).into_iter().collect::<Vec<_>>()) {
+            Ok((records, rows)) => (
+                Ok(snapshot::joined(&records)),
+                rows.map(|parts| parts.first().map(|l| rows::parse(l)).unwrap_or_default()),
+            ),
             Err(e) => (Err(e), Err(anyhow::anyhow!("the snapshot failed"))),
         }
     };
@@ -355,20 +381,6 @@ fn apply_and_verify(
     }
     record.step_end(clock);
     Ok(())
-}
-
-/// The molecules' attempts start: `in_progress`, attempt counted, before the first apply.
-fn start_attempts(p: &Prepared) -> Result<()> {
-    let Some(path) = &p.plan else { return Ok(()) };
-    if p.molecules.is_empty() {
-        return Ok(());
-    }
-    let changes: Vec<plan::Change> = p
-        .molecules
-        .iter()
-        .map(|m| plan::Change { id: m.id.clone(), status: "in_progress", attempts: Some(m.attempt), evidence: vec![] })
-        .collect();
-    plan::update(path, &changes)
 }
 
 fn applied_in(record: &Record, version: &str) -> bool {

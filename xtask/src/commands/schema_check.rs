@@ -39,8 +39,8 @@ pub(super) fn compare(
         .collect();
     let rows_before = rows_before.filter(|b| !b.is_empty() && !rolled.is_empty());
     let rows_query = rows_before.as_ref().and_then(|_| rows::query_for(&rolled));
-    let (after, rows_after) = match snapshot::take_with(target, &rows_query.iter().cloned().collect::<Vec<_>>()) {
-        Ok(read) => read,
+    let (after, rows_after) = match snapshot::records(target, &rows_query.iter().cloned().collect::<Vec<_>>()) {
+        Ok((records, rows)) => (snapshot::joined(&records), rows),
         Err(e) => {
             progress!("step 5 schema after rollback: could not be read ({e:#})");
             record.summary_mut().blockers.push(format!(

@@ -123,6 +123,7 @@ pub fn render(s: &Summary, workdir: &Path) -> String {
         }
         h.push_str("</section>\n");
         locks(&mut h, s);
+        drifted(&mut h, s);
     }
     if !s.findings.is_empty() {
         h.push_str("<section id=\"findings\"><h2>Findings</h2><ol>\n");
@@ -278,6 +279,25 @@ pub fn render(s: &Summary, workdir: &Path) -> String {
     }
     h.push_str("</body>\n</html>\n");
     h
+}
+
+/// "Staging differs from its history": each `drift` finding, when there are any.
+fn drifted(h: &mut String, s: &Summary) {
+    let drift: Vec<&crate::text::findings::Finding> =
+        s.findings.iter().filter(|f| f.class == crate::text::findings::Class::Drift).collect();
+    if drift.is_empty() {
+        return;
+    }
+    let place = if s.target.kind.as_str() == "staging" { "Staging" } else { "The target" };
+    let _ = write!(
+        h,
+        "<section id=\"drift\"><h2>{place} differs from its history</h2><p>Changes no migration made (or that a \
+         migration made and the target lost): a rehearsal on a drifted database may pass where production fails.</p><ul>"
+    );
+    for f in drift {
+        let _ = write!(h, "<li>{}</li>", esc(&f.message));
+    }
+    h.push_str("</ul></section>\n");
 }
 
 /// "What it locks": per migration and step (apply, rollback), each relation that existed before

@@ -288,6 +288,13 @@ pub fn handoff(s: &Summary) -> String {
             out.push_str(&format!("  - {}: {}\n", md_code(&finding_line(f), false), md_prose(&f.hint)));
         }
     }
+    let drift = s.findings.iter().filter(|f| f.class == crate::text::findings::Class::Drift).count();
+    if drift > 0 {
+        out.push_str(&format!(
+            "- Drift: {drift} difference(s) between the target and its migration history (a rehearsal on a drifted \
+             staging may pass where production fails; `cargo xtask drift` lists them)\n"
+        ));
+    }
     out.push_str("- Next actions:\n");
     for n in &s.next_actions {
         out.push_str(&format!("  - {}\n", md_prose(n)));

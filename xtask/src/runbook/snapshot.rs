@@ -204,6 +204,11 @@ pub fn records(target: &mut Target, extras: &[String]) -> Result<(Vec<String>, R
     Ok((out, parts))
 }
 
+/// [`records`] as the canonical text [`take`] gives (each record, then a line feed).
+pub fn joined(records: &[String]) -> String {
+    records.iter().map(|r| format!("{r}\n")).collect()
+}
+
 /// `query` and `extras` in one transaction (`begin`: how it starts), one round trip: the query's
 /// lines and each extra's.
 fn read(
