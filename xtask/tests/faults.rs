@@ -207,3 +207,30 @@ fn ctrl_c_during_a_staging_apply_halts_with_a_summary_and_releases_the_lock() {
 fn sigterm_during_a_staging_apply_halts_with_a_summary_and_releases_the_lock() {
     interrupted_on_staging(libc::SIGTERM, "staging-sigterm");
 }
+
+/// The working session holds the sessions key for as long as it lives, so that a statement of a
+/// killed run still running on the server keeps the next run out. Between files the session is
+/// reset as `psql -f` finds it (its advisory locks go), but that hold is taken again: every file
+/// after the first checks, on the server, that its own session holds it.
+#[test]
+fn every_file_runs_in_a_session_that_holds_the_sessions_key() {
+    let stack = Stack::start();
+    let (sandbox, plan) = staging_tree("sessions-key", &stack);
+    let check = "do $$ begin if not exists (select 1 from pg_locks where locktype = 'advisory' \
+                 and pid = pg_backend_pid() and classid = 1919248485 and objid = 1634890546 and granted) \
+                 then raise exception 'this session does not hold the sessions key'; end if; end $$;\n";
+    for (version, name) in [("20250102000000", "second"), ("20250103000000", "third")] {
+        sandbox.write(
+            &format!("supabase/migrations/{version}_{name}.sql"),
+            &format!("{check}create table if not exists public.{name} (id int);\nalter table public.{name} enable row level security;\n"),
+        );
+        sandbox.write(
+            &format!("supabase/migrations.backup/{version}_{name}_rollback.sql"),
+            &format!("{check}drop table if exists public.{name};\n"),
+        );
+    }
+    let run = sandbox.xtask(&["stage-rehearse", "--plan", &plan]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(!run.stdout.contains("does not hold the sessions key"), "{run}");
+    assert!(lock_is_free(&stack), "the lock and the key are gone with the run");
+}

@@ -293,3 +293,58 @@ fn each_dangerous_change_gets_its_lock_risk_and_the_measured_lock_is_postgres_ow
         "a metadata-only lock is shown, not marked: {section}"
     );
 }
+
+/// On staging, the tables' rows were counted exactly in step 3, and nothing ran between that count
+/// and the first file: its impact says the count, and the files after it the planner's estimate.
+#[test]
+fn on_staging_the_first_file_reports_the_rows_counted_before_it() {
+    let stack = common::Stack::start();
+    // Never analyzed: the planner has no estimate at all.
+    stack.admin_sql(
+        "set role postgres;\n\
+         create table public.invoices (id int primary key, total numeric);\n\
+         alter table public.invoices enable row level security;\n\
+         insert into public.invoices select i, i * 1.5 from generate_series(1, 3000) i;",
+    );
+    let sandbox = Sandbox::new("lock-impact-exact");
+    sandbox.with_vault(&stack.dsn());
+    sandbox.write("supabase/rls_tests.sql", "select plan(1);\nselect pass('contract runs');\n");
+    sandbox.write(
+        "supabase/migrations/20251210000000_invoice_ids.sql",
+        "alter table public.invoices alter column id type bigint;\n",
+    );
+    sandbox.write(
+        "supabase/migrations.backup/20251210000000_invoice_ids_rollback.sql",
+        "alter table public.invoices alter column id type int;\n",
+    );
+    sandbox.write(
+        "supabase/migrations/20251211000000_invoice_total.sql",
+        "create index invoices_total_idx on public.invoices (total);\n",
+    );
+    sandbox.write(
+        "supabase/migrations.backup/20251211000000_invoice_total_rollback.sql",
+        "drop index if exists public.invoices_total_idx;\n",
+    );
+    let run = sandbox.xtask(&["stage-rehearse", "--plan", "/nonexistent/plan.json", "--json"]);
+    let s = run.json();
+    let rows = s["migrations"].as_array().unwrap();
+    let first = &rows.iter().find(|r| r["version"] == "20251210000000").unwrap()["apply"]["impact"][0];
+    assert_eq!(
+        (&first["relation"], &first["rows"], &first["rows_from"]),
+        (&"public.invoices".into(), &3000.into(), &"exact_before_apply".into()),
+        "{first}"
+    );
+    let risk = s["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["class"] == "lock_risk" && f["file"] == "supabase/migrations/20251210000000_invoice_ids.sql")
+        .unwrap_or_else(|| panic!("{run}"));
+    assert!(risk["message"].as_str().unwrap().contains("on public.invoices (3000 rows) for "), "{risk}");
+    // Each later file ran after something else could have changed the table.
+    let second = &rows.iter().find(|r| r["version"] == "20251211000000").unwrap();
+    assert_eq!(second["apply"]["impact"][0]["rows_from"], "estimate", "{second}");
+    assert_eq!(rows[0]["rollback"]["impact"][0]["rows_from"], "estimate", "{}", rows[0]);
+    assert_eq!(rows[0]["reapply"]["impact"][0]["rows_from"], "estimate", "{}", rows[0]);
+    sandbox.assert_no_secrets(&run);
+}

@@ -81,7 +81,7 @@ fn the_code_cites_no_document_users_do_not_have() {
 }
 
 #[test]
-fn every_command_in_the_readme_and_the_runbook_exists_in_help() {
+fn every_command_in_the_readme_the_docs_and_the_runbook_exists_in_help() {
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_xtask")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
     let commands: Vec<&str> = help
@@ -92,8 +92,14 @@ fn every_command_in_the_readme_and_the_runbook_exists_in_help() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert!(commands.contains(&"stage-rehearse"), "{help}");
-    for doc in ["../README.md", "../docs/runbooks/data_staging_apply.md"] {
-        let text = std::fs::read_to_string(root().join(doc)).unwrap();
+    let docs = std::fs::read_dir(root().join("../docs")).unwrap().map(|e| e.unwrap().path());
+    let docs: Vec<PathBuf> = [root().join("../README.md"), root().join("../docs/runbooks/data_staging_apply.md")]
+        .into_iter()
+        .chain(docs.filter(|p| p.extension().is_some_and(|e| e == "md")))
+        .collect();
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        let doc = rel(doc);
         for (i, _) in text.match_indices("cargo xtask ") {
             let word = text[i + "cargo xtask ".len()..]
                 .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
@@ -119,17 +125,17 @@ fn ci_runs_the_test_command_the_readme_gives() {
     assert!(ci.lines().any(|l| l.trim() == command.trim()), ".ci/run must run `{}`", command.trim());
 }
 
-/// README's table of the local target's extensions says, for every extension Supabase offers,
-/// what the code does: real, installed on demand, a stand-in, or missing.
+/// docs/local-target.md's table of the local target's extensions says, for every extension
+/// Supabase offers, what the code does: real, installed on demand, a stand-in, or missing.
 #[test]
-fn the_readme_lists_each_extension_where_the_catalogue_puts_it() {
+fn the_docs_list_each_extension_where_the_catalogue_puts_it() {
     use xtask::text::extensions::{Local, SUPABASE};
-    let readme = std::fs::read_to_string(root().join("../README.md")).unwrap();
+    let readme = std::fs::read_to_string(root().join("../docs/local-target.md")).unwrap();
     let row = |start: &str| -> String {
         readme
             .lines()
             .find(|l| l.starts_with(start))
-            .unwrap_or_else(|| panic!("README has no row `{start}`"))
+            .unwrap_or_else(|| panic!("docs/local-target.md has no row `{start}`"))
             .to_string()
     };
     for (name, local) in SUPABASE {
@@ -141,6 +147,38 @@ fn the_readme_lists_each_extension_where_the_catalogue_puts_it() {
         };
         let cells = row(start);
         let listed = cells.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).any(|w| w == *name);
-        assert!(listed, "README's row `{start}` does not name {name}");
+        assert!(listed, "docs/local-target.md's row `{start}` does not name {name}");
     }
+}
+
+/// Every flag a command's `--help` lists is in docs/commands.md, so the reference cannot fall
+/// behind the code.
+#[test]
+fn every_flag_in_help_is_in_the_commands_reference() {
+    let reference = std::fs::read_to_string(root().join("../docs/commands.md")).unwrap();
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    let commands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    let mut missing = Vec::new();
+    for command in &commands {
+        for line in help(&[command, "--help"]).lines() {
+            let Some(flag) = line.split_whitespace().find(|w| w.starts_with("--")) else { continue };
+            let flag = flag.trim_end_matches(',').split(['=', '<', ' ']).next().unwrap();
+            if flag != "--help" && flag != "--version" && !reference.contains(flag) {
+                missing.push(format!("{command} {flag}"));
+            }
+        }
+    }
+    assert!(!commands.is_empty(), "{top}");
+    assert!(missing.is_empty(), "flags --help lists that docs/commands.md does not name: {missing:?}");
 }

@@ -243,7 +243,11 @@ fn apply_and_verify(
         }
     };
     let rows_before = match before.as_ref().map(|_| rows_read) {
-        Some(Ok(rows)) => Some(rows),
+        Some(Ok(rows)) => {
+            let exact = rows.iter().filter(|(_, r)| r.count <= rows::COUNT_BOUND).map(|(t, r)| (t.clone(), r.count));
+            target.set_exact_rows(exact.collect());
+            Some(rows)
+        }
         Some(Err(e)) => {
             record.summary_mut().warnings.push(format!(
                 "the rows before the apply could not be counted, so rows a rollback loses go unseen: {e:#}"

@@ -328,7 +328,7 @@ fn locks(h: &mut String, s: &Summary) {
             esc(&r.version),
             esc(&r.name),
             esc(&i.relation),
-            i.rows.map_or("-".to_string(), |n| format!("~{n}")),
+            i.rows_shown().unwrap_or_else(|| "-".to_string()),
             esc(&i.lock),
             esc(&i.blocks.replace('_', " ")),
             i.held_ms

@@ -190,8 +190,8 @@ pub fn impact_words(i: &Impact) -> String {
     } else if i.scan {
         parts.push("full scan".into());
     }
-    if let Some(rows) = i.rows {
-        parts.push(format!("~{rows} rows"));
+    if let Some(rows) = i.rows_shown() {
+        parts.push(format!("{rows} rows"));
     }
     if let Some(line) = i.line {
         parts.push(format!("line {line}"));

@@ -128,6 +128,8 @@ pub fn apply_all(
     done: &mut dyn FnMut(&Migration, Applied) -> Result<bool>,
 ) -> Result<()> {
     let chains = target.chains();
+    // Counted just before the run's first file: true for that file only.
+    let exact = target.take_exact_rows();
     let chainable = |m: &Migration| atomic && chain::fits(chains, &m.sql);
     let mut at = 0;
     while at < migrations.len() {
@@ -162,9 +164,13 @@ pub fn apply_all(
                 .collect();
             let place = target.kind.place();
             let error_from = target.lock_risk_error_from();
+            let first = at;
             let rel = log.rel().to_string();
             let mut go_on = true;
-            let mut on_done = |i: usize, outcome: chain::Outcome| -> Result<()> {
+            let mut on_done = |i: usize, mut outcome: chain::Outcome| -> Result<()> {
+                if first + i == 0 {
+                    chain::impact::Impact::use_exact(&mut outcome.impact, &exact);
+                }
                 let mut found = findings::scan(&outcome.text, Some(&rel), place);
                 let ok = outcome.ok && outcome.recorded;
                 if ok {

@@ -3,6 +3,14 @@
 //! string). Settings, role and session authorization, cursors, prepared statements, listeners,
 //! advisory locks, cached plans, temporary tables and sequence state.
 
+/// The advisory locks go, as `DISCARD ALL` lets them go, except the working session's hold on the
+/// rehearsal's sessions key ([`crate::target::lock::SESSIONS_KEY`]), taken again when it was held:
+/// a run's session holds it for as long as it lives, after every file.
+const UNLOCK: &str = "do $reset$ declare held boolean := exists (select 1 from pg_catalog.pg_locks where \
+    locktype = 'advisory' and pid = pg_catalog.pg_backend_pid() and classid = 1919248485 and objid = 1634890546 \
+    and objsubid = 1 and granted); begin perform pg_catalog.pg_advisory_unlock_all(); if held then \
+    perform pg_catalog.pg_advisory_lock_shared(8243109477607437106); end if; end $reset$";
+
 /// Each statement and the command tag psql prints for it.
 pub const STATEMENTS: [(&str, &str); 10] = [
     ("close all", "CLOSE CURSOR ALL"),
@@ -11,7 +19,7 @@ pub const STATEMENTS: [(&str, &str); 10] = [
     ("reset all", "RESET"),
     ("deallocate all", "DEALLOCATE ALL"),
     ("unlisten *", "UNLISTEN"),
-    ("do $reset$ begin perform pg_advisory_unlock_all(); end $reset$", "DO"),
+    (UNLOCK, "DO"),
     ("discard plans", "DISCARD PLANS"),
     ("discard temp", "DISCARD TEMP"),
     ("discard sequences", "DISCARD SEQUENCES"),
@@ -25,4 +33,15 @@ pub fn joined(end: &str) -> String {
 /// Their command tags, in order.
 pub fn tags() -> impl Iterator<Item = &'static str> {
     STATEMENTS.iter().map(|(_, tag)| *tag)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_kept_key_is_the_sessions_key() {
+        let key = crate::target::lock::SESSIONS_KEY;
+        let (hi, lo) = ((key >> 32) as u32, key as u32);
+        assert!(super::UNLOCK.contains(&format!("classid = {hi} and objid = {lo}")));
+        assert!(super::UNLOCK.contains(&format!("pg_advisory_lock_shared({key})")));
+    }
 }

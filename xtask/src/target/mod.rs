@@ -120,6 +120,8 @@ pub struct Target {
     cluster: Option<LocalCluster>,
     /// `[lock_risk]`: from how many rows a measured lock risk is an error.
     lock_risk_error_from: Option<u64>,
+    /// Tables' rows counted exactly before the apply (step 3), for the impact's `rows`.
+    exact_rows: std::collections::BTreeMap<String, u64>,
 }
 
 impl Target {
@@ -185,7 +187,18 @@ impl Target {
             scratch,
             cluster,
             lock_risk_error_from: o.config.lock_risk_error_from,
+            exact_rows: Default::default(),
         })
+    }
+
+    /// Rows counted exactly before the apply, by table (`public.orders`), once: the first file
+    /// applied after the count takes them.
+    pub fn take_exact_rows(&mut self) -> std::collections::BTreeMap<String, u64> {
+        std::mem::take(&mut self.exact_rows)
+    }
+
+    pub fn set_exact_rows(&mut self, rows: std::collections::BTreeMap<String, u64>) {
+        self.exact_rows = rows;
     }
 
     /// `[lock_risk] severity = "error"`: from how many rows (estimated) a `lock_risk` is an error.

@@ -19,6 +19,9 @@ pub const BASELINE: &str = " perform pg_catalog.set_config('rehearsal.base', coa
     c.relfilenode || ':' || c.reltuples::bigint || ':' || coalesce(pg_catalog.pg_stat_get_xact_numscans(c.oid), 0), ',') from pg_catalog.pg_class c where c.relkind in ('r', 'p', 'm', 'i') \
     and c.relpersistence <> 't' and c.relnamespace <> 'pg_catalog'::pg_catalog.regnamespace), ''), true);";
 
+/// `rows_from` for a count made before the apply.
+pub const EXACT: &str = "exact_before_apply";
+
 /// After statement `{k}`: each strong relation lock held now and not yet listed, as
 /// `relation:mode:k:start,`.
 pub const LOCKS: &str = " perform pg_catalog.set_config('rehearsal.locks', coalesce(pg_catalog.current_setting('rehearsal.locks', true), '') \
@@ -59,7 +62,9 @@ pub struct Impact {
     pub scan: bool,
     /// The planner's estimate as the file started (`None` when the table was never analyzed).
     pub rows: Option<u64>,
-    /// Always `estimate` for now: the planner's `reltuples`.
+    /// `estimate` (the planner's `reltuples` as the file started) or `exact_before_apply` (counted
+    /// exactly, up to the count's bound, in step 3's round trip: the run's first file only, as
+    /// nothing ran between the count and it).
     pub rows_from: String,
     /// From the start of the statement that took the lock to the file's commit.
     pub held_ms: u64,
@@ -124,10 +129,26 @@ impl Impact {
         }
     }
 
+    /// The rows, as shown: `200000` when counted, `~200000` when estimated.
+    pub fn rows_shown(&self) -> Option<String> {
+        let exact = self.rows_from == EXACT;
+        self.rows.map(|r| if exact { r.to_string() } else { format!("~{r}") })
+    }
+
+    /// The rows counted exactly before the apply, where `exact` has them, in place of the estimate.
+    pub fn use_exact(impact: &mut [Impact], exact: &std::collections::BTreeMap<String, u64>) {
+        for i in impact.iter_mut() {
+            if let Some(n) = exact.get(&i.relation) {
+                i.rows = Some(*n);
+                i.rows_from = EXACT.to_string();
+            }
+        }
+    }
+
     /// The `lock_risk` message: what holds which lock on what, for how long, and what waits.
     pub fn message(&self, statement: &str) -> String {
         let lock = self.lock_words();
-        let rows = self.rows.map_or("rows not estimated".to_string(), |r| format!("~{r} rows"));
+        let rows = self.rows_shown().map_or("rows not estimated".to_string(), |r| format!("{r} rows"));
         let work = if self.rewrite {
             "rewrites it"
         } else if self.lock == "ShareLock" {
