@@ -171,9 +171,15 @@ pub fn command() -> Command {
         .subcommand(
             Command::new("drift")
                 .about("Is the target what its migration history says? Read-only: replays the applied migrations on a throwaway cluster and compares both catalogs object by object; names files edited after they applied and versions missing here (exit 1 when there is any)")
-                .after_help("Example: cargo xtask drift --target staging --json")
+                .after_help("Example: cargo xtask drift --target staging --write-migration record_hand_fixes")
                 .arg(target_arg(false))
                 .arg(db_url_arg())
+                .arg(
+                    Arg::new("write-migration")
+                        .long("write-migration")
+                        .value_name("NAME")
+                        .help("Also write supabase/migrations/<version>_NAME.sql, which records what the target has that its history did not make (from the server's own definitions), and its rollback in supabase/migrations.backup/; kinds it cannot write are listed, never guessed. Still read-only on the target"),
+                )
                 .arg(json_arg()),
         )
         .subcommand(

@@ -68,7 +68,7 @@ fn run(matches: &ArgMatches, json: bool) -> anyhow::Result<Exit> {
         "rls" => commands::rls::run(&ctx, cli::flags(sub)),
         "connectivity" => commands::steps::connectivity(&ctx, cli::flags(sub)),
         "inventory" => commands::steps::inventory(&ctx, cli::flags(sub)),
-        "drift" => commands::drift::run(&ctx, cli::flags(sub)),
+        "drift" => commands::drift::run(&ctx, cli::flags(sub), sub.get_one::<String>("write-migration").cloned()),
         "apply" => commands::apply::run(&ctx, cli::flags(sub)),
         "rollback" => commands::rollback::run(&ctx, cli::flags(sub)),
         "feedback" => commands::steps::feedback(&ctx),

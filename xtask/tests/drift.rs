@@ -231,3 +231,181 @@ fn a_rehearsal_on_a_drifted_staging_says_so_in_the_summary_the_page_and_the_hand
     assert_eq!(errors.count(), 2, "{strict}");
     sandbox.assert_no_secrets(&strict);
 }
+
+/// `kind object change` of each difference a `drift --json` names.
+fn named(run: &common::Run) -> Vec<String> {
+    run.json()["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {}",
+                d["kind"].as_str().unwrap(),
+                d["object"].as_str().unwrap(),
+                d["change"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn write_migration_records_the_hand_fixes_so_the_history_catches_up_and_its_rollback_returns_to_the_history() {
+    let stack = Stack::start();
+    let sandbox = Sandbox::with_repo_tree("drift-write-migration");
+    sandbox.with_vault(&stack.dsn());
+    let applied = sandbox.xtask(&["apply", "--plan", "/nonexistent/plan.json"]);
+    assert_eq!(applied.code, Some(0), "{applied}");
+
+    // Nothing to record: no file.
+    let none = sandbox.xtask(&["drift", "--write-migration", "nothing_yet"]);
+    assert_eq!(none.code, Some(0), "{none}");
+    assert!(none.stdout.contains("no migration written: there is no drift to record"), "{none}");
+    let migrations = || std::fs::read_dir(sandbox.path("supabase/migrations")).unwrap().count();
+    let count = migrations();
+
+    // Hand fixes in the dashboard's SQL editor (as postgres): each kind the writer knows, and one
+    // it must leave to a person.
+    stack.admin_sql(
+        "set role postgres;\
+         alter table public.inventory_items add column legacy_code text default 'n/a';\
+         alter table public.inventory_items add constraint legacy_code_short check (length(legacy_code) < 20);\
+         drop policy inventory_bundles_owner_select on public.inventory_bundles;\
+         create policy \"Staff read approvals\" on public.approvals for select to authenticated using (true);\
+         create index kb_articles_title_idx on public.kb_articles (title);\
+         alter table public.approvals force row level security;\
+         revoke select on public.kb_chunks from authenticated;\
+         create view public.open_approvals with (security_invoker = true) as select id from public.approvals;\
+         alter table public.kb_articles drop column title cascade;",
+    );
+    let fn_body = stack.admin_sql("select pg_get_functiondef('public.dashboard_pending_approvals'::regproc)");
+    stack.admin_sql(&fn_body.replacen("$function$\n", "$function$\n-- patched during an incident\n", 1));
+    let before = fingerprint(&stack);
+
+    let bad = sandbox.xtask(&["drift", "--write-migration", "fix/../../etc"]);
+    assert_eq!(bad.code, Some(2), "{bad}");
+    assert!(bad.stderr.contains("--write-migration fix/../../etc: a name of letters, digits, `_` and `-`"), "{bad}");
+
+    let wrote = sandbox.xtask(&["drift", "--write-migration", "record_hand_fixes", "--json"]);
+    assert_eq!(wrote.code, Some(1), "the drift is still there until the migration is applied:\n{wrote}");
+    assert_eq!(fingerprint(&stack), before, "--write-migration wrote nothing to the target");
+    let w = &wrote.json()["written"];
+    let migration = w["migration"].as_str().expect("a migration").to_string();
+    let rollback = w["rollback"].as_str().expect("a rollback").to_string();
+    assert!(migration.starts_with("supabase/migrations/") && migration.ends_with("_record_hand_fixes.sql"), "{w}");
+    let version = &migration["supabase/migrations/".len()..migration.len() - "_record_hand_fixes.sql".len()];
+    assert_eq!(rollback, format!("supabase/migrations.backup/{version}_record_hand_fixes_rollback.sql"));
+    assert_eq!(migrations(), count + 1);
+    // A dropped column would delete data where the migration runs: listed, not written.
+    let not_written: Vec<String> =
+        w["not_written"].as_array().unwrap().iter().map(|n| format!("{} {}", n["object"], n["why"])).collect();
+    assert_eq!(
+        not_written,
+        ["\"public.kb_articles.title\" \"dropping a column deletes its data: write it by hand\""],
+        "{wrote}"
+    );
+    let text = sandbox.read(&migration);
+    assert!(text.contains("--   column public.kb_articles.title (missing_on_target): dropping a column"), "{text}");
+    assert!(text.contains("create policy \"Staff read approvals\" on public.approvals"), "{text}");
+    sandbox.assert_no_secrets(&wrote);
+    assert!(!text.contains(&stack.password) && !sandbox.read(&rollback).contains(&stack.password));
+
+    // Applied on the target, the migration changes nothing there and its history lists it: the
+    // next drift names only what was left to a person.
+    let recorded = sandbox.xtask(&["apply", "--plan", "/nonexistent/plan.json"]);
+    assert_eq!(recorded.code, Some(0), "{recorded}\n{text}");
+    let after = sandbox.xtask(&["drift", "--json"]);
+    assert_eq!(named(&after), ["column public.kb_articles.title missing_on_target"], "{after}");
+
+    // Its rollback returns the target to what the history made before it: no drift against the
+    // history without it, but the column a person must still handle.
+    let back = sandbox.xtask(&["rollback", "--target", "staging", "--plan", "/nonexistent/plan.json"]);
+    assert_eq!(back.code, Some(0), "{back}");
+    let restored = sandbox.xtask(&["drift", "--json"]);
+    let left = named(&restored);
+    assert_eq!(left, ["column public.kb_articles.title missing_on_target"], "{restored}");
+}
+
+#[test]
+fn a_declarative_schema_change_without_its_migration_is_named_and_schema_paths_order_is_kept() {
+    let sandbox = Sandbox::new("drift-declarative");
+    // A team on Supabase's declarative schemas: the files say what the database should be, and
+    // `supabase db diff -f` writes the migrations from them.
+    sandbox.write(
+        "supabase/migrations/20250301000000_posts.sql",
+        "create table public.posts (\n  id bigint generated always as identity primary key,\n  author uuid not null,\n  \
+         title text not null\n);\nalter table public.posts enable row level security;\n\
+         create policy \"Authors read their posts\" on public.posts for select to authenticated using (author = auth.uid());\n\
+         create function public.post_count() returns bigint language sql stable as $$ select count(*) from public.posts $$;\n",
+    );
+    sandbox.write(
+        "supabase/schemas/b_posts.sql",
+        "create table public.posts (\n  id bigint generated always as identity primary key,\n  author uuid not null,\n  \
+         title text not null,\n  published_at timestamptz\n);\nalter table public.posts enable row level security;\n\
+         create policy \"Authors read their posts\" on public.posts for select to authenticated using (true);\n",
+    );
+    sandbox.write(
+        "supabase/schemas/a_functions.sql",
+        "create function public.post_count() returns bigint language sql stable as $$ select count(*) from public.posts $$;\n",
+    );
+    // Lexicographic order runs the function before its table: the replay cannot run, and says so.
+    let unordered = sandbox.xtask(&["drift"]);
+    assert_eq!(unordered.code, Some(2), "{unordered}");
+    assert!(
+        unordered.stderr.contains("the declarative schema (supabase/schemas) could not be replayed locally")
+            && unordered.stderr.contains("supabase/schemas/a_functions.sql"),
+        "{unordered}"
+    );
+
+    // config.toml's schema_paths puts the table first, as `supabase db diff` would.
+    sandbox.write(
+        "supabase/config.toml",
+        "project_id = \"blog\"\n\n[db]\nport = 54322\nmajor_version = 15\n\n[db.migrations]\n\
+         schema_paths = [\"./schemas/b_posts.sql\", \"./schemas/*.sql\"]\n",
+    );
+    let run = sandbox.xtask(&["drift", "--json"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let d = &run.json()["declarative"];
+    assert_eq!(d["files"], 2, "{run}");
+    let found: Vec<String> = d["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            format!(
+                "{} {} {}",
+                x["kind"].as_str().unwrap(),
+                x["object"].as_str().unwrap(),
+                x["change"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        ["column public.posts.published_at declared_only", "policy public.posts.\"Authors read their posts\" differs",],
+        "{run}"
+    );
+    let screen = sandbox.xtask(&["drift"]);
+    assert!(
+        screen.stdout.contains(
+            "public.posts: column public.posts.published_at declared in supabase/schemas, made by no migration"
+        ),
+        "{screen}"
+    );
+
+    // The migration `supabase db diff` would write: the two agree.
+    sandbox.write(
+        "supabase/migrations/20250302000000_publish.sql",
+        "alter table public.posts add column published_at timestamptz;\n\
+         drop policy \"Authors read their posts\" on public.posts;\n\
+         create policy \"Authors read their posts\" on public.posts for select to authenticated using (true);\n",
+    );
+    let same = sandbox.xtask(&["drift"]);
+    assert_eq!(same.code, Some(0), "{same}");
+    assert!(same.stdout.contains("against the migrations: the same"), "{same}");
+    // Without schemas, local has nothing to compare.
+    sandbox.remove("supabase/schemas");
+    let nothing = sandbox.xtask(&["drift"]);
+    assert_eq!(nothing.code, Some(2), "{nothing}");
+    assert!(nothing.stderr.contains("with supabase/schemas/ it compares the declarative schema"), "{nothing}");
+}

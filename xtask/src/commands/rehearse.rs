@@ -169,7 +169,8 @@ fn steps(
         p.tree.migrations.iter().filter(|m| pre.applied.contains(&m.version)).cloned().collect();
     let rest = std::thread::scope(|scope| {
         let replaying = replay.map(|(records, mut log)| {
-            let handle = scope.spawn(|| super::drift::replay_into(p, &applied, &mut log).map(|r| (r, log)));
+            let handle =
+                scope.spawn(|| super::drift::replay_into(p, &applied, &mut log, "the history").map(|r| (r, log)));
             (records, handle)
         });
         let rest = apply_and_verify(p, advisors, &sel, FirstLook { before, rows: rows_first }, target, record);

@@ -16,6 +16,8 @@ use crate::text::sql::Script;
 
 pub const MIGRATIONS: &str = "supabase/migrations";
 pub const ROLLBACKS: &str = "supabase/migrations.backup";
+/// Supabase's declarative schema files.
+pub const SCHEMAS: &str = "supabase/schemas";
 pub const CONTRACT: &str = "supabase/rls_tests.sql";
 pub const TESTS: &str = "supabase/tests";
 pub const SEED: &str = "supabase/seed.sql";
@@ -116,6 +118,59 @@ fn checked(rel: String, bytes: &[u8]) -> Result<SqlFile> {
         )));
     }
     Ok(SqlFile { rel, script, sha256: manifest::sha256(bytes) })
+}
+
+/// The declarative schema's files, in the order `supabase db diff` applies them: those
+/// `supabase/config.toml`'s `[db.migrations] schema_paths` names (paths and globs relative to
+/// `supabase/`, in its order), else every `.sql` file under `supabase/schemas/` by path. Each as
+/// a [`Migration`] numbered by its place, to replay; `None` when there are none.
+pub fn declared(workdir: &Path) -> Result<Option<Vec<Migration>>> {
+    let root = workdir.join(SCHEMAS);
+    let mut all: Vec<String> = Vec::new();
+    if root.is_dir() {
+        for entry in crate::walk::tree(&root) {
+            let entry = entry.map_err(|e| exit::cannot_run(format!("reading {SCHEMAS}: {e}")))?;
+            let rel = entry.path().strip_prefix(workdir).unwrap_or(entry.path()).to_string_lossy().into_owned();
+            if entry.file_type().is_file() && rel.ends_with(".sql") {
+                all.push(rel);
+            }
+        }
+    }
+    let mut order: Vec<String> = Vec::new();
+    match crate::text::config::schema_paths(workdir)? {
+        Some(patterns) => {
+            let mut candidates = all.clone();
+            for entry in crate::walk::tree(&workdir.join("supabase")).into_iter().flatten() {
+                let rel = entry.path().strip_prefix(workdir).unwrap_or(entry.path()).to_string_lossy().into_owned();
+                if entry.file_type().is_file() && rel.ends_with(".sql") && !candidates.contains(&rel) {
+                    candidates.push(rel);
+                }
+            }
+            candidates.sort();
+            for pattern in patterns {
+                let pattern = format!("supabase/{}", pattern.trim_start_matches("./"));
+                let glob = crate::text::glob::Glob::new(&pattern)
+                    .map_err(|e| exit::cannot_run(format!("supabase/config.toml: schema_paths: {e}")))?;
+                for rel in candidates.iter().filter(|r| glob.matches(r)) {
+                    if !order.contains(rel) {
+                        order.push(rel.clone());
+                    }
+                }
+            }
+        }
+        None => order = all,
+    }
+    if order.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for (i, rel) in order.into_iter().enumerate() {
+        admissible(workdir, &rel)?;
+        let bytes = std::fs::read(workdir.join(&rel)).map_err(|e| exit::cannot_run(format!("reading {rel}: {e}")))?;
+        let name = rel.rsplit('/').next().unwrap_or(&rel).trim_end_matches(".sql").to_string();
+        out.push(Migration { version: format!("{:05}", i + 1), name, sql: checked(rel, &bytes)?, rollback: None });
+    }
+    Ok(Some(out))
 }
 
 impl Tree {

@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::text::sql::ident::read_path;
+
 /// The schemas Supabase manages: their own objects are not the project's history.
 pub const MANAGED: &[&str] = &[
     "auth",
@@ -51,6 +53,12 @@ pub struct Difference {
     /// The table the object belongs to, for grouping (itself for a table).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
+    /// The records each side holds for it (none on the side that lacks it), for
+    /// [`super::catch_up`].
+    #[serde(skip)]
+    pub on_target: Vec<String>,
+    #[serde(skip)]
+    pub in_history: Vec<String>,
 }
 
 /// A record's key: kind, object, the table it belongs to, and the schema that decides whether
@@ -78,7 +86,17 @@ fn key(record: &str) -> Option<Key> {
     let first = record.lines().next().unwrap_or(record);
     let mut words = first.split_whitespace();
     let kind = words.next()?;
-    let name = words.next().unwrap_or_default().trim_end_matches(':').to_string();
+    // A name as printed, a quoted one with its spaces (`"Users can read own"`).
+    let name = first
+        .split_once(' ')
+        .and_then(|(_, rest)| read_path(rest))
+        .map_or_else(|| words.next().unwrap_or_default().trim_end_matches(':').to_string(), |(name, _)| name);
+    let name = match kind {
+        // A signature has spaces between its arguments; an event trigger's name comes after `trigger`.
+        "function" => first["function ".len()..].split(" owner=").next().unwrap_or_default().to_string(),
+        "event" => first.strip_prefix("event trigger ").and_then(read_path).map_or(name, |(name, _)| name),
+        _ => name,
+    };
     let k = |kind: &str, object: String, table: Option<String>, schema: Option<String>| {
         Some(Key { kind: kind.to_string(), object, table, schema })
     };
@@ -140,8 +158,24 @@ fn key(record: &str) -> Option<Key> {
     }
 }
 
+/// How a comparison names its two sides in a detail.
+pub struct Sides {
+    /// `on the target`, `in the history`.
+    pub a: &'static str,
+    pub b: &'static str,
+    /// The diff's legend: `history (-) / target (+)`.
+    pub legend: &'static str,
+}
+
+/// The target against its history.
+pub const TARGET: Sides = Sides { a: "on the target", b: "in the history", legend: "history (-) / target (+)" };
+
+/// The declarative schema against the migrations.
+pub const DECLARED: Sides =
+    Sides { a: "in supabase/schemas", b: "after the migrations", legend: "migrations (-) / supabase/schemas (+)" };
+
 /// What the records of a key say that the other side's do not, in short.
-fn detail(target: &[&str], history: &[&str]) -> String {
+fn detail(target: &[&str], history: &[&str], sides: &Sides) -> String {
     let show = |records: &[&str]| -> Vec<String> {
         records.iter().flat_map(|r| r.lines()).map(str::to_string).collect::<Vec<_>>()
     };
@@ -166,7 +200,7 @@ fn detail(target: &[&str], history: &[&str]) -> String {
         let changed: Vec<String> = a
             .iter()
             .filter(|(k, v)| b.get(*k) != Some(*v))
-            .map(|(k, v)| format!("{k}: {v} on the target, {} in the history", b.get(k).map_or("-", String::as_str)))
+            .map(|(k, v)| format!("{k}: {v} {}, {} {}", sides.a, b.get(k).map_or("-", String::as_str), sides.b))
             .collect();
         if !changed.is_empty() && t[0].split(": ").nth(1) == h[0].split(": ").nth(1) {
             return changed.join("; ");
@@ -180,12 +214,18 @@ fn detail(target: &[&str], history: &[&str]) -> String {
     if more > 0 {
         out.push(format!("… and {more} more line(s)"));
     }
-    format!("history (-) / target (+): {}", out.join(" | "))
+    format!("{}: {}", sides.legend, out.join(" | "))
 }
 
 /// The differences between the `target`'s records and the `history`'s (the replay), leaving out
 /// the managed schemas and `ignore`.
 pub fn compare(target: &[String], history: &[String], ignore: &[String]) -> Vec<Difference> {
+    compare_sides(target, history, ignore, &TARGET)
+}
+
+/// [`compare`] of any two sides, named in details as `sides` says (`extra_on_target`: only the
+/// first side has it).
+pub fn compare_sides(target: &[String], history: &[String], ignore: &[String], sides: &Sides) -> Vec<Difference> {
     let skip = |key: &Key| {
         key.schema.as_deref().is_some_and(|s| MANAGED.contains(&s) || ignore.iter().any(|i| i == s))
             || key.table.as_deref().is_some_and(|t| ignore.iter().any(|i| *i == schema_of(t)))
@@ -214,6 +254,8 @@ pub fn compare(target: &[String], history: &[String], ignore: &[String]) -> Vec<
                         change: "extra_on_target",
                         detail: short(&refs(records)),
                         table: table.clone(),
+                        on_target: records.clone(),
+                        in_history: Vec::new(),
                     });
                 }
             }
@@ -221,8 +263,10 @@ pub fn compare(target: &[String], history: &[String], ignore: &[String]) -> Vec<
                 kind: kind.clone(),
                 object: object.clone(),
                 change: "differs",
-                detail: detail(&refs(records), &refs(theirs)),
+                detail: detail(&refs(records), &refs(theirs), sides),
                 table: table.clone(),
+                on_target: records.clone(),
+                in_history: theirs.clone(),
             }),
             Some(_) => {}
         }
@@ -235,16 +279,20 @@ pub fn compare(target: &[String], history: &[String], ignore: &[String]) -> Vec<
                 change: "missing_on_target",
                 detail: short(&refs(records)),
                 table: table.clone(),
+                on_target: Vec::new(),
+                in_history: records.clone(),
             });
         }
     }
-    // A table only one side has is one difference, not one per column.
+    // A table (a view, a composite type) only one side has is one difference, not one per column.
     let whole: BTreeSet<(String, &'static str)> = out
         .iter()
-        .filter(|d| d.kind == "table" && d.change != "differs")
+        .filter(|d| matches!(d.kind.as_str(), "table" | "view" | "materialized_view" | "type") && d.change != "differs")
         .map(|d| (d.object.clone(), d.change))
         .collect();
-    out.retain(|d| d.kind == "table" || !d.table.as_ref().is_some_and(|t| whole.contains(&(t.clone(), d.change))));
+    out.retain(|d| {
+        d.table.as_ref() == Some(&d.object) || !d.table.as_ref().is_some_and(|t| whole.contains(&(t.clone(), d.change)))
+    });
     out.sort_by(|a, b| (&a.table, &a.kind, &a.object).cmp(&(&b.table, &b.kind, &b.object)));
     out
 }

@@ -7,6 +7,7 @@
 pub mod advisors;
 pub mod apply;
 pub mod batch;
+pub mod catch_up;
 pub mod chain;
 pub mod connectivity;
 pub mod drift;

@@ -301,3 +301,38 @@ mod tests {
         );
     }
 }
+
+/// The Supabase CLI's own `supabase/config.toml`: only what the tool reads from it (every other
+/// key is the CLI's and left alone).
+#[derive(Deserialize, Default)]
+struct SupabaseConfig {
+    #[serde(default)]
+    db: SupabaseDb,
+}
+
+#[derive(Deserialize, Default)]
+struct SupabaseDb {
+    #[serde(default)]
+    migrations: SupabaseMigrations,
+}
+
+#[derive(Deserialize, Default)]
+struct SupabaseMigrations {
+    schema_paths: Option<Vec<String>>,
+}
+
+/// `[db.migrations] schema_paths` of `supabase/config.toml` (paths and globs relative to
+/// `supabase/`), `None` when the file or the key is absent or the list is empty.
+pub fn schema_paths(workdir: &Path) -> Result<Option<Vec<String>>> {
+    const CLI_CONFIG: &str = "supabase/config.toml";
+    let text = match std::fs::read_to_string(workdir.join(CLI_CONFIG)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(exit::cannot_run(format!("reading {CLI_CONFIG}: {e}"))),
+    };
+    let config: SupabaseConfig = toml::from_str(&text).map_err(|e| {
+        let (line, column) = e.span().map_or((1, 1), |s| line_column(&text, s.start));
+        exit::cannot_run(format!("{CLI_CONFIG}: {} (line {line}, column {column})", e.message().trim_end()))
+    })?;
+    Ok(config.db.migrations.schema_paths.filter(|p| !p.is_empty()))
+}

@@ -1,5 +1,6 @@
-//! The data plan's migration globs (`supabase/migrations/2025101109*.sql`): `*` (not across `/`),
-//! `?`, and literal text, as a shell matches them. Each glob becomes a regex, which matches in
+//! The data plan's migration globs (`supabase/migrations/2025101109*.sql`) and `config.toml`'s
+//! `schema_paths`: `*` (not across `/`), `**` (across `/`), `?`, and literal text, as a shell
+//! matches them. Each glob becomes a regex, which matches in
 //! time linear in the path whatever the pattern (`*a*a*a*b` backtracks exponentially when matched
 //! by naive recursion).
 
@@ -16,8 +17,19 @@ impl Glob {
     pub fn new(pattern: &str) -> Result<Glob, String> {
         let mut re = String::with_capacity(pattern.len() * 2 + 2);
         re.push('^');
-        for c in pattern.chars() {
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
             match c {
+                '*' if chars.peek() == Some(&'*') => {
+                    chars.next();
+                    // `a/**/b` also matches `a/b`.
+                    if chars.peek() == Some(&'/') {
+                        chars.next();
+                        re.push_str("(?:.*/)?");
+                    } else {
+                        re.push_str(".*");
+                    }
+                }
                 '*' => re.push_str("[^/]*"),
                 '?' => re.push_str("[^/]"),
                 c => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),

@@ -244,6 +244,7 @@ fn is_psql_variable(reference: &str) -> bool {
 }
 
 mod cli;
+pub mod ident;
 mod lexer;
 
 use lexer::Lexer;

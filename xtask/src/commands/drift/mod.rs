@@ -13,6 +13,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{flow, Ctx};
+
+mod written;
+
 use crate::evidence::artifacts::Transcript;
 use crate::evidence::record::Record;
 use crate::exit::{self, Exit};
@@ -25,6 +28,7 @@ use crate::runbook::inventory::{self, Edit};
 use crate::runbook::{apply, snapshot};
 use crate::target::{Kind, Opening, Target};
 use crate::text::findings::{Class, Finding, Severity};
+use written::{write_files, WrittenFiles};
 
 /// What `drift --json` prints.
 #[derive(Serialize)]
@@ -37,15 +41,63 @@ struct Report {
     not_comparable: Vec<String>,
     remote_only: Vec<String>,
     replay_log: String,
+    /// With `supabase/schemas/`: the declarative schema against all the migrations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    declarative: Option<Declarative>,
+    /// With `--write-migration`: the files written and what they hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    written: Option<WrittenFiles>,
 }
 
-pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
+/// The declarative schema (`supabase/schemas/`, replayed) against every local migration (replayed):
+/// `declared_only` (in the schema files, made by no migration), `migrations_only`, `differs`.
+#[derive(Serialize)]
+struct Declarative {
+    files: usize,
+    differences: Vec<Difference>,
+    log: String,
+}
+
+pub fn run(ctx: &Ctx, flags: Flags, write_migration: Option<String>) -> Result<Exit> {
+    if let Some(name) = &write_migration {
+        if name.is_empty()
+            || name.len() > 100
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(exit::cannot_run(format!(
+                "--write-migration {}: a name of letters, digits, `_` and `-` (at most 100): it becomes the file name \
+                 supabase/migrations/<version>_NAME.sql",
+                crate::text::escape::one_line(name)
+            )));
+        }
+    }
     let p = prepare::prepare(ctx.workdir.clone(), flags, Needs::default(), None)?;
+    let declared = prepare::tree::declared(&p.workdir)?;
     if p.kind == Kind::Local {
-        return Err(exit::cannot_run(
-            "drift compares a real database with its migration history: name it with --target staging or --target url \
-             (a local cluster is built from the history, so there is nothing to compare)",
-        ));
+        let Some(declared) = declared else {
+            return Err(exit::cannot_run(
+                "drift compares a real database with its migration history: name it with --target staging or --target url \
+                 (a local cluster is built from the history, so there is nothing to compare; with supabase/schemas/ it \
+                 compares the declarative schema with the migrations)",
+            ));
+        };
+        if write_migration.is_some() {
+            return Err(exit::cannot_run(
+                "--write-migration records what a real database has: name it with --target staging or --target url",
+            ));
+        }
+        let report = Report {
+            target: "local (the declarative schema against the migrations)".into(),
+            replayed: 0,
+            drift: Vec::new(),
+            edited: Vec::new(),
+            not_comparable: Vec::new(),
+            remote_only: Vec::new(),
+            replay_log: String::new(),
+            declarative: Some(declarative(&p, &declared, None)?),
+            written: None,
+        };
+        return finish(ctx, &report);
     }
     let mut target = flow::open_target(&p)?;
     let what = target.what();
@@ -67,15 +119,66 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         versions.iter().filter(|v| !history.statements.contains_key(*v)).cloned().collect();
     let local: std::collections::BTreeSet<&str> = p.tree.migrations.iter().map(|m| m.version.as_str()).collect();
     let remote_only: Vec<String> = history.versions.iter().filter(|v| !local.contains(v.as_str())).cloned().collect();
-    let report =
-        Report { target: what, replayed: applied.len(), drift, edited, not_comparable, remote_only, replay_log: log };
+    let all_applied = applied.len() == p.tree.migrations.len();
+    let declarative = match &declared {
+        Some(files) => Some(declarative(&p, files, all_applied.then_some(replayed.as_slice()))?),
+        None => None,
+    };
+    let written = match &write_migration {
+        Some(name) => Some(write_files(&p, name, &drift, &records, &replayed)?),
+        None => None,
+    };
+    let report = Report {
+        target: what,
+        replayed: applied.len(),
+        drift,
+        edited,
+        not_comparable,
+        remote_only,
+        replay_log: log,
+        declarative,
+        written,
+    };
+    finish(ctx, &report)
+}
+
+/// The report on the screen or as JSON; exit 0 when it names nothing, 1 when it does.
+fn finish(ctx: &Ctx, report: &Report) -> Result<Exit> {
     if ctx.json {
-        crate::out::text(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        crate::out::text(&format!("{}\n", serde_json::to_string_pretty(report)?))?;
     } else {
-        screen(&report)?;
+        screen(report)?;
     }
-    let clean = report.drift.is_empty() && report.edited.is_empty() && report.remote_only.is_empty();
+    let clean = report.drift.is_empty()
+        && report.edited.is_empty()
+        && report.remote_only.is_empty()
+        && report.declarative.as_ref().is_none_or(|d| d.differences.is_empty());
     Ok(if clean { Exit::Passed } else { Exit::Failed })
+}
+
+/// `supabase/schemas/` replayed on a throwaway cluster against every local migration replayed on
+/// another (`migrations`: that replay's records when the target's history holds them all).
+fn declarative(p: &Prepared, files: &[Migration], migrations: Option<&[String]>) -> Result<Declarative> {
+    progress!(
+        "drift: replaying the declarative schema ({} file(s) in supabase/schemas) and the migrations",
+        files.len()
+    );
+    let mut log = Transcript::new_in_day(&p.workdir, &p.started, "drift_declared", "log")?;
+    let migrations = match migrations {
+        Some(records) => records.to_vec(),
+        None => replay_into(p, &p.tree.migrations, &mut log, "the migrations")?,
+    };
+    let declared = replay_into(p, files, &mut log, "the declarative schema (supabase/schemas)")?;
+    let mut differences =
+        drift::compare_sides(&declared, &migrations, &p.config.drift_ignore_schemas, &drift::DECLARED);
+    for d in &mut differences {
+        d.change = match d.change {
+            "extra_on_target" => "declared_only",
+            "missing_on_target" => "migrations_only",
+            other => other,
+        };
+    }
+    Ok(Declarative { files: files.len(), differences, log: log.rel().to_string() })
 }
 
 /// The `applied` files on a throwaway cluster: its snapshot records, and the replay's log (in the
@@ -84,12 +187,17 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
 fn replay(p: &Prepared, applied: &[Migration]) -> Result<(Vec<String>, String)> {
     progress!("drift: replaying the {} applied migration(s) on a throwaway cluster", applied.len());
     let mut log = Transcript::new_in_day(&p.workdir, &p.started, "drift_replay", "log")?;
-    let records = replay_into(p, applied, &mut log)?;
+    let records = replay_into(p, applied, &mut log, "the history")?;
     Ok((records, log.rel().to_string()))
 }
 
 /// [`replay`] into `log`: the records of the cluster the `applied` files make.
-pub(super) fn replay_into(p: &Prepared, applied: &[Migration], log: &mut Transcript) -> Result<Vec<String>> {
+pub(super) fn replay_into(
+    p: &Prepared,
+    applied: &[Migration],
+    log: &mut Transcript,
+    what: &str,
+) -> Result<Vec<String>> {
     let server = crate::tools::server::ensure_local(&prepare::extensions_used(&p.workdir, &p.tree, &[]))?;
     let mut local = Target::open(Opening {
         kind: Kind::Local,
@@ -111,7 +219,7 @@ pub(super) fn replay_into(p: &Prepared, applied: &[Migration], log: &mut Transcr
     })?;
     if let Some(first) = failed.first() {
         return Err(exit::cannot_run(format!(
-            "drift: the history could not be replayed locally, so there is nothing sound to compare: {first} ({})",
+            "drift: {what} could not be replayed locally, so there is nothing sound to compare: {first} ({})",
             log.rel()
         )));
     }
@@ -194,9 +302,13 @@ fn words(change: &str, place: &str) -> String {
 
 /// One line per difference, grouped by table.
 fn screen(r: &Report) -> Result<()> {
-    let mut out = format!("drift on {} against its history ({} migration(s) replayed)\n", r.target, r.replayed);
-    if r.drift.is_empty() && r.edited.is_empty() && r.remote_only.is_empty() {
-        out.push_str("no drift: the target is what its migration history makes\n");
+    // On local only the declarative schema is compared.
+    let mut out = String::new();
+    if !r.replay_log.is_empty() {
+        out.push_str(&format!("drift on {} against its history ({} migration(s) replayed)\n", r.target, r.replayed));
+        if r.drift.is_empty() && r.edited.is_empty() && r.remote_only.is_empty() {
+            out.push_str("no drift: the target is what its migration history makes\n");
+        }
     }
     let mut by: BTreeMap<String, Vec<&Difference>> = BTreeMap::new();
     for d in &r.drift {
@@ -228,6 +340,61 @@ fn screen(r: &Report) -> Result<()> {
     for v in &r.not_comparable {
         out.push_str(&format!("{v}: its history row holds no statements, so its file cannot be compared\n"));
     }
-    out.push_str(&format!("replay log: {}\n", r.replay_log));
+    if !r.replay_log.is_empty() {
+        out.push_str(&format!("replay log: {}\n", r.replay_log));
+    }
+    if let Some(d) = &r.declarative {
+        out.push_str(&format!(
+            "declarative schema ({} file(s) in supabase/schemas) against the migrations: {}\n",
+            d.files,
+            if d.differences.is_empty() {
+                "the same".to_string()
+            } else {
+                format!("{} difference(s)", d.differences.len())
+            }
+        ));
+        for x in &d.differences {
+            let what = match x.change {
+                "declared_only" => {
+                    "declared in supabase/schemas, made by no migration (`supabase db diff -f NAME` writes it)"
+                }
+                "migrations_only" => "made by the migrations, not declared in supabase/schemas",
+                _ => "differs between supabase/schemas and the migrations",
+            };
+            out.push_str(&format!(
+                "{}: {} {} {what}: {}\n",
+                crate::text::escape::one_line(x.table.as_deref().unwrap_or("(not a table's)")),
+                x.kind,
+                crate::text::escape::one_line(&x.object),
+                crate::text::escape::one_line(&x.detail)
+            ));
+        }
+        out.push_str(&format!("declarative replay log: {}\n", d.log));
+    }
+    if let Some(w) = &r.written {
+        match (&w.migration, &w.rollback) {
+            (Some(m), Some(b)) => out.push_str(&format!(
+                "wrote {m} ({} object(s) as the target has them) and its rollback {b}\n",
+                w.written.objects.len()
+            )),
+            _ if r.drift.is_empty() => out.push_str("no migration written: there is no drift to record\n"),
+            _ => out.push_str("no migration written: none of the differences is one the writer can write\n"),
+        }
+        for n in &w.written.not_written {
+            out.push_str(&format!(
+                "not written, write it by hand: {} {} ({}): {}\n",
+                n.kind,
+                crate::text::escape::one_line(&n.object),
+                n.change,
+                n.why
+            ));
+        }
+        if w.migration.is_some() {
+            out.push_str(
+                "next: apply it on the target, where it changes nothing that matters, so its history lists it \
+                 (`cargo xtask apply --target ...`); then `cargo xtask drift` no longer names those objects\n",
+            );
+        }
+    }
     Ok(crate::out::text(&out)?)
 }
