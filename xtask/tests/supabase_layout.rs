@@ -112,6 +112,37 @@ fn an_extension_the_local_target_lacks_is_named_with_what_to_do() {
 }
 
 #[test]
+fn an_extension_from_postgresqls_own_repository_gets_the_exact_commands_for_this_major() {
+    prepare();
+    let major = xtask::tools::server::ensure_server_with_pgtap().unwrap().major;
+    let sandbox = teamdocs("extension-pgdg");
+    sandbox.write(
+        "supabase/migrations/20240309000000_embeddings.sql",
+        "create extension if not exists vector with schema extensions;\n\
+         create table public.chunks (id bigint primary key, embedding extensions.vector(3));\n",
+    );
+    // Not installed from anywhere during the test (a fake of nothing: apt-get is simply not used).
+    let mut cmd = sandbox.command(&["rls"]);
+    cmd.env("REHEARSAL_NO_INSTALL", "1");
+    let run = common::Run::of(cmd);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stdout.contains("extension_unavailable 0A000 supabase/migrations/20240309000000_embeddings.sql:1: "),
+        "{run}"
+    );
+    let commands = format!(
+        "sudo apt-get install -y postgresql-common && sudo /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+         && sudo apt-get install -y postgresql-{major}-pgvector"
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "vector is on Supabase; here it comes from PostgreSQL's own apt repository as postgresql-{major}-pgvector"
+        )) && run.stdout.contains(&commands),
+        "{run}"
+    );
+}
+
+#[test]
 fn the_server_does_not_inherit_the_clients_connection_variables() {
     prepare();
     let sandbox = teamdocs("server-env");

@@ -143,6 +143,7 @@ fn the_docs_list_each_extension_where_the_catalogue_puts_it() {
             Local::Contrib => "| real, part of the server",
             Local::Package(_) => "| real, installed when",
             Local::StandIn(_) => "| stand-in",
+            Local::Pgdg(_) => "| in PostgreSQL's own apt repository",
             Local::Missing => "| missing",
         };
         let cells = row(start);

@@ -36,7 +36,8 @@ struct Check {
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let w = &ctx.workdir;
     let mut checks = Vec::new();
-    let server = server::find_server();
+    let project_major = crate::text::config::cli_config(w).ok().and_then(|c| c.major_version);
+    let server = server::find_server_of(project_major);
     for client in ["psql", "pg_dump"] {
         checks.push(Check {
             name: client,
@@ -60,6 +61,23 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         level: Level::Required,
         found: server.as_ref().map(|s| format!("{} ({})", s.version, s.bindir.display())).map_err(|e| format!("{e:#}")),
     });
+    if let (Some(want), Ok(s)) = (project_major, &server) {
+        checks.push(Check {
+            name: "postgres major",
+            level: Level::Optional,
+            found: if s.major == want {
+                Ok(format!("{want}, as supabase/config.toml says the project runs"))
+            } else {
+                Err(format!(
+                    "the project runs {want} (supabase/config.toml [db] major_version), the local target rehearses on {}: {}",
+                    s.major,
+                    server::major_mismatch(s, Some(want)).map_or(String::new(), |w| {
+                        w.split("; install ").nth(1).map_or(String::new(), |fix| format!("install {fix}"))
+                    })
+                ))
+            },
+        });
+    }
     checks.push(Check {
         name: "pgTAP",
         level: Level::Required,
@@ -173,6 +191,14 @@ fn extension_checks(s: &server::Server) -> Vec<Check> {
                 found: Err(format!("{name}: {lacks} (on staging it is real)")),
             }),
             Local::Package(suffix) => on_demand.push(format!("{name} (postgresql-{}-{suffix})", s.major)),
+            Local::Pgdg(suffix) => checks.push(Check {
+                name: "extensions",
+                level: Level::Note,
+                found: Err(format!(
+                    "{name}: from PostgreSQL's own apt repository, not in this machine's package lists: {}",
+                    extensions::pgdg_commands(&format!("postgresql-{}-{suffix}", s.major))
+                )),
+            }),
             Local::Contrib | Local::Missing => missing.push(*name),
         }
     }

@@ -47,7 +47,14 @@ pub fn new_record(p: &Prepared, target: &Target) -> Record {
     Record::new(
         &p.workdir,
         p.started,
-        TargetRecord { kind: d.kind, host: d.host, database: d.database, why: p.why.clone() },
+        TargetRecord {
+            kind: d.kind,
+            host: d.host,
+            database: d.database,
+            why: p.why.clone(),
+            postgres_major: p.server.as_ref().map(|s| s.major),
+            project_major: p.project_major,
+        },
         provenance::gather(&p.workdir, Some(&p.psql), cli),
     )
     .with_plan(p.plan.clone(), p.molecules.clone())

@@ -16,3 +16,4 @@ pub mod provenance;
 pub mod record;
 pub mod report;
 pub mod summary;
+mod verdict;

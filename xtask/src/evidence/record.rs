@@ -185,6 +185,12 @@ impl Record {
         }
         self.summary.finished_at = rfc3339(&Utc::now());
         self.summary.command = outputs.command.to_string();
+        // A hint that names a package for the server's major names it exactly.
+        if let Some(major) = self.summary.target.postgres_major {
+            for f in &mut self.summary.findings {
+                f.hint = f.hint.replace("postgresql-<major>-", &format!("postgresql-{major}-"));
+            }
+        }
         self.summary.settle(stop);
         self.summary.next_actions = next_actions(&self.summary, outputs.command);
         self.command = outputs.command;

@@ -64,6 +64,8 @@ pub struct Prepared {
     pub warnings: Vec<String>,
     /// Why this target (the first line's reason).
     pub why: String,
+    /// The PostgreSQL major `supabase/config.toml` says the project runs.
+    pub project_major: Option<u32>,
 }
 
 /// Read and check everything; print the first line (the target and why).
@@ -118,9 +120,14 @@ pub fn prepare_as(
     let psql = crate::tools::find_client("psql")?;
     let mut warnings: Vec<String> =
         tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")).collect();
+    let project_major = crate::text::config::cli_config(&workdir)?.major_version;
     let server = if kind == Kind::Local {
         let used = extensions_used(&workdir, &tree, &contract);
-        let server = server::ensure_local(&used)?;
+        let server = server::ensure_local(&used, project_major)?;
+        if let Some(warning) = server::major_mismatch(&server, project_major) {
+            progress!("note: {warning}");
+            warnings.push(warning);
+        }
         for (name, file) in &used {
             if let Some(Local::StandIn(lacks)) = extensions::supabase(name) {
                 if server.extension_version(name).is_none() {
@@ -153,6 +160,7 @@ pub fn prepare_as(
         cli,
         warnings,
         why,
+        project_major,
     })
 }
 

@@ -137,7 +137,7 @@ pub fn declared(workdir: &Path) -> Result<Option<Vec<Migration>>> {
         }
     }
     let mut order: Vec<String> = Vec::new();
-    match crate::text::config::schema_paths(workdir)? {
+    match crate::text::config::cli_config(workdir)?.schema_paths {
         Some(patterns) => {
             let mut candidates = all.clone();
             for entry in crate::walk::tree(&workdir.join("supabase")).into_iter().flatten() {

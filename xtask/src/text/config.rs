@@ -312,6 +312,7 @@ struct SupabaseConfig {
 
 #[derive(Deserialize, Default)]
 struct SupabaseDb {
+    major_version: Option<u32>,
     #[serde(default)]
     migrations: SupabaseMigrations,
 }
@@ -321,18 +322,30 @@ struct SupabaseMigrations {
     schema_paths: Option<Vec<String>>,
 }
 
-/// `[db.migrations] schema_paths` of `supabase/config.toml` (paths and globs relative to
-/// `supabase/`), `None` when the file or the key is absent or the list is empty.
-pub fn schema_paths(workdir: &Path) -> Result<Option<Vec<String>>> {
+/// What the tool reads from `supabase/config.toml`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CliConfig {
+    /// `[db] major_version`: the PostgreSQL major the project runs.
+    pub major_version: Option<u32>,
+    /// `[db.migrations] schema_paths` (paths and globs relative to `supabase/`); `None` when
+    /// absent or empty.
+    pub schema_paths: Option<Vec<String>>,
+}
+
+/// `supabase/config.toml`, or the defaults when there is none.
+pub fn cli_config(workdir: &Path) -> Result<CliConfig> {
     const CLI_CONFIG: &str = "supabase/config.toml";
     let text = match std::fs::read_to_string(workdir.join(CLI_CONFIG)) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CliConfig::default()),
         Err(e) => return Err(exit::cannot_run(format!("reading {CLI_CONFIG}: {e}"))),
     };
     let config: SupabaseConfig = toml::from_str(&text).map_err(|e| {
         let (line, column) = e.span().map_or((1, 1), |s| line_column(&text, s.start));
         exit::cannot_run(format!("{CLI_CONFIG}: {} (line {line}, column {column})", e.message().trim_end()))
     })?;
-    Ok(config.db.migrations.schema_paths.filter(|p| !p.is_empty()))
+    Ok(CliConfig {
+        major_version: config.db.major_version,
+        schema_paths: config.db.migrations.schema_paths.filter(|p| !p.is_empty()),
+    })
 }

@@ -13,8 +13,20 @@ pub enum Local {
     Package(&'static str),
     /// A stand-in of this tool's: the extension's SQL surface, with what it does not do.
     StandIn(&'static str),
+    /// Not in this machine's package lists; PostgreSQL's own apt repository (apt.postgresql.org)
+    /// has it as `postgresql-<major>-<suffix>`, installed when a migration needs it and apt-get
+    /// offers it.
+    Pgdg(&'static str),
     /// Nothing on this machine provides it.
     Missing,
+}
+
+/// The commands that add PostgreSQL's own apt repository and install `package` from it.
+pub fn pgdg_commands(package: &str) -> String {
+    format!(
+        "sudo apt-get install -y postgresql-common && sudo /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+         && sudo apt-get install -y {package}"
+    )
 }
 
 /// `(name, how the local target provides it)` for every extension a Supabase database offers.
@@ -33,7 +45,7 @@ pub const SUPABASE: &[(&str, Local)] = &[
     ("earthdistance", Local::Contrib),
     ("fuzzystrmatch", Local::Contrib),
     ("hstore", Local::Contrib),
-    ("http", Local::Missing),
+    ("http", Local::Pgdg("http")),
     ("hypopg", Local::Package("hypopg")),
     ("index_advisor", Local::Missing),
     ("insert_username", Local::Contrib),
@@ -84,7 +96,7 @@ pub const SUPABASE: &[(&str, Local)] = &[
     ("tsm_system_time", Local::Contrib),
     ("unaccent", Local::Contrib),
     ("uuid-ossp", Local::Contrib),
-    ("vector", Local::Missing),
+    ("vector", Local::Pgdg("pgvector")),
     ("wrappers", Local::Missing),
 ];
 
@@ -195,7 +207,7 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), before);
-        assert_eq!(supabase("vector"), Some(Local::Missing));
+        assert_eq!(supabase("vector"), Some(Local::Pgdg("pgvector")));
         assert_eq!(supabase("not_on_supabase"), None);
     }
 }

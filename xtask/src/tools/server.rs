@@ -2,7 +2,9 @@
 //!
 //! Search order: `$REHEARSAL_PG_BINDIR` when set, `initdb` and `postgres` side by side on PATH,
 //! then `pg_config --bindir`, then the newest `/usr/lib/postgresql/<major>/bin` (Debian and Ubuntu
-//! keep the server off PATH).
+//! keep the server off PATH). A project that names its major (`supabase/config.toml`'s `[db]
+//! major_version`) gets that major when one is installed, or installable with apt-get as root;
+//! else the first found, and [`major_mismatch`] says so.
 
 use std::path::{Path, PathBuf};
 
@@ -65,14 +67,28 @@ pub fn find_server() -> Result<Server> {
 
 /// Find the server, pgTAP and pgextwlist; on Debian as root install what is missing first.
 pub fn ensure_server_with_pgtap() -> Result<Server> {
-    ensure_local(&[])
+    ensure_local(&[], None)
+}
+
+/// The warning when the server is not the major the project runs.
+pub fn major_mismatch(server: &Server, project: Option<u32>) -> Option<String> {
+    let want = project.filter(|m| *m != server.major)?;
+    let have = server.major;
+    Some(format!(
+        "the project runs PostgreSQL {want} (supabase/config.toml [db] major_version) but the local target rehearsed \
+         on PostgreSQL {have}, the major installed here: what differs between the two majors is not rehearsed; \
+         install PostgreSQL {want} (Debian and Ubuntu: PostgreSQL's own apt repository, https://wiki.postgresql.org/wiki/Apt, \
+         then `{}`) and run again",
+        install_hint(&format!("postgresql-{want} postgresql-{want}-pgtap postgresql-{want}-pgextwlist"))
+    ))
 }
 
 /// The server with everything the local target needs: pgTAP, pgextwlist, and the packages of the
-/// extensions in `needed` (`(extension, file that creates it)`). On Debian as root what is missing
-/// is installed with apt-get, saying so; anywhere else the error names the one command.
-pub fn ensure_local(needed: &[(String, String)]) -> Result<Server> {
-    let server = find_or_install_server()?;
+/// extensions in `needed` (`(extension, file that creates it)`), of the `project` major when it
+/// can be had. On Debian as root what is missing is installed with apt-get, saying so; anywhere
+/// else the error names the one command.
+pub fn ensure_local(needed: &[(String, String)], project: Option<u32>) -> Result<Server> {
+    let server = find_or_install_server(project)?;
     let major = server.major;
     let mut missing: Vec<(String, String)> = Vec::new();
     if server.pgtap_version().is_none() {
@@ -85,11 +101,20 @@ pub fn ensure_local(needed: &[(String, String)]) -> Result<Server> {
         ));
     }
     for (extension, file) in needed {
-        if let Some(Local::Package(suffix)) = extensions::supabase(extension) {
-            let package = format!("postgresql-{major}-{suffix}");
-            if server.extension_version(extension).is_none() && !missing.iter().any(|(p, _)| *p == package) {
-                missing.push((package, format!("the extension {extension}, which {file} creates")));
+        if server.extension_version(extension).is_some() {
+            continue;
+        }
+        let package = match extensions::supabase(extension) {
+            Some(Local::Package(suffix)) => format!("postgresql-{major}-{suffix}"),
+            // From PostgreSQL's own repository: only when apt-get offers it (else the migration's
+            // failure says how to add the repository).
+            Some(Local::Pgdg(suffix)) if can_apt_install() && apt_offers(&format!("postgresql-{major}-{suffix}")) => {
+                format!("postgresql-{major}-{suffix}")
             }
+            _ => continue,
+        };
+        if !missing.iter().any(|(p, _)| *p == package) {
+            missing.push((package, format!("the extension {extension}, which {file} creates")));
         }
     }
     if missing.is_empty() {
@@ -99,7 +124,7 @@ pub fn ensure_local(needed: &[(String, String)]) -> Result<Server> {
     let why: Vec<String> = missing.iter().map(|(p, w)| format!("{p} ({w})")).collect();
     if can_apt_install() {
         apt_install(&packages, &format!("the local target needs {}", why.join(", ")))?;
-        let server = find_server()?;
+        let server = find_server_of(Some(major))?;
         let still: Vec<&str> =
             missing.iter().filter(|(p, _)| !installed(&server, p)).map(|(p, _)| p.as_str()).collect();
         if still.is_empty() {
@@ -123,11 +148,42 @@ fn installed(server: &Server, package: &str) -> bool {
         return server.pgtap_version().is_some();
     }
     extensions::SUPABASE.iter().any(|(name, local)| {
-        matches!(local, Local::Package(suffix) if package.ends_with(suffix)) && server.extension_version(name).is_some()
+        matches!(local, Local::Package(suffix) | Local::Pgdg(suffix) if package.ends_with(suffix))
+            && server.extension_version(name).is_some()
     })
 }
 
-fn find_or_install_server() -> Result<Server> {
+/// [`find_server`], preferring `major`.
+pub fn find_server_of(major: Option<u32>) -> Result<Server> {
+    if let Some(m) = major.filter(|_| std::env::var_os("REHEARSAL_PG_BINDIR").is_none()) {
+        if let Some(server) = candidate_bindirs().into_iter().filter_map(|dir| describe(&dir)).find(|s| s.major == m) {
+            return Ok(server);
+        }
+    }
+    find_server()
+}
+
+/// Whether apt-get has a candidate for `package` (from the package lists already on disk).
+fn apt_offers(package: &str) -> bool {
+    let Ok(sh) = Shell::new() else { return false };
+    process::output(cmd!(sh, "apt-cache policy {package}"), Env::installer()).is_ok_and(|out| {
+        out.success() && out.stdout.lines().any(|l| l.trim().starts_with("Candidate:") && !l.contains("(none)"))
+    })
+}
+
+fn find_or_install_server(project: Option<u32>) -> Result<Server> {
+    if let Some(m) = project {
+        let found = find_server_of(Some(m));
+        if found.as_ref().is_ok_and(|s| s.major == m) || std::env::var_os("REHEARSAL_PG_BINDIR").is_some() {
+            return found;
+        }
+        let package = format!("postgresql-{m}");
+        if can_apt_install() && apt_offers(&package) {
+            apt_install(&[&package], &format!("the project runs PostgreSQL {m} (supabase/config.toml)"))
+                .context("installing the project's PostgreSQL major")?;
+            return find_server_of(Some(m));
+        }
+    }
     match find_server() {
         Ok(server) => Ok(server),
         Err(err) if can_apt_install() => {

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::{flow, Ctx};
 
+mod declarative;
 mod written;
 
 use crate::evidence::artifacts::Transcript;
@@ -28,6 +29,7 @@ use crate::runbook::inventory::{self, Edit};
 use crate::runbook::{apply, snapshot};
 use crate::target::{Kind, Opening, Target};
 use crate::text::findings::{Class, Finding, Severity};
+use declarative::{declarative, Declarative};
 use written::{write_files, WrittenFiles};
 
 /// What `drift --json` prints.
@@ -47,15 +49,6 @@ struct Report {
     /// With `--write-migration`: the files written and what they hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     written: Option<WrittenFiles>,
-}
-
-/// The declarative schema (`supabase/schemas/`, replayed) against every local migration (replayed):
-/// `declared_only` (in the schema files, made by no migration), `migrations_only`, `differs`.
-#[derive(Serialize)]
-struct Declarative {
-    files: usize,
-    differences: Vec<Difference>,
-    log: String,
 }
 
 pub fn run(ctx: &Ctx, flags: Flags, write_migration: Option<String>) -> Result<Exit> {
@@ -156,31 +149,6 @@ fn finish(ctx: &Ctx, report: &Report) -> Result<Exit> {
     Ok(if clean { Exit::Passed } else { Exit::Failed })
 }
 
-/// `supabase/schemas/` replayed on a throwaway cluster against every local migration replayed on
-/// another (`migrations`: that replay's records when the target's history holds them all).
-fn declarative(p: &Prepared, files: &[Migration], migrations: Option<&[String]>) -> Result<Declarative> {
-    progress!(
-        "drift: replaying the declarative schema ({} file(s) in supabase/schemas) and the migrations",
-        files.len()
-    );
-    let mut log = Transcript::new_in_day(&p.workdir, &p.started, "drift_declared", "log")?;
-    let migrations = match migrations {
-        Some(records) => records.to_vec(),
-        None => replay_into(p, &p.tree.migrations, &mut log, "the migrations")?,
-    };
-    let declared = replay_into(p, files, &mut log, "the declarative schema (supabase/schemas)")?;
-    let mut differences =
-        drift::compare_sides(&declared, &migrations, &p.config.drift_ignore_schemas, &drift::DECLARED);
-    for d in &mut differences {
-        d.change = match d.change {
-            "extra_on_target" => "declared_only",
-            "missing_on_target" => "migrations_only",
-            other => other,
-        };
-    }
-    Ok(Declarative { files: files.len(), differences, log: log.rel().to_string() })
-}
-
 /// The `applied` files on a throwaway cluster: its snapshot records, and the replay's log (in the
 /// day's folder). A file that fails there stops the comparison (exit 2): drift against half a
 /// history would be wrong.
@@ -198,7 +166,8 @@ pub(super) fn replay_into(
     log: &mut Transcript,
     what: &str,
 ) -> Result<Vec<String>> {
-    let server = crate::tools::server::ensure_local(&prepare::extensions_used(&p.workdir, &p.tree, &[]))?;
+    let server =
+        crate::tools::server::ensure_local(&prepare::extensions_used(&p.workdir, &p.tree, &[]), p.project_major)?;
     let mut local = Target::open(Opening {
         kind: Kind::Local,
         workdir: &p.workdir,

@@ -159,6 +159,14 @@ fn extension_hint(message: &str, at: &str, target: TargetKind) -> String {
             "{name} is on Supabase but not available on the local target (no package provides it for this machine): \
              rehearse the migration at {at} on staging (`cargo xtask stage-rehearse --target staging`)"
         ),
+        (Some(Local::Pgdg(suffix)), _) => format!(
+            "{name} is on Supabase; here it comes from PostgreSQL's own apt repository as {}, not in this machine's \
+             package lists: add the repository and install it (Debian and Ubuntu: `{}`), then re-run (the tool installs \
+             it itself, as root, once apt-get offers it); or rehearse {at} on staging (`cargo xtask stage-rehearse \
+             --target staging`)",
+            package(suffix),
+            extensions::pgdg_commands(&package(suffix))
+        ),
         (Some(Local::Package(suffix)), _) => format!(
             "{name} comes with the package {}, not installed here: install it (on Debian and Ubuntu: apt-get \
              install {}) and re-run; the tool installs it itself, as root, when a migration creates it",
