@@ -18,7 +18,7 @@ fn the_clis_table_is_kept_as_evidence_below_the_history_the_run_found() {
             .contains("step 3 inventory (the history query; `supabase migration list` checks it alongside): 9 pending"),
         "{run}"
     );
-    assert!(run.stderr.contains("step 3 inventory: supabase CLI 2."), "{run}");
+    assert!(run.stderr.contains("step 3 inventory: supabase CLI 3."), "{run}");
     let dir = sandbox.rehearsal_dir();
     let pre = std::fs::read_dir(&dir)
         .unwrap()
@@ -35,7 +35,7 @@ fn the_clis_table_is_kept_as_evidence_below_the_history_the_run_found() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     let source = summary["inventory"]["pre"]["source"].as_str().unwrap();
     assert!(
-        source.starts_with("supabase CLI 2.") && source.ends_with("in agreement with the tool's query"),
+        source.starts_with("supabase CLI 3.") && source.ends_with("in agreement with the tool's query"),
         "{source}"
     );
     assert!(!summary["findings"].to_string().contains("inventory_disagrees"), "{summary}");

@@ -29,7 +29,7 @@ fn the_green_tree_passes_end_to_end_with_every_artifact() {
     for step in [
         "step 0 alignment",
         "step 2 connectivity: postgres at 127.0.0.1 (IPv4)",
-        "step 3 inventory: supabase CLI 2.",
+        "step 3 inventory: supabase CLI 3.",
         "step 4 apply",
         "step 5 rollback",
         "step 5 re-apply",

@@ -42,7 +42,7 @@ fn with_vault_files_and_no_flags_the_staging_rehearsal_passes_and_leaks_nothing(
     assert!(run.stderr.starts_with("target: staging (staging vault files found: vault/occ/supabase/database_url_staging.env, vault/occ/supabase/service_key_staging.env)"), "{run}");
     assert!(run.stderr.contains("step 2 connectivity: postgres at 127.0.0.1 (IPv4)"), "{run}");
     assert!(
-        run.stderr.contains("step 3 inventory: supabase CLI 2."),
+        run.stderr.contains("step 3 inventory: supabase CLI 3."),
         "the real CLI read the history through the pooler:\n{run}"
     );
     assert!(run.stdout.contains("rls: 41 planned, 41 ran, 41 passed"), "{run}");
@@ -199,7 +199,7 @@ fn without_a_service_key_file_the_rehearsal_runs_and_fetches_no_key() {
     cmd.env("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN).env("REHEARSAL_SUPABASE_CLI", &stand_in);
     let run = common::Run::of(cmd);
     assert_eq!(run.code, Some(0), "{run}");
-    assert!(run.stderr.contains("step 3 inventory: supabase CLI 2."), "the real CLI listed the history:\n{run}");
+    assert!(run.stderr.contains("step 3 inventory: supabase CLI 3."), "the real CLI listed the history:\n{run}");
     assert!(!called.exists(), "no key was fetched with the access token");
     sandbox.assert_no_secrets(&run);
 }

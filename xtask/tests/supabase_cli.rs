@@ -1,6 +1,6 @@
 //! The history rows our apply and rollback write are the ones the real Supabase CLI reads: after
 //! our apply `supabase migration list` shows the version applied remotely, after our rollback it
-//! is pending again. Both flavours: 2.x (`--db-url`, pinned in package.json) and 3.x (`--remote=`).
+//! is pending again. Both flavours: 3.x (`--remote=`, pinned in package.json) and 2.x (`--db-url`).
 
 mod common;
 
@@ -15,19 +15,20 @@ use xtask::runbook::{apply, rollback};
 use xtask::tools::find_client;
 use xtask::tools::supabase_cli::SupabaseCli;
 
-/// `supabase@3` in the target dir, installed once from the npm registry.
-fn cli_3x() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("supabase3");
+/// `supabase@2`, the flavour teams still run, in the target dir, installed once from the npm
+/// registry.
+fn cli_2x() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("supabase2");
     let bin = dir.join("node_modules/.bin/supabase");
     if !bin.is_file() {
         std::fs::create_dir_all(&dir).unwrap();
         let ok = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
             .arg(&dir)
-            .arg("supabase@3.1.0")
+            .arg("supabase@2.122.1")
             .status()
             .unwrap();
-        assert!(ok.success(), "npm install supabase@3.1.0 failed");
+        assert!(ok.success(), "npm install supabase@2.122.1 failed");
     }
     bin
 }
@@ -45,11 +46,11 @@ fn the_supabase_cli_sees_our_apply_and_our_rollback_in_both_flavours() {
     let migration = &tree.migrations[0];
 
     let pinned = SupabaseCli::find_or_install(&common::repo_root()).expect("the pinned CLI");
-    let latest = SupabaseCli::at(&cli_3x()).expect("supabase@3");
-    assert_eq!(pinned.version.0, 2);
-    assert_eq!(latest.version.0, 3);
+    let older = SupabaseCli::at(&cli_2x()).expect("supabase@2");
+    assert_eq!(pinned.version.0, 3);
+    assert_eq!(older.version.0, 2);
 
-    for cli in [pinned, latest] {
+    for cli in [pinned, older] {
         let mut target = common::local_target(&sandbox.workdir);
         let dsn = target.cluster().unwrap().dsn();
         let list = || {

@@ -25,7 +25,7 @@ use crate::tools::supabase_cli::SupabaseCli;
 
 #[derive(Debug, Default)]
 pub struct Inventory {
-    /// `supabase CLI 2.122.1` or `SQL (supabase_migrations.schema_migrations)`.
+    /// `supabase CLI 3.1.0` or `SQL (supabase_migrations.schema_migrations)`.
     pub source: String,
     pub pending: Vec<String>,
     pub applied: Vec<String>,
