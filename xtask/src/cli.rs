@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 
+use crate::database::conn::{parse_timeout, Timeouts};
 use crate::prepare::Flags;
-use crate::target::conn::{parse_timeout, Timeouts};
 
 fn target_arg(default_local: bool) -> Arg {
     let arg = Arg::new("target").long("target").value_name("TARGET").value_parser(["local", "staging", "url"]);

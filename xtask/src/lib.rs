@@ -10,13 +10,13 @@
 
 pub mod cli;
 pub mod commands;
+pub mod database;
 pub mod evidence;
 pub mod exit;
 pub mod out;
 pub mod prepare;
 pub mod process;
 pub mod runbook;
-pub mod target;
 pub mod text;
 pub mod tools;
 pub mod walk;

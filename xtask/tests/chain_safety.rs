@@ -27,7 +27,7 @@ fn query(dsn: &str, sql: &str) -> String {
 }
 
 /// Apply every migration of the sandbox's tree on `target`; the log and each file's status.
-fn apply_tree(sandbox: &Sandbox, target: &mut xtask::target::Target) -> (String, Vec<bool>) {
+fn apply_tree(sandbox: &Sandbox, target: &mut xtask::database::Target) -> (String, Vec<bool>) {
     let tree = Tree::load(&sandbox.workdir).unwrap();
     let log_path = sandbox.root.join(format!("apply-{}.log", std::process::id()));
     let mut log = Transcript::append(&log_path, "migration_apply.log".into()).unwrap();
@@ -42,10 +42,10 @@ fn apply_tree(sandbox: &Sandbox, target: &mut xtask::target::Target) -> (String,
 }
 
 /// A local target whose working session runs `psql`.
-fn target_with_psql(sandbox: &Sandbox, psql: std::path::PathBuf) -> xtask::target::Target {
+fn target_with_psql(sandbox: &Sandbox, psql: std::path::PathBuf) -> xtask::database::Target {
     let config = xtask::text::config::Config::default();
-    xtask::target::Target::open(xtask::target::Opening {
-        kind: xtask::target::Kind::Local,
+    xtask::database::Target::open(xtask::database::Opening {
+        kind: xtask::database::Kind::Local,
         workdir: &sandbox.workdir,
         config: &config,
         db_url: None,

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use common::{prepare, Sandbox};
 use serde_json::Value;
-use xtask::target::local::LocalCluster;
+use xtask::database::local::LocalCluster;
 use xtask::tools::find_client;
 use xtask::tools::server::ensure_server_with_pgtap;
 

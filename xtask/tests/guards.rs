@@ -25,7 +25,7 @@ fn tree(name: &str) -> Sandbox {
 fn a_keyword_dsn_with_a_quoted_password_connects_and_its_password_is_never_shown() {
     let stack = Stack::start();
     let password = "pw with 'quotes' and \\ spaces";
-    let pooler = xtask::target::local::pooler::Pooler::start(stack.cluster.as_ref().unwrap(), password).unwrap();
+    let pooler = xtask::database::local::pooler::Pooler::start(stack.cluster.as_ref().unwrap(), password).unwrap();
     let dsn = format!(
         "host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=require password='{}'",
         pooler.port,
@@ -65,7 +65,7 @@ fn no_password_in_an_argv_and_no_inherited_libpq_variable_in_a_child() {
     wait_for_log(&sandbox, "migration_apply.log", "slow migration started", &mut child);
     let children = common::psql_children(child.id());
     assert!(children.len() >= 2, "the working and the lock sessions: {children:?}");
-    let encoded = xtask::target::local::pooler::url_encode(PASSWORD);
+    let encoded = xtask::database::local::pooler::url_encode(PASSWORD);
     for (cmdline, environ) in &children {
         assert!(!cmdline.contains(&encoded) && !cmdline.contains(PASSWORD), "a password in an argv: {cmdline}");
         let vars: Vec<&str> = environ.split('\0').collect();

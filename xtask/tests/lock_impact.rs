@@ -145,7 +145,7 @@ fn each_dangerous_change_gets_its_lock_risk_and_the_measured_lock_is_postgres_ow
 
     // PostgreSQL's own locks, on a cluster of the test's with the same tables.
     let server = xtask::tools::server::ensure_server_with_pgtap().unwrap();
-    let cluster = xtask::target::local::LocalCluster::start(&server).unwrap();
+    let cluster = xtask::database::local::LocalCluster::start(&server).unwrap();
     let admin = cluster.admin_dsn();
     let setup = std::process::Command::new(xtask::tools::find_client("psql").unwrap())
         .args([admin.as_str(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", SETUP])

@@ -6,9 +6,9 @@ mod common;
 
 use std::process::Command;
 
+use xtask::database::Target;
 use xtask::process::psql::Unit;
 use xtask::runbook::snapshot;
-use xtask::target::Target;
 use xtask::tools::find_client;
 
 /// `(kind, the migration's change, what a correct rollback runs)`.

@@ -183,3 +183,66 @@ fn every_flag_in_help_is_in_the_commands_reference() {
     assert!(!commands.is_empty(), "{top}");
     assert!(missing.is_empty(), "flags --help lists that docs/commands.md does not name: {missing:?}");
 }
+
+/// Data flows one way: no module of the tool uses a module that (through others) uses it back.
+/// A module is a file; a path names the module it reaches (`crate::a::b::Item` is `a::b`), a
+/// module's own ancestors do not count, nor do comments and test modules.
+#[test]
+fn no_module_uses_one_that_uses_it_back() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = root().join("src");
+    let module = |path: &Path| -> Vec<String> {
+        let rel = path.strip_prefix(&src).unwrap().with_extension("");
+        let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        if parts.last().is_some_and(|p| p == "mod") {
+            parts.pop();
+        }
+        if parts == ["lib"] || parts == ["main"] {
+            parts.clear();
+        }
+        parts
+    };
+    let files: Vec<(Vec<String>, String)> =
+        rust_files(&src).into_iter().map(|p| (module(&p), std::fs::read_to_string(&p).unwrap())).collect();
+    let known: BTreeSet<Vec<String>> = files.iter().map(|(m, _)| m.clone()).collect();
+    let comment = regex::Regex::new(r"//[^\n]*").unwrap();
+    let path = regex::Regex::new(r"(?-u)\b(crate|super)((?:::[a-z_][a-z0-9_]*)+)").unwrap();
+    let mut uses: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for (m, text) in &files {
+        let code = text.find("#[cfg(test)]\nmod tests").map_or(text.as_str(), |i| &text[..i]);
+        let text = comment.replace_all(code, "").into_owned();
+        for c in path.captures_iter(&text) {
+            let names: Vec<String> = c[2].split("::").skip(1).map(str::to_string).collect();
+            let mut full: Vec<String> = if &c[1] == "crate" {
+                Vec::new()
+            } else {
+                // `super` in a/b.rs, as in a/b/mod.rs, is `a`.
+                m[..m.len().saturating_sub(1)].to_vec()
+            };
+            full.extend(names);
+            if let Some(target) = (1..=full.len()).rev().map(|k| full[..k].to_vec()).find(|p| known.contains(p)) {
+                if target != *m && !m.starts_with(&target) {
+                    uses.entry(m.clone()).or_default().insert(target);
+                }
+            }
+        }
+    }
+    // Every cycle: a path from a module back to itself.
+    let mut cycles = Vec::new();
+    for start in uses.keys() {
+        let mut stack = vec![(start.clone(), vec![start.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((at, trail)) = stack.pop() {
+            for next in uses.get(&at).into_iter().flatten() {
+                if next == start {
+                    cycles.push(trail.iter().map(|m| m.join("::")).collect::<Vec<_>>().join(" -> "));
+                } else if seen.insert(next.clone()) {
+                    let mut t = trail.clone();
+                    t.push(next.clone());
+                    stack.push((next.clone(), t));
+                }
+            }
+        }
+    }
+    assert!(cycles.is_empty(), "modules that use each other (make the data flow one way):\n{}", cycles.join("\n"));
+}

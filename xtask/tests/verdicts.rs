@@ -77,7 +77,7 @@ fn terminal_colours_requested_by_the_user_change_no_verdict() {
 
     // A log a user made with colours on is read as if it had none.
     let server = xtask::tools::server::ensure_server_with_pgtap().unwrap();
-    let cluster = xtask::target::local::LocalCluster::start(&server).unwrap();
+    let cluster = xtask::database::local::LocalCluster::start(&server).unwrap();
     sandbox.write("coloured.sql", "select 1;\nselect nope;\n");
     let out = std::process::Command::new(xtask::tools::find_client("psql").unwrap())
         .args([cluster.dsn().as_str(), "-X", "-f", "coloured.sql"])

@@ -225,7 +225,7 @@ fn the_server_user_owns_only_its_data_and_socket_dirs() {
         return;
     }
     let server = xtask::tools::server::ensure_server_with_pgtap().unwrap();
-    let cluster = xtask::target::local::LocalCluster::start(&server).unwrap();
+    let cluster = xtask::database::local::LocalCluster::start(&server).unwrap();
     let owner = |rel: &str| std::fs::symlink_metadata(cluster.dir().join(rel)).unwrap().uid();
     let run_as = owner("data");
     assert_ne!(run_as, 0, "the server's user");

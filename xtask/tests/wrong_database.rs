@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{lock_is_free, wait_for_log, Sandbox, Stack};
-use xtask::target::local::pooler::Mode;
+use xtask::database::local::pooler::Mode;
 
 fn url_tree(name: &str) -> Sandbox {
     let sandbox = Sandbox::new(name);

@@ -3,12 +3,12 @@
 
 use anyhow::Result;
 
+use crate::database::Target;
 use crate::evidence::record::Record;
 use crate::evidence::{feedback, plan};
 use crate::prepare::Prepared;
 use crate::process::shown;
 use crate::progress;
-use crate::target::Target;
 
 /// Step 0: the rehearsal dir and the day's feedback header (created once, never changed).
 pub(super) fn header(p: &Prepared, target: &Target, record: &mut Record) -> Result<()> {

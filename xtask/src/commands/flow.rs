@@ -5,6 +5,7 @@
 
 use anyhow::Result;
 
+use crate::database::{Kind, Opening, Target};
 use crate::evidence::artifacts::{write_atomic, Transcript};
 use crate::evidence::plan::Molecule;
 use crate::evidence::provenance;
@@ -19,7 +20,6 @@ use crate::progress;
 use crate::runbook::history;
 use crate::runbook::inventory::{self, Inventory};
 use crate::runbook::{apply, connectivity, rls, snapshot};
-use crate::target::{Kind, Opening, Target};
 use crate::text::findings::{self, Class, Finding, Severity};
 
 pub const APPLY_LOG: &str = "migration_apply.log";

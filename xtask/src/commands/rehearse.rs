@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use super::flow::{self, APPLY_LOG, ROLLBACK_LOG};
 use super::Ctx;
+use crate::database::{Kind, Target};
 use crate::evidence::artifacts::write_atomic;
 use crate::evidence::record::{Outputs, Record};
 use crate::evidence::summary::{Inventories, Status};
@@ -19,7 +20,6 @@ use crate::prepare::tree::Migration;
 use crate::prepare::{self, Flags, Needs, Prepared};
 use crate::progress;
 use crate::runbook::{advisors::Advisors, apply, history, inventory, rollback, rows, snapshot};
-use crate::target::{Kind, Target};
 use crate::text::lint;
 
 pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
@@ -296,12 +296,12 @@ fn apply_and_verify(
             // is not its own. The older ones are left, and said so.
             let stop = matches!(result.status, Status::Missing | Status::Failed);
             record.summary_mut().findings.extend(found);
-            row(record, &m.version).rollback = result;
+            record.row_mut(&m.version).rollback = result;
             if stop {
                 let older: Vec<&&Migration> =
                     to_roll_back.iter().skip_while(|o| o.version != m.version).skip(1).collect();
                 for o in older.iter().filter(|o| o.rollback.is_none()) {
-                    row(record, &o.version).rollback.status = Status::Missing;
+                    record.row_mut(&o.version).rollback.status = Status::Missing;
                 }
                 let left: Vec<String> =
                     older.iter().filter(|o| o.rollback.is_some()).map(|o| o.file().to_string()).collect();
@@ -317,7 +317,7 @@ fn apply_and_verify(
         });
     if let Err(e) = rolled {
         if let Some(m) = in_flight.filter(|_| exit::is_interrupt(&e)).map(|i| to_roll_back[i]) {
-            row(record, &m.version).rollback.status = Status::Interrupted;
+            record.row_mut(&m.version).rollback.status = Status::Interrupted;
         }
         return Err(e);
     }
@@ -330,7 +330,7 @@ fn apply_and_verify(
     let again: Vec<Migration> = sel
         .selected
         .iter()
-        .filter(|m| row(record, &m.version).rollback.status == Status::RolledBack)
+        .filter(|m| record.row_mut(&m.version).rollback.status == Status::RolledBack)
         .cloned()
         .collect();
     apply::apply_all(target, &again, !p.flags.no_atomic, &mut apply_log, &mut None, &mut |m, again| {
@@ -338,7 +338,7 @@ fn apply_and_verify(
         // The apply already said what the migration locks; its re-apply's figures are in its row.
         let again_found = again.findings.iter().filter(|f| f.class != crate::text::findings::Class::LockRisk);
         record.summary_mut().findings.extend(again_found.cloned());
-        let r = row(record, &m.version);
+        let r = record.row_mut(&m.version);
         r.reapply = again.result();
         if again.history.is_some() {
             r.history = again.history.clone();
@@ -390,8 +390,4 @@ fn apply_and_verify(
 
 fn applied_in(record: &Record, version: &str) -> bool {
     record.summary().migrations.iter().any(|r| r.version == version && r.applied())
-}
-
-pub(super) fn row<'a>(record: &'a mut Record, version: &str) -> &'a mut crate::evidence::summary::MigrationRow {
-    record.summary_mut().migrations.iter_mut().find(|r| r.version == version).expect("a row per selected migration")
 }

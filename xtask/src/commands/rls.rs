@@ -9,12 +9,12 @@ use anyhow::Result;
 
 use super::flow::{self, APPLY_LOG};
 use super::Ctx;
+use crate::database::Kind;
 use crate::evidence::record::Outputs;
 use crate::exit::{self, Exit};
 use crate::prepare::{self, Flags, Needs};
 use crate::progress;
 use crate::runbook::advisors::Advisors;
-use crate::target::Kind;
 
 pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     let needs = Needs { contract: true, plan: false, cli: false };

@@ -11,6 +11,8 @@ use anyhow::Result;
 
 use super::flow::{self, ROLLBACK_LOG};
 use super::Ctx;
+use crate::database::identity::Identity;
+use crate::database::{Kind, Target};
 use crate::evidence::record::Outputs;
 use crate::evidence::summary::{MigrationRow, Summary};
 use crate::exit::{self, Exit};
@@ -18,8 +20,6 @@ use crate::prepare::{self, Flags, Needs};
 use crate::process::psql::Unit;
 use crate::progress;
 use crate::runbook::rollback;
-use crate::target::identity::Identity;
-use crate::target::{Kind, Target};
 
 pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     match (flags.target.as_deref(), flags.db_url.is_some()) {

@@ -7,14 +7,13 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use super::rehearse::row;
+use crate::database::Target;
 use crate::evidence::artifacts::write_atomic;
 use crate::evidence::record::Record;
 use crate::evidence::summary::Status;
 use crate::prepare::tree::Migration;
 use crate::progress;
 use crate::runbook::{rows, snapshot};
-use crate::target::Target;
 use crate::text::findings::{Class, Finding, Severity};
 
 /// The second snapshot against the first (`schema_restored`, and the diff when they differ) and,
@@ -35,7 +34,7 @@ pub(super) fn compare(
     }
     let rolled: Vec<&Migration> = selected
         .iter()
-        .filter(|m| matches!(row(record, &m.version).rollback.status, Status::RolledBack | Status::Incomplete))
+        .filter(|m| matches!(record.row_mut(&m.version).rollback.status, Status::RolledBack | Status::Incomplete))
         .collect();
     let rows_before = rows_before.filter(|b| !b.is_empty() && !rolled.is_empty());
     let rows_query = rows_before.as_ref().and_then(|_| rows::query_for(&rolled));
@@ -76,7 +75,7 @@ pub(super) fn compare(
     };
     let rolled: Vec<&Migration> = selected
         .iter()
-        .filter(|m| matches!(row(record, &m.version).rollback.status, Status::RolledBack | Status::Incomplete))
+        .filter(|m| matches!(record.row_mut(&m.version).rollback.status, Status::RolledBack | Status::Incomplete))
         .collect();
     let lost = rows::lost(&rows_before, &after, &rolled);
     progress!(
@@ -95,13 +94,13 @@ pub(super) fn compare(
 /// rollback is `incomplete`, with a finding naming the objects, its file and its migration.
 fn blame_rollbacks(record: &mut Record, before: &str, after: &str, selected: &[Migration]) {
     let rolled: Vec<&Migration> =
-        selected.iter().filter(|m| row(record, &m.version).rollback.status == Status::RolledBack).collect();
+        selected.iter().filter(|m| record.row_mut(&m.version).rollback.status == Status::RolledBack).collect();
     for (owner, objects) in snapshot::leftovers(before, after, &rolled) {
         let shown: Vec<&str> = objects.iter().take(5).map(String::as_str).collect();
         let more = if objects.len() > 5 { format!(" and {} more", objects.len() - 5) } else { String::new() };
         let (file, hint) = match owner.map(|i| rolled[i]) {
             Some(m) => {
-                row(record, &m.version).rollback.status = Status::Incomplete;
+                record.row_mut(&m.version).rollback.status = Status::Incomplete;
                 record.summary_mut().blockers.push(format!(
                     "{} was not re-applied: its rollback left what its rollback_incomplete finding names, on which \
                      the re-apply would fail; fix the rollback, then rehearse again on a database without them",

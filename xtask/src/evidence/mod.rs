@@ -6,6 +6,7 @@
 pub mod artifacts;
 pub mod ci;
 pub mod feedback;
+pub mod impact;
 pub mod junit;
 pub mod manifest;
 pub mod markdown;

@@ -2,8 +2,8 @@
 //! way on when nothing did (staging after local; the manager's sign-off after staging).
 
 use super::summary::{Outcome, Status, Summary};
+use crate::database::Kind;
 use crate::exit::Exit;
-use crate::target::Kind;
 use crate::text::findings::Class;
 
 /// What to do next, from what went wrong (or the sign-off when nothing did).

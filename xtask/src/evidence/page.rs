@@ -62,7 +62,7 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-we
 pub fn render(s: &Summary, workdir: &Path) -> String {
     let name = s.rehearsal_dir.rsplit('/').next().unwrap_or(&s.rehearsal_dir);
     let class = match s.outcome {
-        Outcome::Passed if s.target.kind == crate::target::Kind::Local => "local",
+        Outcome::Passed if s.target.kind == crate::database::Kind::Local => "local",
         other => other.as_str(),
     };
     let logs: Vec<(String, String, Vec<String>)> = s

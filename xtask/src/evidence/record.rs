@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::artifacts::{date, rfc3339, write_atomic, RehearsalDir, Transcript};
 use super::ci::{self, Present};
+use super::markdown;
 use super::next::next_actions;
 use super::plan::{self, Change, Molecule};
 use super::summary::{LogRef, MigrationRow, Outcome, Provenance, StepTiming, Summary, TargetRecord, SCHEMA_VERSION};
@@ -161,6 +162,11 @@ impl Record {
         });
     }
 
+    /// The summary's row of migration `version` (every selected migration has one).
+    pub fn row_mut(&mut self, version: &str) -> &mut super::summary::MigrationRow {
+        self.summary.migrations.iter_mut().find(|r| r.version == version).expect("a row per selected migration")
+    }
+
     /// Write every artifact and print the screen (or the JSON). `stop` is how the run ended early,
     /// if it did; `success` is a molecule's status after a clean run (`completed`, or `in_progress`
     /// for an apply replay, which is not yet rolled back or verified).
@@ -211,9 +217,9 @@ impl Record {
         }
         // The CI's annotations and step summary, before the files, so a failure to write them is
         // in the evidence too.
-        if let Err(e) =
-            ci::publish(present, &ci::annotations(&self.summary), &|room| report::markdown_within(&self.summary, room))
-        {
+        if let Err(e) = ci::publish(present, &ci::annotations(&self.summary), &|room| {
+            markdown::markdown_within(&self.summary, room)
+        }) {
             failed_writes.push(format!("{e:#}"));
             self.broken(&failed_writes);
         }
@@ -221,7 +227,7 @@ impl Record {
         if let Some(dir) = &self.dir {
             let mut written = write_atomic(&dir.file("summary.json"), format!("{json}\n").as_bytes());
             if outputs.handoff && written.is_ok() {
-                written = write_atomic(&dir.file("SUMMARY.md"), report::markdown(&self.summary).as_bytes());
+                written = write_atomic(&dir.file("SUMMARY.md"), markdown::markdown(&self.summary).as_bytes());
             }
             if written.is_ok() {
                 written = write_atomic(&dir.file("index.html"), page::render(&self.summary, &self.workdir).as_bytes());

@@ -2,7 +2,6 @@
 //! the rehearsal dir, and the hand-off section appended to `feedback/data/<date>.md`. All three
 //! come from the same typed summary, so they cannot disagree.
 
-pub use super::markdown::{markdown, markdown_within};
 use super::summary::{Impact, MigrationRow, Status, StepResult, Summary};
 use crate::text::escape::{md_code, md_prose, one_line};
 use crate::text::findings::{Finding, Severity};

@@ -4,10 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::impact::Impact;
+use crate::database::identity::Identity;
+use crate::database::Kind;
 use crate::exit::Exit;
-pub use crate::runbook::chain::impact::Impact;
-use crate::target::identity::Identity;
-use crate::target::Kind;
 use crate::text::findings::{Finding, Severity};
 
 pub const SCHEMA_VERSION: u32 = 1;

@@ -2,8 +2,8 @@
 //! page and the hand-off.
 
 use super::summary::{Outcome, Summary};
+use crate::database::Kind;
 use crate::exit::Exit;
-use crate::target::Kind;
 use crate::text::findings::Severity;
 
 impl Summary {

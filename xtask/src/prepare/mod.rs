@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
+use crate::database::conn::Timeouts;
+use crate::database::{self, Kind};
 use crate::evidence::plan::{self, Molecule, Plan, MAX_ATTEMPTS};
 use crate::exit;
 use crate::progress;
-use crate::target::conn::Timeouts;
-use crate::target::{self, Kind};
 use crate::text::config::Config;
 use crate::text::extensions::{self, Local};
 use crate::text::lint;
@@ -84,7 +84,7 @@ pub fn prepare_as(
     let started = Utc::now();
     let config = Config::load(&workdir)?;
     let flag = flags.target.as_deref().or(default_target.filter(|_| flags.db_url.is_none()));
-    let (kind, mut why) = target::choose(flag, flags.db_url.is_some(), &workdir, &config)?;
+    let (kind, mut why) = database::choose(flag, flags.db_url.is_some(), &workdir, &config)?;
     if flags.target.is_none() && flag.is_some() {
         why = "a throwaway PostgreSQL cluster with the Supabase surface; the default of this command, the check before a PR".into();
     }

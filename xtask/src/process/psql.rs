@@ -265,9 +265,14 @@ impl Drop for Session {
 fn passfile(dir: &Path, password: &str) -> Result<PathBuf> {
     let path = dir.join(format!("pgpass-{}", nonce()));
     let line = format!("*:*:*:*:{}\n", password.replace('\\', "\\\\").replace(':', "\\:"));
-    crate::evidence::artifacts::create_new(&path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
-        .with_context(|| format!("writing the session's passfile in {}", dir.display()))?;
+    // Created new, never through a symlink, readable by its owner alone.
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        std::os::unix::fs::OpenOptionsExt::mode(std::fs::OpenOptions::new().write(true).create_new(true), 0o600),
+        libc::O_NOFOLLOW,
+    )
+    .open(&path)
+    .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
+    .with_context(|| format!("writing the session's passfile in {}", dir.display()))?;
     Ok(path)
 }
 

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
+use crate::database::Target;
 use crate::prepare::tree::Migration;
 use crate::process::psql::Unit;
-use crate::target::Target;
 use crate::text::config::{Level, Setting};
 use crate::text::findings::{Class, Finding, Severity};
 

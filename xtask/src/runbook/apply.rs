@@ -15,11 +15,11 @@ use anyhow::Result;
 
 use super::batch;
 use super::chain::{self, Ended, Link};
+use crate::database::Target;
 use crate::evidence::artifacts::Transcript;
 use crate::evidence::manifest::sha256;
 use crate::evidence::summary::{HistoryRecord, Status, StepResult};
 use crate::prepare::tree::{Migration, SqlFile};
-use crate::target::Target;
 use crate::text::findings::{self, Finding};
 
 #[derive(Clone, Debug)]

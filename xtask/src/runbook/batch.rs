@@ -4,12 +4,12 @@
 
 use anyhow::{Context, Result};
 
+use crate::database::Target;
 use crate::evidence::artifacts::Transcript;
 use crate::prepare::tree::SqlFile;
 use crate::process::psql::{quote_arg, Unit};
 use crate::process::Tee;
 use crate::runbook::fresh;
-use crate::target::Target;
 
 /// Run a file statement by statement with `\i` (psql's own `-f`), stopping at the first error,
 /// then `record` in a statement of its own.

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::database::Target;
 use crate::evidence::artifacts::Transcript;
 use crate::process::psql::Unit;
-use crate::target::Target;
 use crate::text::findings::{self, Finding};
 
 pub const QUERY: &str = "select current_database(), inet_server_addr(), now();";

@@ -4,7 +4,7 @@
 //! advisory locks, cached plans, temporary tables and sequence state.
 
 /// The advisory locks go, as `DISCARD ALL` lets them go, except the working session's hold on the
-/// rehearsal's sessions key ([`crate::target::lock::SESSIONS_KEY`]), taken again when it was held:
+/// rehearsal's sessions key ([`crate::database::lock::SESSIONS_KEY`]), taken again when it was held:
 /// a run's session holds it for as long as it lives, after every file.
 const UNLOCK: &str = "do $reset$ declare held boolean := exists (select 1 from pg_catalog.pg_locks where \
     locktype = 'advisory' and pid = pg_catalog.pg_backend_pid() and classid = 1919248485 and objid = 1634890546 \
@@ -39,7 +39,7 @@ pub fn tags() -> impl Iterator<Item = &'static str> {
 mod tests {
     #[test]
     fn the_kept_key_is_the_sessions_key() {
-        let key = crate::target::lock::SESSIONS_KEY;
+        let key = crate::database::lock::SESSIONS_KEY;
         let (hi, lo) = ((key >> 32) as u32, key as u32);
         assert!(super::UNLOCK.contains(&format!("classid = {hi} and objid = {lo}")));
         assert!(super::UNLOCK.contains(&format!("pg_advisory_lock_shared({key})")));

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 
 use super::inventory::{compare, render_table, Early, Inventory, SQL_SOURCE};
+use crate::database::Target;
 use crate::evidence::artifacts::Transcript;
 use crate::prepare::tree::Tree;
 use crate::process::psql::Unit;
-use crate::target::Target;
 use crate::text::findings::{Class, Finding, Place, Severity};
 
 /// The versions in the target's history as an SQL `text[]`, empty without a history table: read

@@ -12,14 +12,14 @@ use std::ffi::OsString;
 
 use anyhow::Result;
 
+use crate::database::conn::Conn;
+use crate::database::local;
+use crate::database::Target;
 use crate::evidence::artifacts::Transcript;
 use crate::evidence::summary::InventoryRecord;
 use crate::prepare::tree::Tree;
 use crate::process::psql::Unit;
 use crate::process::{self, Tee};
-use crate::target::conn::Conn;
-use crate::target::local;
-use crate::target::Target;
 use crate::text::findings::{self, Class, Finding, Place, Severity};
 use crate::tools::supabase_cli::SupabaseCli;
 

@@ -8,13 +8,13 @@
 use anyhow::Result;
 
 use super::chain::{self, Around, Link};
+use crate::database::Target;
 use crate::evidence::artifacts::Transcript;
 use crate::evidence::manifest::sha256;
 use crate::evidence::summary::{RlsFile, RlsRecord, TapFailure, TapTest};
 use crate::prepare::tree::{SqlFile, CONTRACT};
 use crate::process::psql::{quote_arg, Unit};
 use crate::process::Tee;
-use crate::target::Target;
 use crate::text::findings::Finding;
 use crate::text::sql::{non_transactional, Script, Statement};
 use crate::text::tap::{self, TapReport};

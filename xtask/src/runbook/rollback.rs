@@ -8,10 +8,10 @@ use anyhow::Result;
 use super::apply::{alone, e_string};
 use super::batch;
 use super::chain::{self, Ended, Link};
+use crate::database::Target;
 use crate::evidence::artifacts::Transcript;
 use crate::evidence::summary::{RollbackResult, Status};
 use crate::prepare::tree::Migration;
-use crate::target::Target;
 use crate::text::findings::{self, Finding};
 
 pub fn rollback(target: &mut Target, m: &Migration, log: &mut Transcript) -> Result<(RollbackResult, Vec<Finding>)> {

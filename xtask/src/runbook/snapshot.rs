@@ -17,10 +17,10 @@
 
 use anyhow::Result;
 
+use crate::database::Target;
 use crate::prepare::tree::Migration;
 use crate::process::psql::Unit;
 use crate::process::Redactor;
-use crate::target::Target;
 
 const QUERY: &str = r#"with ns as (
   select oid, nspname from pg_namespace

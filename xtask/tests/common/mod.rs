@@ -253,10 +253,10 @@ impl fmt::Display for Run {
 
 /// A throwaway local target (cluster, working session) on `workdir`'s tree, for tests that drive
 /// the runbook's steps directly.
-pub fn local_target(workdir: &Path) -> xtask::target::Target {
+pub fn local_target(workdir: &Path) -> xtask::database::Target {
     let config = xtask::text::config::Config::default();
-    xtask::target::Target::open(xtask::target::Opening {
-        kind: xtask::target::Kind::Local,
+    xtask::database::Target::open(xtask::database::Opening {
+        kind: xtask::database::Kind::Local,
         workdir,
         config: &config,
         db_url: None,

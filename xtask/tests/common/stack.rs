@@ -8,9 +8,9 @@ use super::{prepare, Run, Sandbox};
 
 /// A staging-like stack: a throwaway cluster behind pgbouncer (session mode, TLS, SCRAM).
 pub struct Stack {
-    pub pooler: xtask::target::local::pooler::Pooler,
+    pub pooler: xtask::database::local::pooler::Pooler,
     /// `None` once a test has stopped the database under a running rehearsal.
-    pub cluster: Option<xtask::target::local::LocalCluster>,
+    pub cluster: Option<xtask::database::local::LocalCluster>,
     pub password: String,
 }
 
@@ -23,24 +23,24 @@ pub const FETCHED_KEY: &str = "eyJhbGciOiJIUzI1NiJ9.service-role-fetched-just-in
 
 impl Stack {
     pub fn start() -> Stack {
-        Stack::start_in(xtask::target::local::pooler::Mode::Session)
+        Stack::start_in(xtask::database::local::pooler::Mode::Session)
     }
 
     /// A stack whose server has its own system identifier (not a copy of the shared template).
     pub fn start_distinct() -> Stack {
         prepare();
         let server = xtask::tools::server::ensure_server_with_pgtap().unwrap();
-        let cluster = xtask::target::local::LocalCluster::start_uncached(&server).unwrap();
-        let pooler = xtask::target::local::pooler::Pooler::start(&cluster, PASSWORD).unwrap();
+        let cluster = xtask::database::local::LocalCluster::start_uncached(&server).unwrap();
+        let pooler = xtask::database::local::pooler::Pooler::start(&cluster, PASSWORD).unwrap();
         Stack { pooler, cluster: Some(cluster), password: PASSWORD.to_string() }
     }
 
     /// The stack with pgbouncer in `mode` (Supavisor's port 6543 is transaction mode).
-    pub fn start_in(mode: xtask::target::local::pooler::Mode) -> Stack {
+    pub fn start_in(mode: xtask::database::local::pooler::Mode) -> Stack {
         prepare();
         let server = xtask::tools::server::ensure_server_with_pgtap().unwrap();
-        let cluster = xtask::target::local::LocalCluster::start(&server).unwrap();
-        let pooler = xtask::target::local::pooler::Pooler::start_in(&cluster, PASSWORD, mode).unwrap();
+        let cluster = xtask::database::local::LocalCluster::start(&server).unwrap();
+        let pooler = xtask::database::local::pooler::Pooler::start_in(&cluster, PASSWORD, mode).unwrap();
         Stack { pooler, cluster: Some(cluster), password: PASSWORD.to_string() }
     }
 
@@ -95,7 +95,8 @@ impl Drop for HeldSession {
 
 /// Whether the rehearsal lock is free now (taken and released at once by this check).
 pub fn lock_is_free(stack: &Stack) -> bool {
-    stack.admin_sql(&format!("select pg_try_advisory_lock({0}) and pg_advisory_unlock({0})", xtask::target::lock::KEY))
+    stack
+        .admin_sql(&format!("select pg_try_advisory_lock({0}) and pg_advisory_unlock({0})", xtask::database::lock::KEY))
         == "t"
 }
 
@@ -138,7 +139,7 @@ impl Sandbox {
     pub fn assert_no_secrets(&self, run: &Run) {
         let needles = [
             PASSWORD.to_string(),
-            xtask::target::local::pooler::url_encode(PASSWORD),
+            xtask::database::local::pooler::url_encode(PASSWORD),
             SERVICE_KEY.to_string(),
             ACCESS_TOKEN.to_string(),
             FETCHED_KEY.to_string(),

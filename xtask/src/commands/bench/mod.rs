@@ -30,11 +30,11 @@ use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
 use super::Ctx;
+use crate::database::local::pooler::Pooler;
+use crate::database::local::LocalCluster;
 use crate::exit::{self, Exit};
 use crate::process::{self, Env};
 use crate::progress;
-use crate::target::local::pooler::Pooler;
-use crate::target::local::LocalCluster;
 use crate::tools::server::{self, Server};
 use crate::tools::supabase_cli::SupabaseCli;
 use proxy::DelayProxy;

@@ -17,6 +17,7 @@ use super::{flow, Ctx};
 mod declarative;
 mod written;
 
+use crate::database::{Kind, Opening, Target};
 use crate::evidence::artifacts::Transcript;
 use crate::evidence::record::Record;
 use crate::exit::{self, Exit};
@@ -27,7 +28,6 @@ use crate::runbook::drift::{self, Difference};
 use crate::runbook::history::{History, HISTORY_QUERY};
 use crate::runbook::inventory::{self, Edit};
 use crate::runbook::{apply, snapshot};
-use crate::target::{Kind, Opening, Target};
 use crate::text::findings::{Class, Finding, Severity};
 use declarative::{declarative, Declarative};
 use written::{write_files, WrittenFiles};

@@ -8,8 +8,7 @@
 //! it flushes them), and
 //! how long the lock has been held. An index's lock counts for its table.
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::evidence::impact::{Impact, EXACT};
 use crate::prepare::tree::SqlFile;
 use crate::text::findings::{Class, Finding, Place, Severity, TargetKind};
 
@@ -18,9 +17,6 @@ use crate::text::findings::{Class, Finding, Place, Severity, TargetKind};
 pub const BASELINE: &str = " perform pg_catalog.set_config('rehearsal.base', coalesce((select pg_catalog.string_agg(c.oid || ':' || \
     c.relfilenode || ':' || c.reltuples::bigint || ':' || coalesce(pg_catalog.pg_stat_get_xact_numscans(c.oid), 0), ',') from pg_catalog.pg_class c where c.relkind in ('r', 'p', 'm', 'i') \
     and c.relpersistence <> 't' and c.relnamespace <> 'pg_catalog'::pg_catalog.regnamespace), ''), true);";
-
-/// `rows_from` for a count made before the apply.
-pub const EXACT: &str = "exact_before_apply";
 
 /// After statement `{k}`: each strong relation lock held now and not yet listed, as
 /// `relation:mode:k:start,`.
@@ -48,145 +44,28 @@ pub const REPORT: &str = "for r in with l as (select pg_catalog.split_part(x, ':
     order by 1 \
     loop raise notice '{notice}%|%|%|%|%|%|%', r.name, r.mode, r.k, r.rewrite, r.scan, r.est, r.held; end loop;";
 
-/// What one file did to one relation that existed before it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Impact {
-    pub relation: String,
-    /// The strongest lock the file's session held on it, as `pg_locks` names it.
-    pub lock: String,
-    /// What that lock makes wait: `reads_and_writes`, `writes` or `nothing`.
-    pub blocks: String,
-    /// Rewritten: a new relfilenode.
-    pub rewrite: bool,
-    /// Read whole: a sequential scan in the file's transaction.
-    pub scan: bool,
-    /// The planner's estimate as the file started (`None` when the table was never analyzed).
-    pub rows: Option<u64>,
-    /// `estimate` (the planner's `reltuples` as the file started) or `exact_before_apply` (counted
-    /// exactly, up to the count's bound, in step 3's round trip: the run's first file only, as
-    /// nothing ran between the count and it).
-    pub rows_from: String,
-    /// From the start of the statement that took the lock to the file's commit.
-    pub held_ms: u64,
-    /// The line of the statement that took the lock.
-    pub line: Option<usize>,
-    /// Read from the server while the file ran (not predicted).
-    pub measured: bool,
-    /// The statement's index in the file.
-    #[serde(skip)]
-    pub statement: usize,
-}
-
-impl Impact {
-    /// One report notice's payload, `relation|mode|k|rewrite|scan|rows|held_ms`.
-    pub fn parse(payload: &str) -> Option<Impact> {
-        let parts: Vec<&str> = payload.trim().split('|').collect();
-        let [relation, lock, k, rewrite, scan, rows, held] = parts[..] else { return None };
-        let blocks = match lock {
-            "AccessExclusiveLock" => "reads_and_writes",
-            "ExclusiveLock" | "ShareRowExclusiveLock" | "ShareLock" => "writes",
-            _ => "nothing",
-        };
-        Some(Impact {
-            relation: relation.to_string(),
-            lock: lock.to_string(),
-            blocks: blocks.to_string(),
-            rewrite: rewrite == "t",
-            scan: scan == "t",
-            rows: rows.parse::<i64>().ok().filter(|r| *r >= 0).map(|r| r as u64),
-            rows_from: "estimate".to_string(),
-            held_ms: held.parse::<i64>().map_or(0, |h| h.max(0) as u64),
-            line: None,
-            measured: true,
-            statement: k.parse().ok()?,
-        })
-    }
-
-    /// Whether the lock makes others wait while the work grows with the table: a rewrite, a
-    /// whole read or an index build (SHARE) under a lock that blocks writes or more.
-    pub fn risky(&self) -> bool {
-        self.blocks != "nothing" && (self.rewrite || self.scan || self.lock == "ShareLock")
-    }
-
-    /// The lock as PostgreSQL's documentation names it: `ACCESS EXCLUSIVE` for `AccessExclusiveLock`.
-    pub fn lock_words(&self) -> String {
-        let mut words = String::new();
-        for (n, c) in self.lock.trim_end_matches("Lock").char_indices() {
-            if n > 0 && c.is_uppercase() {
-                words.push(' ');
-            }
-            words.push(c.to_ascii_uppercase());
-        }
-        words
-    }
-
-    /// What the lock makes wait, in words.
-    pub fn waits(&self) -> &'static str {
-        if self.blocks == "reads_and_writes" {
-            "reads and writes wait"
-        } else {
-            "writes wait"
-        }
-    }
-
-    /// The rows, as shown: `200000` when counted, `~200000` when estimated.
-    pub fn rows_shown(&self) -> Option<String> {
-        let exact = self.rows_from == EXACT;
-        self.rows.map(|r| if exact { r.to_string() } else { format!("~{r}") })
-    }
-
-    /// The rows counted exactly before the apply, where `exact` has them, in place of the estimate.
-    pub fn use_exact(impact: &mut [Impact], exact: &std::collections::BTreeMap<String, u64>) {
-        for i in impact.iter_mut() {
-            if let Some(n) = exact.get(&i.relation) {
-                i.rows = Some(*n);
-                i.rows_from = EXACT.to_string();
-            }
-        }
-    }
-
-    /// The `lock_risk` message: what holds which lock on what, for how long, and what waits.
-    pub fn message(&self, statement: &str) -> String {
-        let lock = self.lock_words();
-        let rows = self.rows_shown().map_or("rows not estimated".to_string(), |r| format!("{r} rows"));
-        let work = if self.rewrite {
-            "rewrites it"
-        } else if self.lock == "ShareLock" {
-            "builds an index on it"
-        } else {
-            "reads it whole"
-        };
-        format!(
-            "{statement} holds {lock} on {} ({rows}) for {} ms while it {work}: {}",
-            self.relation,
-            self.held_ms,
-            self.waits()
-        )
-    }
-
-    /// The safe form for what the statement does.
-    pub fn hint(&self, statement_upper: &str) -> &'static str {
-        if self.lock == "ShareLock" {
-            "CREATE INDEX CONCURRENTLY, in a migration of its own"
-        } else if statement_upper.contains(" TYPE ") {
-            "add a new column of the new type, backfill it in batches, switch to it, then drop the old one"
-        } else if statement_upper.contains("DEFAULT") || statement_upper.contains("STORED") {
-            "add the column nullable without a default, SET DEFAULT for new rows, then backfill in batches"
-        } else if statement_upper.contains("SET NOT NULL") {
-            "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it in a later migration, then SET NOT NULL"
-        } else if statement_upper.contains("FOREIGN KEY")
-            || statement_upper.contains("REFERENCES")
-            || statement_upper.contains("CHECK")
-        {
-            "add the constraint NOT VALID, then VALIDATE CONSTRAINT in a later migration"
-        } else if statement_upper.contains("REFRESH") {
-            "REFRESH MATERIALIZED VIEW CONCURRENTLY (with a unique index on the view)"
-        } else if statement_upper.contains("UNIQUE") || statement_upper.contains("PRIMARY KEY") {
-            "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX"
-        } else {
-            "do the work in small batches, or in a form that takes a weaker lock"
-        }
-    }
+/// One report notice's payload, `relation|mode|k|rewrite|scan|rows|held_ms`.
+pub fn parse(payload: &str) -> Option<Impact> {
+    let parts: Vec<&str> = payload.trim().split('|').collect();
+    let [relation, lock, k, rewrite, scan, rows, held] = parts[..] else { return None };
+    let blocks = match lock {
+        "AccessExclusiveLock" => "reads_and_writes",
+        "ExclusiveLock" | "ShareRowExclusiveLock" | "ShareLock" => "writes",
+        _ => "nothing",
+    };
+    Some(Impact {
+        relation: relation.to_string(),
+        lock: lock.to_string(),
+        blocks: blocks.to_string(),
+        rewrite: rewrite == "t",
+        scan: scan == "t",
+        rows: rows.parse::<i64>().ok().filter(|r| *r >= 0).map(|r| r as u64),
+        rows_from: "estimate".to_string(),
+        held_ms: held.parse::<i64>().map_or(0, |h| h.max(0) as u64),
+        line: None,
+        measured: true,
+        statement: k.parse().ok()?,
+    })
 }
 
 /// What a file that runs outside a transaction (CONCURRENTLY) takes, by definition (PostgreSQL 15:
@@ -267,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_report_line_reads_back() {
-        let i = Impact::parse("public.orders|AccessExclusiveLock|0|t|f|200000|312").unwrap();
+        let i = parse("public.orders|AccessExclusiveLock|0|t|f|200000|312").unwrap();
         assert_eq!(
             (i.blocks.as_str(), i.rewrite, i.scan, i.rows, i.held_ms, i.statement),
             ("reads_and_writes", true, false, Some(200000), 312, 0)
@@ -277,11 +156,11 @@ mod tests {
             i.message("ALTER TABLE"),
             "ALTER TABLE holds ACCESS EXCLUSIVE on public.orders (~200000 rows) for 312 ms while it rewrites it: reads and writes wait"
         );
-        let metadata = Impact::parse("public.orders|AccessExclusiveLock|1|f|f|-1|3").unwrap();
+        let metadata = parse("public.orders|AccessExclusiveLock|1|f|f|-1|3").unwrap();
         assert!(!metadata.risky(), "a nullable ADD COLUMN only changes the catalog");
         assert_eq!(metadata.rows, None);
-        let index = Impact::parse("public.orders|ShareLock|0|f|f|10|5").unwrap();
+        let index = parse("public.orders|ShareLock|0|f|f|10|5").unwrap();
         assert!(index.risky() && index.blocks == "writes");
-        assert!(Impact::parse("nonsense").is_none());
+        assert!(parse("nonsense").is_none());
     }
 }

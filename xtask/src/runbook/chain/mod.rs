@@ -18,10 +18,10 @@
 
 use anyhow::{Context, Result};
 
+use crate::database::Target;
 use crate::evidence::artifacts::Transcript;
 use crate::prepare::tree::SqlFile;
 use crate::process::psql::{quote_arg, Unit};
-use crate::target::Target;
 
 /// At most this many files per round trip: progress keeps coming on long runs.
 pub const MAX_LINKS: usize = 100;

@@ -258,7 +258,7 @@ impl Tee for ChainTee<'_, '_> {
             line.strip_prefix(&self.prefix).and_then(|rest| rest.split_once(&format!("NOTICE:  {}", self.value)))
         {
             if let Some(payload) = go.1.split_once(":impact:").map(|(_, p)| p) {
-                if let (Some(mut impact), Some((i, _))) = (impact::Impact::parse(payload), self.current) {
+                if let (Some(mut impact), Some((i, _))) = (impact::parse(payload), self.current) {
                     let statements = &self.links[i].file.script.statements;
                     impact.line = statements.get(impact.statement).map(|s| s.line);
                     self.outcome.impact.push(impact);
