@@ -155,6 +155,24 @@ pub fn command() -> Command {
                 .args(ci_args(true)),
         )
         .subcommand(
+            Command::new("adopt")
+                .about("Bring the tool into an existing Supabase repository: the xtask crate, the `cargo xtask` alias, the workspace, the Supabase CLI pin, the CI workflows (rehearsal-*.yml), a commented supabase/rehearsal.toml and .gitignore lines; what is there is merged, never replaced, and a second adopt changes nothing")
+                .after_help("Example: cargo xtask adopt ../my-supabase-app")
+                .arg(
+                    Arg::new("dir")
+                        .value_name("DIR")
+                        .required(true)
+                        .value_parser(value_parser!(PathBuf))
+                        .help("The repository's root (where supabase/ is)"),
+                )
+                .arg(
+                    Arg::new("force")
+                        .long("force")
+                        .action(ArgAction::SetTrue)
+                        .help("Replace the files an earlier adopt wrote even where they were edited since (else exit 2, naming each)"),
+                ),
+        )
+        .subcommand(
             Command::new("connectivity")
                 .about("Step 2 alone: the runbook's connectivity query; exit 0 when the server answers on IPv4")
                 .after_help("Example: cargo xtask connectivity --target staging")

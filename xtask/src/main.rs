@@ -72,6 +72,10 @@ fn run(matches: &ArgMatches, json: bool) -> anyhow::Result<Exit> {
         "apply" => commands::apply::run(&ctx, cli::flags(sub)),
         "rollback" => commands::rollback::run(&ctx, cli::flags(sub)),
         "feedback" => commands::steps::feedback(&ctx),
+        "adopt" => commands::adopt::run(
+            sub.get_one::<PathBuf>("dir").expect("required"),
+            sub.get_one::<bool>("force").copied().unwrap_or(false),
+        ),
         "lint" => commands::lint::run(&ctx),
         "scan" => {
             commands::scan::run(&sub.get_many::<PathBuf>("files").expect("required").cloned().collect::<Vec<_>>(), json)

@@ -2,6 +2,7 @@
 //! run is the same for all: `prepare` (nothing written) → the target → the runbook's steps →
 //! the record, which writes the evidence.
 
+pub mod adopt;
 mod alignment;
 pub mod apply;
 pub mod bench;
