@@ -198,23 +198,7 @@ pub fn impact_words(i: &Impact) -> String {
     parts.join(", ")
 }
 
-/// `class SQLSTATE file:line: message`.
-pub fn finding_line(f: &Finding) -> String {
-    let mut line = match f.severity {
-        Severity::Warning => format!("warning {}", f.class.as_str()),
-        Severity::Error => f.class.as_str().to_string(),
-    };
-    if let Some(code) = &f.sqlstate {
-        line.push(' ');
-        line.push_str(code);
-    }
-    if let Some(at) = f.location() {
-        line.push(' ');
-        line.push_str(&one_line(&at));
-    }
-    line.push_str(&format!(": {}", one_line(&f.message)));
-    line
-}
+pub use xtask_scan::stream::finding_line;
 
 /// The hand-off section appended to the day's feedback file (runbook step 8). Its links open
 /// from where that file is (`feedback/data/`), the sign-off page and SUMMARY.md first.

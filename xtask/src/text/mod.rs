@@ -4,9 +4,7 @@
 
 pub mod config;
 pub mod dsn;
-pub mod escape;
-pub mod extensions;
-pub mod findings;
+pub use xtask_scan::{escape, extensions, findings};
 pub mod glob;
 pub mod lint;
 pub mod sql;

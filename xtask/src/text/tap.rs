@@ -177,4 +177,22 @@ mod tests {
         let r = read("ok 1 - a\nok 2 - b\n", None, Place::default());
         assert!(r.ran_short() && !r.is_clean());
     }
+
+    #[test]
+    fn a_contracts_died_and_error_lines_are_its_errors() {
+        use crate::text::findings::{Class, Finding, Place};
+        let key = |f: &Finding| (f.class, f.sqlstate.clone().unwrap_or_default(), f.location().unwrap_or_default());
+        let tap = super::read(include_str!("../../test_data/pgtap_contract_aligned.log"), None, Place::default());
+        assert_eq!((tap.planned, tap.ran, tap.passed, tap.failed), (Some(4), 3, 1, 2));
+        assert!(tap.ran_short());
+        let errors: Vec<_> = tap.errors.iter().map(key).collect();
+        assert_eq!(
+            errors,
+            vec![
+                (Class::UndefinedObject, "42P01".into(), String::new()),
+                (Class::UndefinedObject, "42P01".into(), "tap.sql:6".into())
+            ],
+            "died: and the ERROR line; not the 25P02 after it"
+        );
+    }
 }

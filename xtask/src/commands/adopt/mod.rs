@@ -127,7 +127,7 @@ fn source_root() -> PathBuf {
 }
 
 /// Every file `adopt` writes whole, by path in the adopted repository: the crate (its manifest,
-/// sources, the runbook's bash the bench times, the unit tests' data), the workflows under names
+/// sources and its classifier crate, the runbook's bash the bench times, the unit tests' data), the workflows under names
 /// of their own, and a commented `supabase/rehearsal.toml` (only when there is none).
 fn whole_files(source: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
@@ -135,7 +135,8 @@ fn whole_files(source: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
         std::fs::read(source.join(rel)).map_err(|e| exit::cannot_run(format!("adopt: reading this tool's {rel}: {e}")))
     };
     out.insert("xtask/Cargo.toml".to_string(), read("xtask/Cargo.toml")?);
-    for dir in ["xtask/src", "xtask/bench", "xtask/test_data"] {
+    out.insert("xtask/scan/Cargo.toml".to_string(), read("xtask/scan/Cargo.toml")?);
+    for dir in ["xtask/src", "xtask/scan/src", "xtask/bench", "xtask/test_data"] {
         for entry in crate::walk::tree(&source.join(dir)) {
             let entry = entry.map_err(|e| exit::cannot_run(format!("adopt: reading this tool's {dir}: {e}")))?;
             if entry.file_type().is_file() {

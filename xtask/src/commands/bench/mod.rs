@@ -13,7 +13,10 @@
 //!   ([`push`]; target ratio ≤ 0.35, goal 0.25);
 //! - `scale`: `stage-rehearse` on 300 migrations with rollbacks and a 600-test contract, on local
 //!   (target ≤ 5 s) and through the pooler at `--rtt-ms` (reference);
-//! - `scan`: `scan` of a 1 GiB log: throughput (target ≥ 200 MB/s) and peak memory (constant).
+//! - `scan`: `scan` of a 1 GiB sparse log: throughput (target ≥ 200 MB/s) and peak memory
+//!   (constant); of a mixed log, real psql failures among ordinary output (target ≥ 90 MB/s);
+//! - `build`: the xtask's cold build, `cargo build -p xtask` into a new target dir on two cores
+//!   (target ≤ 45 s).
 //!
 //! Each figure is the median of several runs in one process, the two sides of a ratio measured
 //! alternately in the same rounds; compare ratios, not absolute times, between machines.
@@ -42,7 +45,7 @@ use proxy::DelayProxy;
 const RUNS: usize = 5;
 const RUNBOOK_BASH: &str = include_str!("../../../bench/runbook_steps_2_7.sh");
 const BENCH_PASSWORD: &str = "bench-p@ss/word";
-pub const CASES: [&str; 7] = ["scan", "local", "suite", "pooler", "wan", "push", "scale"];
+pub const CASES: [&str; 8] = ["build", "scan", "local", "suite", "pooler", "wan", "push", "scale"];
 
 /// What to measure.
 pub struct Options {
@@ -105,6 +108,22 @@ pub fn run(ctx: &Ctx, options: &Options) -> Result<Exit> {
             figure: format!("{rate:.0} MB/s, {} MB peak", rss_kb / 1024),
             target: ">= 200 MB/s".into(),
             met: Some(rate >= 200.0),
+        });
+        let rate = scan::mixed(&exe, &scratch.0)?;
+        rows.push(Row {
+            name: "scan of a mixed log (real failures among psql output)".into(),
+            figure: format!("{rate:.0} MB/s"),
+            target: ">= 90 MB/s".into(),
+            met: Some(rate >= 90.0),
+        });
+    }
+    if wanted("build") {
+        let took = scan::cold_build(&scratch.0)?;
+        rows.push(Row {
+            name: "cold build of the xtask, 2 cores".into(),
+            figure: format!("{took:.1} s"),
+            target: "<= 45 s".into(),
+            met: Some(took <= 45.0),
         });
     }
     let server = server::ensure_server_with_pgtap()?;

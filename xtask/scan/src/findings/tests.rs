@@ -182,19 +182,6 @@ fn captured_logs_read_as_they_should() {
     ] {
         assert_eq!(one(log).class, Class::Connection);
     }
-    let tap =
-        crate::text::tap::read(include_str!("../../../test_data/pgtap_contract_aligned.log"), None, Place::default());
-    assert_eq!((tap.planned, tap.ran, tap.passed, tap.failed), (Some(4), 3, 1, 2));
-    assert!(tap.ran_short());
-    let errors: Vec<_> = tap.errors.iter().map(key).collect();
-    assert_eq!(
-        errors,
-        vec![
-            (Class::UndefinedObject, "42P01".into(), String::new()),
-            (Class::UndefinedObject, "42P01".into(), "tap.sql:6".into())
-        ],
-        "died: and the ERROR line; not the 25P02 after it"
-    );
 }
 
 #[test]

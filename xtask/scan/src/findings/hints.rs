@@ -4,7 +4,7 @@
 //! about the staging vault is never given for the local target.
 
 use super::Class;
-use crate::text::extensions::{self, Local};
+use crate::extensions::{self, Local};
 
 /// Where a failure happened, as far as the hint is concerned.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
