@@ -104,7 +104,7 @@ fn an_existing_workspace_and_package_json_keep_their_members_scripts_and_comment
         ),
         "{cargo}"
     );
-    assert!(cargo.contains("[profile.dev.package.xtask]\nopt-level = 2"), "the tool's profile is added:\n{cargo}");
+    assert!(cargo.contains("[profile.dev.package.xtask-scan]\nopt-level = 2"), "the tool's profile is added:\n{cargo}");
     let config = repo.read(".cargo/config.toml");
     assert!(
         config.starts_with("[build]\n# one job per core is too many on CI\njobs = 2\n\n[alias]\nxtask = "),
