@@ -235,7 +235,7 @@ fn the_history_row_holds_the_statements_the_supabase_cli_stores() {
     let pushed = local_target(&sandbox.workdir);
     let pushed_dsn = pushed.cluster().unwrap().dsn();
     let mut push = Command::new(&cli.path);
-    push.args(["db", "push"]).args(cli.dsn_args(&pushed_dsn)).arg("--workdir").arg(&sandbox.workdir);
+    push.args(["db", "push", "--yes"]).args(cli.dsn_args(&pushed_dsn)).arg("--workdir").arg(&sandbox.workdir);
     push.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = push.spawn().unwrap();
     use std::io::Write;
