@@ -35,9 +35,16 @@ struct Check {
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let w = &ctx.workdir;
+    let mut checks = client_checks();
+    checks.extend(server_checks(w));
+    checks.push(cli_check(w));
+    checks.extend(tree_checks(w));
+    print(&checks)
+}
+
+/// psql and pg_dump, with their versions.
+fn client_checks() -> Vec<Check> {
     let mut checks = Vec::new();
-    let project_major = crate::text::config::cli_config(w).ok().and_then(|c| c.major_version);
-    let server = server::find_server_of(project_major);
     for client in ["psql", "pg_dump"] {
         checks.push(Check {
             name: client,
@@ -56,6 +63,15 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
                 .map_err(|e| format!("{e:#}")),
         });
     }
+    checks
+}
+
+/// The server (of the major `supabase/config.toml` names when there is one), pgTAP, pgextwlist
+/// and how the local target provides each Supabase extension.
+fn server_checks(w: &std::path::Path) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let project_major = crate::text::config::cli_config(w).ok().and_then(|c| c.major_version);
+    let server = server::find_server_of(project_major);
     checks.push(Check {
         name: "postgres server",
         level: Level::Required,
@@ -105,8 +121,13 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         });
         checks.extend(extension_checks(s));
     }
+    checks
+}
+
+/// The Supabase CLI and its flavour.
+fn cli_check(w: &std::path::Path) -> Check {
     let (min_major, min_minor) = MIN_VERSION;
-    checks.push(Check {
+    Check {
         name: "Supabase CLI",
         level: Level::Optional,
         found: match SupabaseCli::find(w) {
@@ -122,7 +143,12 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
                     .into(),
             ),
         },
-    });
+    }
+}
+
+/// The tree, the runbook's documents and the vault files.
+fn tree_checks(w: &std::path::Path) -> Vec<Check> {
+    let mut checks = Vec::new();
     checks.push(file_check(
         "migrations",
         Level::Required,
@@ -156,8 +182,13 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         ));
     }
 
+    checks
+}
+
+/// Each check on a line; exit 2 when a required one is missing.
+fn print(checks: &[Check]) -> Result<Exit> {
     let mut missing = 0;
-    for check in &checks {
+    for check in checks {
         let (mark, text) = match (&check.found, &check.level) {
             (Ok(found), _) => ("ok  ", found.clone()),
             (Err(why), Level::Required) => {

@@ -92,9 +92,24 @@ fn status(st: Status) -> &'static str {
 }
 
 fn render(s: &Summary, room: Room) -> String {
+    let mut md = String::new();
+    header(&mut md, s);
+    migrations(&mut md, s, room);
+    locks(&mut md, s, room);
+    schema(&mut md, s);
+    rls(&mut md, s, room);
+    findings(&mut md, s, room);
+    lists(&mut md, s, room);
+    provenance(&mut md, s);
+    steps(&mut md, s, room);
+    md
+}
+
+/// The verdict, the outcome, command, target and times, the evidence's links.
+fn header(md: &mut String, s: &Summary) {
     let name = s.rehearsal_dir.rsplit('/').next().unwrap_or(&s.rehearsal_dir);
     // The dir's name and the verdict are the tool's own words.
-    let mut md = format!("# Rehearsal summary: {name}\n\n**{}**\n\n", md_prose(&s.verdict()));
+    md.push_str(&format!("# Rehearsal summary: {name}\n\n**{}**\n\n", md_prose(&s.verdict())));
     md.push_str("| | |\n|---|---|\n");
     md.push_str(&format!("| Outcome | **{}** (exit {}) |\n", s.outcome.as_str(), s.exit_code));
     md.push_str(&format!("| Command | `cargo xtask {}` |\n", s.command));
@@ -112,7 +127,10 @@ fn render(s: &Summary, room: Room) -> String {
         }
     }
     md.push('\n');
+}
 
+/// Each migration × step: every failed one, then the clean ones room allows.
+fn migrations(md: &mut String, s: &Summary, room: Room) {
     if !s.migrations.is_empty() {
         md.push_str(
             "\n## Migrations\n\n| migration | apply | rollback | re-apply | apply time |\n|---|---|---|---|---|\n",
@@ -129,8 +147,12 @@ fn render(s: &Summary, room: Room) -> String {
             }
             md.push_str(&row(r));
         }
-        more(&mut md, clean - shown, "clean migration(s)");
+        more(md, clean - shown, "clean migration(s)");
     }
+}
+
+/// What each migration locked, measured.
+fn locks(md: &mut String, s: &Summary, room: Room) {
     let locked = s.locked();
     if !locked.is_empty() {
         md.push_str(
@@ -142,7 +164,7 @@ fn render(s: &Summary, room: Room) -> String {
                 "| {} | {step} | {} | {} | {} | {} | {} | {} ms |\n",
                 md_code(&format!("{}_{}", r.version, r.name), true),
                 md_code(&i.relation, true),
-                i.rows.map_or("-".into(), |n| format!("~{n}")),
+                i.rows_shown().unwrap_or_else(|| "-".into()),
                 cell(&i.lock),
                 cell(&i.blocks.replace('_', " ")),
                 if i.rewrite {
@@ -155,8 +177,12 @@ fn render(s: &Summary, room: Room) -> String {
                 i.held_ms
             ));
         }
-        more(&mut md, locked.len().saturating_sub(room.items.max(1)), "locked relation(s)");
+        more(md, locked.len().saturating_sub(room.items.max(1)), "locked relation(s)");
     }
+}
+
+/// Whether the schema came back after the rollbacks.
+fn schema(md: &mut String, s: &Summary) {
     match s.schema_restored {
         Some(true) => md.push_str("\nSchema after rollback: identical to before the apply.\n"),
         Some(false) => md.push_str(
@@ -164,6 +190,10 @@ fn render(s: &Summary, room: Room) -> String {
         ),
         None => {}
     }
+}
+
+/// The RLS contract per file, and the failing tests with their diagnostics.
+fn rls(md: &mut String, s: &Summary, room: Room) {
     if let Some(rls) = &s.rls {
         md.push_str(&format!(
             "\n## RLS contract\n\n{} planned, {} ran, {} passed, {} failed, {} errors.\n\n\
@@ -191,7 +221,7 @@ fn render(s: &Summary, room: Room) -> String {
                 f.errors
             ));
         }
-        more(&mut md, clean - shown, "clean test file(s)");
+        more(md, clean - shown, "clean test file(s)");
         if !rls.failures.is_empty() {
             md.push_str("\nFailing tests:\n\n");
             for f in rls.failures.iter().take(room.items) {
@@ -205,9 +235,13 @@ fn render(s: &Summary, room: Room) -> String {
                     md.push_str(&md_fence(&lines, "  "));
                 }
             }
-            more(&mut md, rls.failures.len().saturating_sub(room.items), "failing test(s)");
+            more(md, rls.failures.len().saturating_sub(room.items), "failing test(s)");
         }
     }
+}
+
+/// Every finding, errors first.
+fn findings(md: &mut String, s: &Summary, room: Room) {
     if !s.findings.is_empty() {
         md.push_str("\n## Findings\n\n");
         // Errors before warnings, so a cut keeps what blocks the run.
@@ -221,8 +255,12 @@ fn render(s: &Summary, room: Room) -> String {
                 cell(&f.hint)
             ));
         }
-        more(&mut md, findings.len().saturating_sub(room.items), "finding(s)");
+        more(md, findings.len().saturating_sub(room.items), "finding(s)");
     }
+}
+
+/// What blocks it, the next actions, the warnings.
+fn lists(md: &mut String, s: &Summary, room: Room) {
     for (title, items) in
         [("What blocks it", &s.blockers), ("Next actions", &s.next_actions), ("Warnings", &s.warnings)]
     {
@@ -231,9 +269,13 @@ fn render(s: &Summary, room: Room) -> String {
             for item in items.iter().take(room.items) {
                 md.push_str(&format!("- {}\n", md_prose(item)));
             }
-            more(&mut md, items.len().saturating_sub(room.items), "item(s)");
+            more(md, items.len().saturating_sub(room.items), "item(s)");
         }
     }
+}
+
+/// The commit, the tool, psql, the server, the CLI, who ran it.
+fn provenance(md: &mut String, s: &Summary) {
     let p = &s.provenance;
     let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     md.push_str("\n## Provenance\n\n| | |\n|---|---|\n");
@@ -254,6 +296,10 @@ fn render(s: &Summary, room: Room) -> String {
         cell(&or(&p.supabase_cli))
     ));
     md.push_str(&format!("| Run by | {}@{} |\n", cell(&p.user), cell(&p.host)));
+}
+
+/// Each step's start and duration.
+fn steps(md: &mut String, s: &Summary, room: Room) {
     if !s.steps.is_empty() && room.items > 0 {
         md.push_str("\n## Steps\n\n| step | started | duration |\n|---|---|---|\n");
         for step in &s.steps {
@@ -266,7 +312,6 @@ fn render(s: &Summary, room: Room) -> String {
             ));
         }
     }
-    md
 }
 
 fn row(r: &MigrationRow) -> String {

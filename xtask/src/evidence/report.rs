@@ -26,7 +26,6 @@ fn status(st: Status) -> &'static str {
 /// with where and what to do, blockers, next actions and the key logs.
 pub fn screen(s: &Summary) -> String {
     let mut out = String::new();
-    let dir = &s.rehearsal_dir;
     out.push_str(&format!(
         "{} on {} ({}/{})\n",
         dir_name(s),
@@ -34,6 +33,15 @@ pub fn screen(s: &Summary) -> String {
         one_line(&s.target.host),
         one_line(&s.target.database)
     ));
+    migrations_lines(&mut out, s);
+    rls_lines(&mut out, s);
+    finding_lines(&mut out, s);
+    closing_lines(&mut out, s);
+    out
+}
+
+/// Each migration × step (every one that went wrong, the clean ones while it stays one screen), its worst lock, and whether the schema came back.
+fn migrations_lines(out: &mut String, s: &Summary) {
     let rows = &s.migrations;
     let rollbacks = rows.iter().any(|r| r.rollback.status != Status::Skipped);
     let reapplies = rows.iter().any(|r| r.reapply.status != Status::Skipped);
@@ -70,10 +78,15 @@ pub fn screen(s: &Summary) -> String {
     match s.schema_restored {
         Some(true) => out.push_str("schema after rollback: identical to before the apply\n"),
         Some(false) => out.push_str(&format!(
-            "schema after rollback: DIFFERS from before the apply (see {dir}/schema_rollback.diff)\n"
+            "schema after rollback: DIFFERS from before the apply (see {}/schema_rollback.diff)\n",
+            s.rehearsal_dir
         )),
         None => {}
     }
+}
+
+/// The RLS contract: the counts, each file that went wrong (all while few), each failing test.
+fn rls_lines(out: &mut String, s: &Summary) {
     if let Some(rls) = &s.rls {
         out.push_str(&format!(
             "rls: {} planned, {} ran, {} passed, {} failed, {} errors\n",
@@ -106,6 +119,10 @@ pub fn screen(s: &Summary) -> String {
             out.push_str(&format!("    not ok {} - {} ({})\n", f.number, one_line(&f.description), one_line(&f.file)));
         }
     }
+}
+
+/// Every error, first, then warnings while there is room.
+fn finding_lines(out: &mut String, s: &Summary) {
     if !s.findings.is_empty() {
         out.push_str("\nfindings:\n");
         // Every error, first (what failed the run leads); then warnings while there is room.
@@ -125,6 +142,11 @@ pub fn screen(s: &Summary) -> String {
             out.push_str(&format!("  ({} more warning(s) in summary.json)\n", warnings - MAX_WARNINGS));
         }
     }
+}
+
+/// Warnings, blockers, next actions, where the logs and the page are, the verdict and the outcome.
+fn closing_lines(out: &mut String, s: &Summary) {
+    let dir = &s.rehearsal_dir;
     for (label, items) in [("warning", &s.warnings), ("blocker", &s.blockers), ("next", &s.next_actions)] {
         let shown = if label == "warning" { MAX_WARNINGS } else { usize::MAX };
         for item in items.iter().take(shown) {
@@ -147,7 +169,6 @@ pub fn screen(s: &Summary) -> String {
     }
     out.push_str(&format!("verdict: {}\n", s.verdict()));
     out.push_str(&format!("outcome: {} (exit {})\n", s.outcome.as_str(), s.exit_code));
-    out
 }
 
 /// Past this many migrations (or test files) the screen shows only those that went wrong.
