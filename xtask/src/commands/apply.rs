@@ -60,21 +60,7 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         }
         record.summary_mut().inventory = Some(Inventories { pre: Some(pre.record()), post: None });
         let sel = flow::select(p.kind, &p.tree, &pre, &p.molecules, &mut record.summary_mut().warnings);
-        if let Some(path) = &p.plan {
-            let changes: Vec<plan::Change> = p
-                .molecules
-                .iter()
-                .map(|m| plan::Change {
-                    id: m.id.clone(),
-                    status: "in_progress",
-                    attempts: Some(m.attempt),
-                    evidence: vec![],
-                })
-                .collect();
-            if !changes.is_empty() {
-                plan::update(path, &changes)?;
-            }
-        }
+        mark_in_progress(&p)?;
         let clock = record.step_start(4, "apply");
         let mut apply_log = record.transcript(APPLY_LOG, "apply")?;
         if flow::apply_unrehearsed(&mut target, &sel.baseline, "step 4 baseline", &mut apply_log, &mut record)? {
@@ -101,7 +87,28 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         }
         Ok(())
     })();
-    let stop = match done {
+    let stop = stopped(done, &mut record);
+    drop(target);
+    Ok(record.finish(stop, "in_progress", Outputs { handoff: true, command: "apply" }, &ctx.present))
+}
+
+/// The selected molecules are `in_progress` in the plan while their attempt runs.
+fn mark_in_progress(p: &crate::prepare::Prepared) -> Result<()> {
+    let Some(path) = &p.plan else { return Ok(()) };
+    let changes: Vec<plan::Change> = p
+        .molecules
+        .iter()
+        .map(|m| plan::Change { id: m.id.clone(), status: "in_progress", attempts: Some(m.attempt), evidence: vec![] })
+        .collect();
+    if !changes.is_empty() {
+        plan::update(path, &changes)?;
+    }
+    Ok(())
+}
+
+/// How the apply ended early, if it did, with its blocker.
+fn stopped(done: Result<()>, record: &mut crate::evidence::record::Record) -> Option<Exit> {
+    match done {
         Ok(()) => None,
         Err(e) if exit::is_interrupt(&e) => {
             progress!("interrupted: the child processes were stopped; writing a halted summary");
@@ -116,7 +123,5 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
             record.summary_mut().blockers.push(format!("the apply stopped: {e:#}"));
             Some(Exit::CannotRun)
         }
-    };
-    drop(target);
-    Ok(record.finish(stop, "in_progress", Outputs { handoff: true, command: "apply" }, &ctx.present))
+    }
 }

@@ -23,30 +23,7 @@ pub fn next_actions(s: &Summary, command: &str) -> Vec<String> {
                 .into(),
         );
     }
-    // The first failure is the one to fix; a later one may only follow from it.
-    let mut first_failed: Option<&str> = None;
-    for row in s.migrations.iter().filter(|r| r.apply.status == Status::Failed) {
-        let Some(error) = &row.apply.error else { continue };
-        if error.class.is_connection() {
-            continue;
-        }
-        if let Some(first) = first_failed {
-            next.push(format!(
-                "then replay: {} failed too ({} at {}), perhaps only because {first} did",
-                row.file,
-                error.class.as_str(),
-                error.location().unwrap_or_default()
-            ));
-            continue;
-        }
-        first_failed = Some(&row.file);
-        let why = format!(" ({} at {})", error.class.as_str(), error.location().unwrap_or_default());
-        let replay = row
-            .molecule
-            .as_ref()
-            .map_or(format!("`cargo xtask {command}`"), |m| format!("`cargo xtask apply --molecule {m}`"));
-        next.push(format!("amend {}{why}, then replay with {replay}", row.file));
-    }
+    let first_failed = failed_applies(s, command, &mut next);
     if s.migrations.iter().any(|r| {
         r.rollback.status == Status::Failed && !r.rollback.error.as_ref().is_some_and(|e| e.class.is_connection())
     }) {
@@ -107,4 +84,33 @@ pub fn next_actions(s: &Summary, command: &str) -> Vec<String> {
         });
     }
     next
+}
+
+/// What to do about each failed apply: amend the first and replay; the later ones may only follow
+/// from it. The first failed file, if any.
+fn failed_applies<'a>(s: &'a Summary, command: &str, next: &mut Vec<String>) -> Option<&'a str> {
+    let mut first_failed: Option<&str> = None;
+    for row in s.migrations.iter().filter(|r| r.apply.status == Status::Failed) {
+        let Some(error) = &row.apply.error else { continue };
+        if error.class.is_connection() {
+            continue;
+        }
+        if let Some(first) = first_failed {
+            next.push(format!(
+                "then replay: {} failed too ({} at {}), perhaps only because {first} did",
+                row.file,
+                error.class.as_str(),
+                error.location().unwrap_or_default()
+            ));
+            continue;
+        }
+        first_failed = Some(&row.file);
+        let why = format!(" ({} at {})", error.class.as_str(), error.location().unwrap_or_default());
+        let replay = row
+            .molecule
+            .as_ref()
+            .map_or(format!("`cargo xtask {command}`"), |m| format!("`cargo xtask apply --molecule {m}`"));
+        next.push(format!("amend {}{why}, then replay with {replay}", row.file));
+    }
+    first_failed
 }

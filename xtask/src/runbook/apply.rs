@@ -148,20 +148,7 @@ pub fn apply_all(
         let statements: Vec<Vec<String>> = group.iter().map(|m| m.sql.script.history_statements()).collect();
         let mut end = group.len();
         loop {
-            let links: Vec<Link> = group[..end]
-                .iter()
-                .zip(&statements)
-                .map(|(m, statements)| Link {
-                    file: &m.sql,
-                    header: Some(format!("==> {}", m.file())),
-                    failure: Some(format!("!! failure: {}", m.file())),
-                    record: Some(format!(
-                        "insert into supabase_migrations.schema_migrations (version, name, statements) values {} returning 1",
-                        history_values(m, statements)
-                    )),
-                    transaction: true,
-                })
-                .collect();
+            let links = links(&group[..end], &statements);
             let place = target.kind.place();
             let error_from = target.lock_risk_error_from();
             let first = at;
@@ -171,24 +158,7 @@ pub fn apply_all(
                 if first + i == 0 {
                     chain::impact::Impact::use_exact(&mut outcome.impact, &exact);
                 }
-                let mut found = findings::scan(&outcome.text, Some(&rel), place);
-                let ok = outcome.ok && outcome.recorded;
-                if ok {
-                    found.extend(chain::impact::lock_risk(&group[i].sql, &outcome.impact, place, error_from));
-                }
-                let applied = Applied {
-                    ok,
-                    atomic: true,
-                    duration_ms: outcome.duration_ms,
-                    error: if ok {
-                        None
-                    } else {
-                        found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned()
-                    },
-                    findings: found,
-                    history: ok.then(|| HistoryRecord { statements_sha256: statements_hash(&statements[i]) }),
-                    impact: outcome.impact,
-                };
+                let applied = chained(&group[i].sql, &statements[i], outcome, &rel, place, error_from);
                 go_on = done(group[i], applied)?;
                 Ok(())
             };
@@ -219,6 +189,50 @@ pub fn apply_all(
         }
     }
     Ok(())
+}
+
+/// The links of a chain: each file with its history row.
+fn links<'a>(group: &[&'a Migration], statements: &[Vec<String>]) -> Vec<Link<'a>> {
+    group
+        .iter()
+        .zip(statements)
+        .map(|(m, statements)| Link {
+            file: &m.sql,
+            header: Some(format!("==> {}", m.file())),
+            failure: Some(format!("!! failure: {}", m.file())),
+            record: Some(format!(
+                "insert into supabase_migrations.schema_migrations (version, name, statements) values {} returning 1",
+                history_values(m, statements)
+            )),
+            transaction: true,
+        })
+        .collect()
+}
+
+/// What a chained file's outcome says: applied (with its history row and lock risks) or failed
+/// (with the finding that says why).
+fn chained(
+    file: &crate::prepare::tree::SqlFile,
+    statements: &[String],
+    outcome: chain::Outcome,
+    log: &str,
+    place: findings::Place,
+    error_from: Option<u64>,
+) -> Applied {
+    let mut found = findings::scan(&outcome.text, Some(log), place);
+    let ok = outcome.ok && outcome.recorded;
+    if ok {
+        found.extend(chain::impact::lock_risk(file, &outcome.impact, place, error_from));
+    }
+    Applied {
+        ok,
+        atomic: true,
+        duration_ms: outcome.duration_ms,
+        error: if ok { None } else { found.iter().find(|f| f.class.is_connection()).or(found.first()).cloned() },
+        findings: found,
+        history: ok.then(|| HistoryRecord { statements_sha256: statements_hash(statements) }),
+        impact: outcome.impact,
+    }
 }
 
 /// One transactional file in a transaction with `record` (a data-modifying statement): its

@@ -129,10 +129,17 @@ impl Dsn {
 }
 
 fn parse_uri(raw: &str, start: usize) -> Result<Vec<Param>, String> {
-    let b = raw.as_bytes();
     let mut params = Vec::new();
-    let mut p = start;
-    // Credentials: up to the first '@' before any '/'.
+    let p = credentials(raw, start, &mut params)?;
+    let p = hosts_and_ports(raw, p, &mut params)?;
+    let p = dbname(raw, p, &mut params)?;
+    query(raw, p, &mut params)?;
+    Ok(params)
+}
+
+/// `user[:password]@`, up to the first '@' before any '/': the position after it.
+fn credentials(raw: &str, mut p: usize, params: &mut Vec<Param>) -> Result<usize, String> {
+    let b = raw.as_bytes();
     let mut look = p;
     while look < b.len() && b[look] != b'@' && b[look] != b'/' {
         look += 1;
@@ -154,7 +161,12 @@ fn parse_uri(raw: &str, start: usize) -> Result<Vec<Param>, String> {
         }
         p = look + 1;
     }
-    // Hosts and ports, comma-separated, up to '/' or '?'.
+    Ok(p)
+}
+
+/// Hosts and ports, comma-separated, up to '/' or '?': the position after them.
+fn hosts_and_ports(raw: &str, mut p: usize, params: &mut Vec<Param>) -> Result<usize, String> {
+    let b = raw.as_bytes();
     let (mut hosts, mut ports) = (Vec::new(), Vec::new());
     let hosts_start = p;
     loop {
@@ -206,6 +218,12 @@ fn parse_uri(raw: &str, start: usize) -> Result<Vec<Param>, String> {
     if ports.iter().any(|h| !h.is_empty()) {
         params.push(Param { key: "port".into(), value: ports.join(","), span: hosts_start..p });
     }
+    Ok(p)
+}
+
+/// `/dbname`: the position after it.
+fn dbname(raw: &str, mut p: usize, params: &mut Vec<Param>) -> Result<usize, String> {
+    let b = raw.as_bytes();
     if p < b.len() && b[p] == b'/' {
         let d = p + 1;
         p = d;
@@ -216,6 +234,12 @@ fn parse_uri(raw: &str, start: usize) -> Result<Vec<Param>, String> {
             params.push(Param { key: "dbname".into(), value: decode(&raw[d..p])?, span: d..p });
         }
     }
+    Ok(p)
+}
+
+/// `?key=value&...`.
+fn query(raw: &str, p: usize, params: &mut Vec<Param>) -> Result<(), String> {
+    let b = raw.as_bytes();
     if p < b.len() && b[p] == b'?' {
         let mut q = p + 1;
         while q <= b.len() {
@@ -240,7 +264,7 @@ fn parse_uri(raw: &str, start: usize) -> Result<Vec<Param>, String> {
             q = end + 1;
         }
     }
-    Ok(params)
+    Ok(())
 }
 
 fn parse_keywords(raw: &str) -> Result<Vec<Param>, String> {

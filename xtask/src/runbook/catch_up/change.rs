@@ -26,78 +26,10 @@ impl Side<'_> {
         let (from, to) = (from.first().map(String::as_str), to.first().map(String::as_str));
         let forward = self.forward;
         match kind {
-            "index" => match both(from, to, |r| r.strip_prefix("index ").map(str::to_string), kind)? {
-                (_, Some(def)) => {
-                    let create = format!("{};", def.replacen(" INDEX ", " INDEX IF NOT EXISTS ", 1));
-                    Ok(if from.is_some() {
-                        vec![
-                            (phase::CONSTRAINT, format!("drop index if exists {object};")),
-                            (phase::CONSTRAINT, create),
-                        ]
-                    } else {
-                        vec![(phase::CONSTRAINT, create)]
-                    })
-                }
-                (Some(_), None) => Ok(vec![(phase::DROP_CONSTRAINT, format!("drop index if exists {object};"))]),
-                (None, None) => Ok(Vec::new()),
-            },
-            "constraint" => {
-                let (f, t) = both(from, to, constraint, kind)?;
-                if [&f, &t].into_iter().flatten().any(|c| c.kind == "t" || !self.tables.contains(&c.table)) {
-                    return Err("a domain's constraint or a constraint trigger: write it by hand".into());
-                }
-                Ok(match (f, t) {
-                    (_, Some(c)) => vec![(phase::CONSTRAINT, c.guarded_add())],
-                    (Some(c), None) => vec![(
-                        phase::DROP_CONSTRAINT,
-                        format!("alter table {} drop constraint if exists {};", c.table, c.name),
-                    )],
-                    (None, None) => Vec::new(),
-                })
-            }
-            "function" => match both(from, to, function, kind)? {
-                (f, Some(t)) => {
-                    if !t.definition.starts_with("CREATE") {
-                        return Err(format!("not a function or procedure ({}): write it by hand", t.definition));
-                    }
-                    let mut out = vec![(phase::FUNCTION, format!("{};", t.definition.trim_end()))];
-                    if f.as_ref().is_none_or(|f| f.owner != t.owner) {
-                        out.push((
-                            phase::GRANTS,
-                            format!("alter routine {} owner to {};", t.signature, role(&t.owner)),
-                        ));
-                    }
-                    let on = format!("function {}", t.signature);
-                    let was = f.as_ref().map(|f| f.acl.as_str());
-                    out.extend(grants(&on, None, was, &t.acl, EXECUTE)?.into_iter().map(|g| (phase::GRANTS, g)));
-                    Ok(out)
-                }
-                (Some(f), None) => Ok(vec![(phase::DROP_FUNCTION, format!("drop routine if exists {};", f.signature))]),
-                (None, None) => Ok(Vec::new()),
-            },
-            "trigger" => match both(from, to, trigger, kind)? {
-                (_, Some(t)) => {
-                    let mut out = vec![
-                        (phase::POLICY, format!("drop trigger if exists {} on {};", t.name, t.table)),
-                        (phase::POLICY, format!("{};", t.definition)),
-                    ];
-                    let how = match t.enabled.as_str() {
-                        "O" => None,
-                        "D" => Some("disable trigger"),
-                        "R" => Some("enable replica trigger"),
-                        "A" => Some("enable always trigger"),
-                        other => return Err(format!("a trigger enabled as `{other}`: write it by hand")),
-                    };
-                    if let Some(how) = how {
-                        out.push((phase::POLICY, format!("alter table {} {how} {};", t.table, t.name)));
-                    }
-                    Ok(out)
-                }
-                (Some(f), None) => {
-                    Ok(vec![(phase::DROP_POLICY, format!("drop trigger if exists {} on {};", f.name, f.table))])
-                }
-                (None, None) => Ok(Vec::new()),
-            },
+            "index" => self.index_change(object, from, to),
+            "constraint" => self.constraint_change(object, from, to),
+            "function" => self.function_change(object, from, to),
+            "trigger" => self.trigger_change(object, from, to),
             "policy" => match both(from, to, policy, kind)? {
                 (_, Some(t)) => Ok(vec![
                     (phase::POLICY, format!("drop policy if exists {} on {};", t.name, t.table)),
@@ -113,28 +45,7 @@ impl Side<'_> {
                 (Some(_), None) if forward => Err("dropping a table deletes its rows: write it by hand".into()),
                 _ => Err("a whole table: write it by hand (`supabase db dump` prints its definition)".into()),
             },
-            "view" => match both(from, to, relation, kind)? {
-                (Some(f), Some(t)) => table_flags(&f, &t),
-                (None, Some(t)) => {
-                    let with = view_options(&t.options)
-                        .ok_or_else(|| format!("a view with options {}: write it by hand", t.options))?;
-                    let def = self
-                        .all
-                        .iter()
-                        .find_map(|r| r.strip_prefix(&format!("view {}: ", t.name)))
-                        .ok_or_else(|| "its definition could not be read".to_string())?;
-                    let mut out =
-                        vec![(phase::VIEW, format!("create or replace view {}{with} as {}", t.name, terminated(def)))];
-                    if t.owner != "-" {
-                        out.push((phase::GRANTS, format!("alter view {} owner to {};", t.name, role(&t.owner))));
-                    }
-                    let on = format!("table {}", t.name);
-                    out.extend(grants(&on, None, None, &t.acl, TABLE)?.into_iter().map(|g| (phase::GRANTS, g)));
-                    Ok(out)
-                }
-                (Some(f), None) => Ok(vec![(phase::DROP_VIEW, format!("drop view if exists {};", f.name))]),
-                (None, None) => Ok(Vec::new()),
-            },
+            "view" => self.view_change(object, from, to),
             "view_definition" => {
                 let materialized = self.all.iter().any(|r| r.starts_with(&format!("relation {object} kind=m ")));
                 match to {
@@ -149,31 +60,150 @@ impl Side<'_> {
                 }
             }
             "column" => column_change(both(from, to, column, kind)?, forward),
-            "schema" => match both(from, to, schema, kind)? {
-                (f, Some(t)) => {
-                    let mut out = vec![(phase::SCHEMA, format!("create schema if not exists {};", t.name))];
-                    if f.as_ref().is_none_or(|f| f.owner != t.owner) {
-                        out.push((phase::GRANTS, format!("alter schema {} owner to {};", t.name, role(&t.owner))));
-                    }
-                    let on = format!("schema {}", t.name);
-                    let was = f.as_ref().map(|f| f.acl.as_str());
-                    out.extend(grants(&on, None, was, &t.acl, SCHEMA)?.into_iter().map(|g| (phase::GRANTS, g)));
-                    Ok(out)
-                }
-                (Some(f), None) => Ok(vec![(phase::DROP_SCHEMA, format!("drop schema if exists {};", f.name))]),
-                (None, None) => Ok(Vec::new()),
-            },
-            "extension" => match both(from, to, extension, kind)? {
-                (Some(_), None) if forward => {
-                    Err("dropping an extension drops what it made, data included: write it by hand".into())
-                }
-                (Some((name, _)), None) => Ok(vec![(phase::DROP_SCHEMA, format!("drop extension if exists {name};"))]),
-                (None, Some((name, schema))) => {
-                    Ok(vec![(phase::SCHEMA, format!("create extension if not exists {name} with schema {schema};"))])
-                }
-                _ => Err("an extension's version or schema: write it by hand (`alter extension ... update`)".into()),
-            },
+            "schema" => self.schema_change(object, from, to),
+            "extension" => self.extension_change(object, from, to),
             other => Err(format!("a kind the writer does not know ({}): write it by hand", other.replace('_', " "))),
+        }
+    }
+
+    fn index_change(&self, object: &str, from: Option<&str>, to: Option<&str>) -> Statements {
+        let kind = "index";
+        match both(from, to, |r| r.strip_prefix("index ").map(str::to_string), kind)? {
+            (_, Some(def)) => {
+                let create = format!("{};", def.replacen(" INDEX ", " INDEX IF NOT EXISTS ", 1));
+                Ok(if from.is_some() {
+                    vec![(phase::CONSTRAINT, format!("drop index if exists {object};")), (phase::CONSTRAINT, create)]
+                } else {
+                    vec![(phase::CONSTRAINT, create)]
+                })
+            }
+            (Some(_), None) => Ok(vec![(phase::DROP_CONSTRAINT, format!("drop index if exists {object};"))]),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+
+    fn constraint_change(&self, _object: &str, from: Option<&str>, to: Option<&str>) -> Statements {
+        let kind = "constraint";
+        {
+            let (f, t) = both(from, to, constraint, kind)?;
+            if [&f, &t].into_iter().flatten().any(|c| c.kind == "t" || !self.tables.contains(&c.table)) {
+                return Err("a domain's constraint or a constraint trigger: write it by hand".into());
+            }
+            Ok(match (f, t) {
+                (_, Some(c)) => vec![(phase::CONSTRAINT, c.guarded_add())],
+                (Some(c), None) => vec![(
+                    phase::DROP_CONSTRAINT,
+                    format!("alter table {} drop constraint if exists {};", c.table, c.name),
+                )],
+                (None, None) => Vec::new(),
+            })
+        }
+    }
+
+    fn function_change(&self, _object: &str, from: Option<&str>, to: Option<&str>) -> Statements {
+        let kind = "function";
+        match both(from, to, function, kind)? {
+            (f, Some(t)) => {
+                if !t.definition.starts_with("CREATE") {
+                    return Err(format!("not a function or procedure ({}): write it by hand", t.definition));
+                }
+                let mut out = vec![(phase::FUNCTION, format!("{};", t.definition.trim_end()))];
+                if f.as_ref().is_none_or(|f| f.owner != t.owner) {
+                    out.push((phase::GRANTS, format!("alter routine {} owner to {};", t.signature, role(&t.owner))));
+                }
+                let on = format!("function {}", t.signature);
+                let was = f.as_ref().map(|f| f.acl.as_str());
+                out.extend(grants(&on, None, was, &t.acl, EXECUTE)?.into_iter().map(|g| (phase::GRANTS, g)));
+                Ok(out)
+            }
+            (Some(f), None) => Ok(vec![(phase::DROP_FUNCTION, format!("drop routine if exists {};", f.signature))]),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+
+    fn trigger_change(&self, _object: &str, from: Option<&str>, to: Option<&str>) -> Statements {
+        let kind = "trigger";
+        match both(from, to, trigger, kind)? {
+            (_, Some(t)) => {
+                let mut out = vec![
+                    (phase::POLICY, format!("drop trigger if exists {} on {};", t.name, t.table)),
+                    (phase::POLICY, format!("{};", t.definition)),
+                ];
+                let how = match t.enabled.as_str() {
+                    "O" => None,
+                    "D" => Some("disable trigger"),
+                    "R" => Some("enable replica trigger"),
+                    "A" => Some("enable always trigger"),
+                    other => return Err(format!("a trigger enabled as `{other}`: write it by hand")),
+                };
+                if let Some(how) = how {
+                    out.push((phase::POLICY, format!("alter table {} {how} {};", t.table, t.name)));
+                }
+                Ok(out)
+            }
+            (Some(f), None) => {
+                Ok(vec![(phase::DROP_POLICY, format!("drop trigger if exists {} on {};", f.name, f.table))])
+            }
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+
+    fn view_change(&self, _object: &str, from: Option<&str>, to: Option<&str>) -> Statements {
+        let kind = "view";
+        match both(from, to, relation, kind)? {
+            (Some(f), Some(t)) => table_flags(&f, &t),
+            (None, Some(t)) => {
+                let with = view_options(&t.options)
+                    .ok_or_else(|| format!("a view with options {}: write it by hand", t.options))?;
+                let def = self
+                    .all
+                    .iter()
+                    .find_map(|r| r.strip_prefix(&format!("view {}: ", t.name)))
+                    .ok_or_else(|| "its definition could not be read".to_string())?;
+                let mut out =
+                    vec![(phase::VIEW, format!("create or replace view {}{with} as {}", t.name, terminated(def)))];
+                if t.owner != "-" {
+                    out.push((phase::GRANTS, format!("alter view {} owner to {};", t.name, role(&t.owner))));
+                }
+                let on = format!("table {}", t.name);
+                out.extend(grants(&on, None, None, &t.acl, TABLE)?.into_iter().map(|g| (phase::GRANTS, g)));
+                Ok(out)
+            }
+            (Some(f), None) => Ok(vec![(phase::DROP_VIEW, format!("drop view if exists {};", f.name))]),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+
+    fn schema_change(&self, _object: &str, from: Option<&str>, to: Option<&str>) -> Statements {
+        let kind = "schema";
+        match both(from, to, schema, kind)? {
+            (f, Some(t)) => {
+                let mut out = vec![(phase::SCHEMA, format!("create schema if not exists {};", t.name))];
+                if f.as_ref().is_none_or(|f| f.owner != t.owner) {
+                    out.push((phase::GRANTS, format!("alter schema {} owner to {};", t.name, role(&t.owner))));
+                }
+                let on = format!("schema {}", t.name);
+                let was = f.as_ref().map(|f| f.acl.as_str());
+                out.extend(grants(&on, None, was, &t.acl, SCHEMA)?.into_iter().map(|g| (phase::GRANTS, g)));
+                Ok(out)
+            }
+            (Some(f), None) => Ok(vec![(phase::DROP_SCHEMA, format!("drop schema if exists {};", f.name))]),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+
+    fn extension_change(&self, _object: &str, from: Option<&str>, to: Option<&str>) -> Statements {
+        let kind = "extension";
+        let forward = self.forward;
+        match both(from, to, extension, kind)? {
+            (Some(_), None) if forward => {
+                Err("dropping an extension drops what it made, data included: write it by hand".into())
+            }
+            (Some((name, _)), None) => Ok(vec![(phase::DROP_SCHEMA, format!("drop extension if exists {name};"))]),
+            (None, Some((name, schema))) => {
+                Ok(vec![(phase::SCHEMA, format!("create extension if not exists {name} with schema {schema};"))])
+            }
+            _ => Err("an extension's version or schema: write it by hand (`alter extension ... update`)".into()),
         }
     }
 }
