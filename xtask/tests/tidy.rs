@@ -249,3 +249,32 @@ fn no_module_uses_one_that_uses_it_back() {
     }
     assert!(cycles.is_empty(), "modules that use each other (make the data flow one way):\n{}", cycles.join("\n"));
 }
+
+/// A function a reader can follow: none over 100 lines (split it into named parts).
+#[test]
+fn no_function_is_over_100_lines() {
+    let mut long = Vec::new();
+    for path in rust_files(&root().join("src")).into_iter().chain(rust_files(&root().join("scan/src"))) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let line = lines[i];
+            let code = line.trim_start();
+            let indent = &line[..line.len() - code.len()];
+            let is_fn = ["fn ", "pub fn ", "pub(super) fn ", "pub(crate) fn "].iter().any(|p| code.starts_with(p));
+            if is_fn && !line.trim_end().ends_with(';') {
+                let close = format!("{indent}}}");
+                let end = (i + 1..lines.len()).find(|j| lines[*j] == close).unwrap_or(i);
+                let n = end - i + 1;
+                if n > 100 {
+                    let name = code.split("fn ").nth(1).unwrap_or("").split(['(', '<']).next().unwrap_or("");
+                    long.push(format!("{}: {name} ({n} lines)", rel(&path)));
+                }
+                i = end;
+            }
+            i += 1;
+        }
+    }
+    assert!(long.is_empty(), "functions over 100 lines (split them into named parts): {long:?}");
+}

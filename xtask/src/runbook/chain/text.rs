@@ -35,144 +35,16 @@ impl Chain {
     pub fn new(links: &[Link], sets: &[String]) -> Chain {
         let secret = crate::process::psql::nonce();
         let alias = format!("rehearsal_mark_{secret}");
-        let tag = format!("$m{secret}$");
+        let m = Markers {
+            alias: alias.clone(),
+            tag: format!("$m{secret}$"),
+            baseline: format!("{}{START_CLOCK}", super::impact::BASELINE),
+        };
         let mut b = Builder { text: String::new(), origins: vec![Origin::Tool], quoted_start: vec![false] };
-        let mark = |value: &str| format!("select '{alias}:{value}' as {alias}\\; ");
-        let clock = |i: usize, what: &str| {
-            format!("select '{alias}:{i}:{what}:' || (extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint as {alias}")
-        };
-        // The server keeps the last marker that ran (a setting local to the file's transaction):
-        // each marker checks that the one before it ran, and the file commits only once the
-        // last has. A marker that psql read as part of a literal or a comment (its split and the
-        // tool's disagree) stops the file before anything commits.
-        let step = |i: usize, n: usize, extra: &str| {
-            let before = if n == 0 { String::new() } else { format!("{alias}:{i}:{}", n - 1) };
-            format!(
-                "do {tag} begin if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{before}' then \
-                 raise exception '{alias}:disagree:{i}:{n}'; end if; \
-                 perform pg_catalog.set_config('rehearsal.mark', '{alias}:{i}:{n}', true);{extra} end {tag}\\; "
-            )
-        };
         let mut statements = Vec::new();
         let mut all_hidden = Vec::new();
-        // The impact of a transactional file on the relations that existed before it: their
-        // relfilenode and the planner's row estimate as the file starts, each strong lock the
-        // session holds after each statement (with that statement's start), and at the end one
-        // notice per relation ([`super::impact`]).
-        let start_clock =
-            " perform pg_catalog.set_config('rehearsal.t', ((extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint)::pg_catalog.text, true);";
-        let baseline = format!("{}{start_clock}", super::impact::BASELINE);
-        let locks = |k: usize| super::impact::LOCKS.replace("{k}", &k.to_string());
         for (i, link) in links.iter().enumerate() {
-            let script = &link.file.script;
-            let quoted = script.quoted_line_starts();
-            let quoted_start = |line: usize| quoted.get(line - 1).copied().unwrap_or(false);
-            let checked = link.transaction;
-            let mut hidden: Vec<Vec<&'static str>> = vec![if link.transaction { vec!["BEGIN"] } else { vec![] }];
-            let mut n = 0;
-            let mut next_step = |extra: &str| {
-                let text = if checked {
-                    step(i, n, extra)
-                } else if extra.is_empty() {
-                    String::new()
-                } else {
-                    format!("do {tag} begin{extra} end {tag}\\; ")
-                };
-                n += 1;
-                text
-            };
-            if i > 0 {
-                b.newline(Origin::Tool, false);
-            }
-            b.tool(&format!("{}\\; ", clock(i, "s")));
-            if link.transaction {
-                b.tool("begin\\; ");
-            }
-            // The file's text as written, in order: before each statement's first word its
-            // markers on a line of their own; each `;` that ends a statement (an empty one too)
-            // as `\;`, followed at once by a marker. Everything the tool changes is followed by
-            // a marker before any of the file's text.
-            let mut events: Vec<(usize, Option<usize>)> =
-                script.statements.iter().enumerate().map(|(k, s)| (s.code, Some(k))).collect();
-            events.extend(script.terminators.iter().map(|t| (*t, None)));
-            events.sort_unstable();
-            b.newline(Origin::File(i), quoted_start(1));
-            let mut line = 1;
-            let mut at = 0;
-            let mut firsts = Vec::new();
-            let mut last_k = 0;
-            for (offset, statement) in events {
-                line = b.file(i, line, &script.text[at..offset], &quoted_start);
-                match statement {
-                    Some(k) => {
-                        // A notice first: psql prints it as the statement starts (a result is
-                        // printed only once the next is in), which is what the in-flight line names.
-                        b.newline(Origin::Tool, false);
-                        let clocked = match (checked, k) {
-                            (true, 0) => baseline.as_str(),
-                            (true, _) => start_clock,
-                            (false, _) => "",
-                        };
-                        b.tool(&next_step(&format!(" raise notice '{alias}:{i}:{k}:go';{clocked}")));
-                        last_k = k;
-                        b.tool(&mark(&format!("{i}:{k}")));
-                        hidden.push(Vec::new());
-                        b.newline(Origin::File(i), false);
-                        firsts.push((b.origins.len() - 1, script.statements[k].end_line));
-                        at = offset;
-                    }
-                    None => {
-                        // The marker on a line of its own: the server's `LINE n` shows the
-                        // statement's line as psql -f sends it.
-                        b.tool("\\;");
-                        if checked {
-                            b.newline(Origin::Tool, false);
-                            b.tool(&next_step(&locks(last_k)));
-                            b.newline(Origin::File(i), false);
-                            hidden.last_mut().expect("a stretch").push("DO");
-                        }
-                        at = offset + 1;
-                    }
-                }
-            }
-            b.file(i, line, &script.text[at..], &quoted_start);
-            if script.statements.last().is_some_and(|s| !s.terminated) {
-                b.newline(Origin::Tool, false);
-                b.tool("\\;");
-                if checked {
-                    b.tool(&next_step(&locks(last_k)));
-                    hidden.last_mut().expect("a stretch").push("DO");
-                }
-            }
-            b.newline(Origin::Tool, false);
-            let tail = hidden.last_mut().expect("a stretch");
-            if checked {
-                tail.push("DO");
-                let last = if n == 0 { String::new() } else { format!("{alias}:{i}:{}", n - 1) };
-                b.tool(&format!(
-                    "do {tag} declare r record; begin if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{last}' then \
-                     raise exception '{alias}:disagree:{i}:{n}'; end if; {} end {tag}\\; ",
-                    super::impact::REPORT.replace("{notice}", &format!("{alias}:{i}:impact:"))
-                ));
-            }
-            if let Some(record) = &link.record {
-                // As the tool's own role: a `SET ROLE` in the file ends with the file.
-                b.tool("reset role\\; ");
-                tail.push("RESET");
-                b.tool(&format!("with h as ({record}) select '{alias}:{i}:h:' || count(*) as {alias} from h\\; "));
-            }
-            if link.transaction {
-                // Then the session as fresh as psql -f finds it ([`fresh`]).
-                b.tool(&format!("commit\\; {}", fresh::joined("\\; ")));
-                tail.push("COMMIT");
-                tail.extend(fresh::tags());
-                for set in sets {
-                    b.tool(&format!("{set}\\; "));
-                    tail.push("SET");
-                }
-            }
-            b.tool(&clock(i, "e"));
-            b.tool(if i + 1 == links.len() { ";\n" } else { "\\;" });
+            let (firsts, hidden) = b.link(&m, i, link, i + 1 == links.len(), sets);
             statements.push(firsts);
             all_hidden.push(hidden);
         }
@@ -200,6 +72,52 @@ impl Chain {
     }
 }
 
+/// A transactional file's clock as each statement starts.
+const START_CLOCK: &str =
+    " perform pg_catalog.set_config('rehearsal.t', ((extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint)::pg_catalog.text, true);";
+
+/// The tool's own text in a chain: the marker queries, and the blocks that check each marker
+/// ran and measure each file's impact, all named by the chain's secret alias and dollar tag.
+struct Markers {
+    alias: String,
+    tag: String,
+    /// The impact of a transactional file on the relations that existed before it: their
+    /// relfilenode and the planner's row estimate as the file starts, each strong lock the
+    /// session holds after each statement (with that statement's start), and at the end one
+    /// notice per relation ([`super::impact`]).
+    baseline: String,
+}
+
+impl Markers {
+    fn mark(&self, value: &str) -> String {
+        let alias = &self.alias;
+        format!("select '{alias}:{value}' as {alias}\\; ")
+    }
+
+    fn clock(&self, i: usize, what: &str) -> String {
+        let alias = &self.alias;
+        format!("select '{alias}:{i}:{what}:' || (extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint as {alias}")
+    }
+
+    /// The server keeps the last marker that ran (a setting local to the file's transaction):
+    /// each marker checks that the one before it ran, and the file commits only once the last
+    /// has. A marker that psql read as part of a literal or a comment (its split and the tool's
+    /// disagree) stops the file before anything commits.
+    fn step(&self, i: usize, n: usize, extra: &str) -> String {
+        let (alias, tag) = (&self.alias, &self.tag);
+        let before = if n == 0 { String::new() } else { format!("{alias}:{i}:{}", n - 1) };
+        format!(
+            "do {tag} begin if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{before}' then \
+             raise exception '{alias}:disagree:{i}:{n}'; end if; \
+             perform pg_catalog.set_config('rehearsal.mark', '{alias}:{i}:{n}', true);{extra} end {tag}\\; "
+        )
+    }
+
+    fn locks(&self, k: usize) -> String {
+        super::impact::LOCKS.replace("{k}", &k.to_string())
+    }
+}
+
 /// The chain's text and, per line, its origin and whether it starts inside a quote.
 struct Builder {
     text: String,
@@ -208,6 +126,148 @@ struct Builder {
 }
 
 impl Builder {
+    /// File `i` of the chain, its markers around each statement: per statement, the chain line
+    /// of its first word and its last line in the file; per stretch, the tool's command tags.
+    fn link(
+        &mut self,
+        m: &Markers,
+        i: usize,
+        link: &Link,
+        last: bool,
+        sets: &[String],
+    ) -> (Vec<(usize, usize)>, Vec<Vec<&'static str>>) {
+        let b = self;
+        let (alias, tag) = (m.alias.as_str(), m.tag.as_str());
+        let script = &link.file.script;
+        let quoted = script.quoted_line_starts();
+        let quoted_start = |line: usize| quoted.get(line - 1).copied().unwrap_or(false);
+        let checked = link.transaction;
+        let mut hidden: Vec<Vec<&'static str>> = vec![if link.transaction { vec!["BEGIN"] } else { vec![] }];
+        let mut n = 0;
+        let mut next_step = |extra: &str| {
+            let text = if checked {
+                m.step(i, n, extra)
+            } else if extra.is_empty() {
+                String::new()
+            } else {
+                format!("do {tag} begin{extra} end {tag}\\; ")
+            };
+            n += 1;
+            text
+        };
+        if i > 0 {
+            b.newline(Origin::Tool, false);
+        }
+        b.tool(&format!("{}\\; ", m.clock(i, "s")));
+        if link.transaction {
+            b.tool("begin\\; ");
+        }
+        // The file's text as written, in order: before each statement's first word its
+        // markers on a line of their own; each `;` that ends a statement (an empty one too)
+        // as `\;`, followed at once by a marker. Everything the tool changes is followed by
+        // a marker before any of the file's text.
+        let mut events: Vec<(usize, Option<usize>)> =
+            script.statements.iter().enumerate().map(|(k, s)| (s.code, Some(k))).collect();
+        events.extend(script.terminators.iter().map(|t| (*t, None)));
+        events.sort_unstable();
+        b.newline(Origin::File(i), quoted_start(1));
+        let mut line = 1;
+        let mut at = 0;
+        let mut firsts = Vec::new();
+        let mut last_k = 0;
+        for (offset, statement) in events {
+            line = b.file(i, line, &script.text[at..offset], &quoted_start);
+            match statement {
+                Some(k) => {
+                    // A notice first: psql prints it as the statement starts (a result is
+                    // printed only once the next is in), which is what the in-flight line names.
+                    b.newline(Origin::Tool, false);
+                    let clocked = match (checked, k) {
+                        (true, 0) => m.baseline.as_str(),
+                        (true, _) => START_CLOCK,
+                        (false, _) => "",
+                    };
+                    b.tool(&next_step(&format!(" raise notice '{alias}:{i}:{k}:go';{clocked}")));
+                    last_k = k;
+                    b.tool(&m.mark(&format!("{i}:{k}")));
+                    hidden.push(Vec::new());
+                    b.newline(Origin::File(i), false);
+                    firsts.push((b.origins.len() - 1, script.statements[k].end_line));
+                    at = offset;
+                }
+                None => {
+                    // The marker on a line of its own: the server's `LINE n` shows the
+                    // statement's line as psql -f sends it.
+                    b.tool("\\;");
+                    if checked {
+                        b.newline(Origin::Tool, false);
+                        b.tool(&next_step(&m.locks(last_k)));
+                        b.newline(Origin::File(i), false);
+                        hidden.last_mut().expect("a stretch").push("DO");
+                    }
+                    at = offset + 1;
+                }
+            }
+        }
+        b.file(i, line, &script.text[at..], &quoted_start);
+        if script.statements.last().is_some_and(|s| !s.terminated) {
+            b.newline(Origin::Tool, false);
+            b.tool("\\;");
+            if checked {
+                b.tool(&next_step(&m.locks(last_k)));
+                hidden.last_mut().expect("a stretch").push("DO");
+            }
+        }
+        b.end(m, i, link, n, last, sets, hidden.last_mut().expect("a stretch"));
+        (firsts, hidden)
+    }
+
+    /// The end of file `i` after its `n` markers: the check that the last ran and the impact
+    /// report (transactional files), the history row, the commit and the session reset, the
+    /// file's end clock. `tail` takes the command tags of the tool's statements.
+    #[allow(clippy::too_many_arguments)]
+    fn end(
+        &mut self,
+        m: &Markers,
+        i: usize,
+        link: &Link,
+        n: usize,
+        last: bool,
+        sets: &[String],
+        tail: &mut Vec<&'static str>,
+    ) {
+        let b = self;
+        let (alias, tag) = (m.alias.as_str(), m.tag.as_str());
+        b.newline(Origin::Tool, false);
+        if link.transaction {
+            tail.push("DO");
+            let last_mark = if n == 0 { String::new() } else { format!("{}:{i}:{}", m.alias, n - 1) };
+            b.tool(&format!(
+                "do {tag} declare r record; begin if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{last_mark}' then \
+                 raise exception '{alias}:disagree:{i}:{n}'; end if; {} end {tag}\\; ",
+                super::impact::REPORT.replace("{notice}", &format!("{}:{i}:impact:", m.alias))
+            ));
+        }
+        if let Some(record) = &link.record {
+            // As the tool's own role: a `SET ROLE` in the file ends with the file.
+            b.tool("reset role\\; ");
+            tail.push("RESET");
+            b.tool(&format!("with h as ({record}) select '{alias}:{i}:h:' || count(*) as {alias} from h\\; "));
+        }
+        if link.transaction {
+            // Then the session as fresh as psql -f finds it ([`fresh`]).
+            b.tool(&format!("commit\\; {}", fresh::joined("\\; ")));
+            tail.push("COMMIT");
+            tail.extend(fresh::tags());
+            for set in sets {
+                b.tool(&format!("{set}\\; "));
+                tail.push("SET");
+            }
+        }
+        b.tool(&m.clock(i, "e"));
+        b.tool(if last { ";\n" } else { "\\;" });
+    }
+
     fn tool(&mut self, text: &str) {
         self.text.push_str(text);
     }

@@ -52,6 +52,27 @@ pub fn check(plain: &str, upper: &str, seen: &mut Seen, rollback: bool) -> Vec<(
             .or_else(|| name_after(plain, &["create", "materialized", "view"], &[&["if", "not", "exists"]]));
         seen.created.extend(made);
     }
+    if let Some(found) = commands(plain, upper, seen, rollback) {
+        out.extend(found);
+        return out;
+    }
+    if word(0) != "ALTER" || word(1) != "TABLE" {
+        return out;
+    }
+    let Some(table) = name_after(plain, &["alter", "table"], &[&["if", "exists"], &["only"]]) else { return out };
+    if created(&table, seen) {
+        return out;
+    }
+    out.extend(alter_table(upper, &table, seen, rollback));
+    out
+}
+
+/// The commands other than ALTER TABLE that lock: index builds and drops, refreshes, rewrites,
+/// dropped tables. `None` for any other statement.
+fn commands(plain: &str, upper: &str, seen: &mut Seen, rollback: bool) -> Option<Vec<(Class, String)>> {
+    let mut out = Vec::new();
+    let word = |i: usize| upper.split(' ').nth(i).unwrap_or_default();
+    let created = |t: &str, seen: &Seen| seen.created.iter().any(|c| c == t);
     // CREATE [UNIQUE] INDEX [name] ON [ONLY] table
     if word(0) == "CREATE" && (word(1) == "INDEX" || (word(1) == "UNIQUE" && word(2) == "INDEX")) {
         let on = plain.to_ascii_lowercase().find(" on ").map(|at| &plain[at + 4..]);
@@ -69,7 +90,7 @@ pub fn check(plain: &str, upper: &str, seen: &mut Seen, rollback: bool) -> Vec<(
                 ));
             }
         }
-        return out;
+        return Some(out);
     }
     if word(0) == "DROP" && word(1) == "INDEX" && !upper.contains(" CONCURRENTLY ") {
         out.push((
@@ -77,7 +98,7 @@ pub fn check(plain: &str, upper: &str, seen: &mut Seen, rollback: bool) -> Vec<(
             "DROP INDEX takes ACCESS EXCLUSIVE on the index's table: reads and writes wait (PostgreSQL 15)".to_string(),
         ));
         timeout(&mut out, seen, "DROP INDEX", "the index's table");
-        return out;
+        return Some(out);
     }
     if word(0) == "REFRESH" && word(1) == "MATERIALIZED" && !upper.contains(" CONCURRENTLY ") {
         let view = name_after(plain, &["refresh", "materialized", "view"], &[]).unwrap_or_default();
@@ -89,7 +110,7 @@ pub fn check(plain: &str, upper: &str, seen: &mut Seen, rollback: bool) -> Vec<(
                 ),
             ));
         }
-        return out;
+        return Some(out);
     }
     let rewrite_command = match (word(0), word(1)) {
         ("VACUUM", _) if upper.contains("FULL") => Some("VACUUM FULL"),
@@ -104,24 +125,23 @@ pub fn check(plain: &str, upper: &str, seen: &mut Seen, rollback: bool) -> Vec<(
                 "{command} takes ACCESS EXCLUSIVE and rewrites what it names: reads and writes wait (PostgreSQL 15)"
             ),
         ));
-        return out;
+        return Some(out);
     }
     if word(0) == "DROP" && word(1) == "TABLE" && !rollback {
         let table = name_after(plain, &["drop", "table"], &[&["if", "exists"]]).unwrap_or_default();
         if !created(&table, seen) {
             out.push((Class::BreakingChange, format!("DROP TABLE {table}: clients still using it fail")));
         }
-        return out;
+        return Some(out);
     }
-    if word(0) != "ALTER" || word(1) != "TABLE" {
-        return out;
-    }
-    let Some(table) = name_after(plain, &["alter", "table"], &[&["if", "exists"], &["only"]]) else { return out };
-    if created(&table, seen) {
-        return out;
-    }
+    None
+}
+
+/// What an ALTER TABLE on an existing `table` locks, rewrites or scans, and what it breaks.
+fn alter_table(upper: &str, table: &str, seen: &mut Seen, rollback: bool) -> Vec<(Class, String)> {
+    let mut out = Vec::new();
     if upper.contains(" VALIDATE CONSTRAINT ") {
-        seen.validated.push(table.clone());
+        seen.validated.push(table.to_string());
     }
     let mut strongest_is_exclusive = false;
     if let Some(at) = upper.find(" TYPE ").filter(|_| upper.contains(" ALTER COLUMN ") || upper.contains(" ALTER ")) {
@@ -159,7 +179,7 @@ pub fn check(plain: &str, upper: &str, seen: &mut Seen, rollback: bool) -> Vec<(
         }
         strongest_is_exclusive = true;
     }
-    if upper.contains(" SET NOT NULL") && !seen.validated.contains(&table) {
+    if upper.contains(" SET NOT NULL") && !seen.validated.iter().any(|v| v == table) {
         out.push((
             Class::SetNotNullScan,
             format!(
@@ -212,7 +232,7 @@ pub fn check(plain: &str, upper: &str, seen: &mut Seen, rollback: bool) -> Vec<(
         "CLUSTER ON",
     ];
     if strongest_is_exclusive || !weaker.iter().any(|w| upper.contains(w)) {
-        timeout(&mut out, seen, "ALTER TABLE", &table);
+        timeout(&mut out, seen, "ALTER TABLE", table);
     }
     out
 }
