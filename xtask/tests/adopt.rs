@@ -163,6 +163,21 @@ fn an_edited_file_is_refused_without_force_an_unedited_one_is_updated_and_a_repo
         "the unedited one updated"
     );
 
+    // The record is a file in their tree: an entry naming anything adopt does not write is never
+    // removed, whatever its hash.
+    let theirs = "create table keep (id int);\n";
+    repo.write("supabase/migrations/20990101000000_keep.sql", theirs);
+    std::fs::write(repo.root.join("outside.txt"), "outside\n").unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(&repo.read("xtask/adopted.json")).unwrap();
+    record["files"]["supabase/migrations/20990101000000_keep.sql"] =
+        xtask::evidence::manifest::sha256(theirs.as_bytes()).into();
+    record["files"]["../outside.txt"] = xtask::evidence::manifest::sha256(b"outside\n").into();
+    repo.write("xtask/adopted.json", &serde_json::to_string_pretty(&record).unwrap());
+    let again = adopt(&repo.workdir, &["--force"]);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(repo.read("supabase/migrations/20990101000000_keep.sql"), theirs);
+    assert!(repo.root.join("outside.txt").is_file(), "nothing outside the repository is touched");
+
     let bare = Sandbox::new("adopt-nothing");
     let run = adopt(&bare.workdir, &[]);
     assert_eq!(run.code, Some(2), "{run}");

@@ -29,12 +29,12 @@ const QUERY: &str = r#"with ns as (
 ),
 member as (select classid, objid from pg_depend where deptype = 'e')
 select line from (
-  select format('schema %I owner=%s acl=%s', n.nspname, pg_get_userbyid(s.nspowner), coalesce((select string_agg(i::text, ',' order by i::text) from unnest(s.nspacl) i), '-')) as line
+  select format('schema %I owner=%s acl=%s', n.nspname, quote_ident(pg_get_userbyid(s.nspowner)), coalesce((select string_agg(i::text, ',' order by i::text) from unnest(s.nspacl) i), '-')) as line
   from ns n join pg_namespace s on s.oid = n.oid
   where not exists (select 1 from member m where m.classid = 'pg_namespace'::regclass and m.objid = n.oid)
 union all
   select format('relation %I.%I kind=%s owner=%s rls=%s force_rls=%s persistence=%s options=%s acl=%s partition_key=%s replica_identity=%s',
-    n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
+    n.nspname, c.relname, c.relkind, quote_ident(pg_get_userbyid(c.relowner)), c.relrowsecurity, c.relforcerowsecurity,
     c.relpersistence, coalesce(c.reloptions::text, '-'), coalesce((select string_agg(i::text, ',' order by i::text) from unnest(c.relacl) i), '-'), coalesce(pg_get_partkeydef(c.oid), '-'), c.relreplident)
   from pg_class c join ns n on n.oid = c.relnamespace
   where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'c')
@@ -71,7 +71,7 @@ union all
   where c.relkind in ('v', 'm')
     and not exists (select 1 from member m where m.classid = 'pg_class'::regclass and m.objid = c.oid)
 union all
-  select format('function %s owner=%s acl=%s: %s', p.oid::regprocedure, pg_get_userbyid(p.proowner),
+  select format('function %s owner=%s acl=%s: %s', p.oid::regprocedure, quote_ident(pg_get_userbyid(p.proowner)),
     coalesce((select string_agg(i::text, ',' order by i::text) from unnest(p.proacl) i), '-'),
     case when p.prokind in ('f', 'p', 'w') then pg_get_functiondef(p.oid) else 'kind ' || p.prokind::text end)
   from pg_proc p join ns n on n.oid = p.pronamespace
@@ -83,7 +83,7 @@ union all
 union all
   select format('policy %I on %I.%I command=%s permissive=%s roles=%s using=%s check=%s',
     pol.polname, n.nspname, c.relname, pol.polcmd, pol.polpermissive,
-    (select string_agg(case when r = 0 then 'public' else pg_get_userbyid(r)::text end, ',' order by 1)
+    (select string_agg(case when r = 0 then 'public' else quote_ident(pg_get_userbyid(r)) end, ',' order by 1)
      from unnest(pol.polroles) r),
     coalesce(pg_get_expr(pol.polqual, pol.polrelid), '-'), coalesce(pg_get_expr(pol.polwithcheck, pol.polrelid), '-'))
   from pg_policy pol join pg_class c on c.oid = pol.polrelid join ns n on n.oid = c.relnamespace

@@ -141,7 +141,8 @@ fn with_member(text: &str) -> Result<String> {
     let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     if close == at {
         let line = &lines[at];
-        let i = line.rfind(']').expect("found");
+        let code = line.split('#').next().unwrap_or(line);
+        let i = code.rfind(']').expect("found");
         let before = line[..i].trim_end();
         let sep = if before.ends_with('[') {
             ""
@@ -153,11 +154,12 @@ fn with_member(text: &str) -> Result<String> {
         out[at] = format!("{before}{sep}\"xtask\"{}", &line[i..]);
     } else {
         // One member per line: a line like the last one, before the closing bracket.
+        let member = |i: &usize| lines[*i].trim_start().starts_with(['"', '\'']);
         let indent = (at + 1..close)
             .rev()
-            .find(|i| lines[*i].trim_start().starts_with('"'))
+            .find(member)
             .map_or("    ".to_string(), |i| lines[i][..lines[i].len() - lines[i].trim_start().len()].to_string());
-        if let Some(last) = (at + 1..close).rev().find(|i| lines[*i].trim_start().starts_with('"')) {
+        if let Some(last) = (at + 1..close).rev().find(member) {
             let code = lines[last].split('#').next().unwrap_or("").trim_end();
             if !code.ends_with(',') {
                 out[last] = lines[last].replacen(code, &format!("{code},"), 1);

@@ -54,7 +54,15 @@ impl Side<'_> {
                     }
                     Some(r) => {
                         let def = r.split_once(": ").map(|(_, d)| d).ok_or("its view record could not be read")?;
-                        Ok(vec![(phase::VIEW, format!("create or replace view {object} as {}", terminated(def)))])
+                        // Its options as they are, or `create or replace` would reset them.
+                        let with = self
+                            .all
+                            .iter()
+                            .filter(|r| r.starts_with(&format!("relation {object} kind=v ")))
+                            .find_map(|r| relation(r))
+                            .and_then(|v| view_options(&v.options))
+                            .ok_or("its options could not be read: write it by hand")?;
+                        Ok(vec![(phase::VIEW, format!("create or replace view {object}{with} as {}", terminated(def)))])
                     }
                     None => Ok(Vec::new()),
                 }
@@ -106,6 +114,13 @@ impl Side<'_> {
             (f, Some(t)) => {
                 if !t.definition.starts_with("CREATE") {
                     return Err(format!("not a function or procedure ({}): write it by hand", t.definition));
+                }
+                let returns = |d: &str| d.lines().find(|l| l.trim_start().starts_with("RETURNS ")).map(str::to_string);
+                if f.as_ref().is_some_and(|f| returns(&f.definition) != returns(&t.definition)) {
+                    return Err(
+                        "its return type changed (`create or replace` cannot): write it by hand, drop and create"
+                            .into(),
+                    );
                 }
                 let mut out = vec![(phase::FUNCTION, format!("{};", t.definition.trim_end()))];
                 if f.as_ref().is_none_or(|f| f.owner != t.owner) {

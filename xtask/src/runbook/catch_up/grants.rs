@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::role;
+use crate::text::sql::ident::{find_unquoted, is_identifier, split_unquoted};
 
 /// The privilege letters of an `aclitem`, per kind of object.
 pub(super) const TABLE: &[(char, &str)] = &[
@@ -24,9 +25,16 @@ fn acl_map(acl: &str) -> Option<BTreeMap<String, String>> {
     if acl == "-" {
         return Some(out);
     }
-    for item in acl.split(',') {
-        let (left, _grantor) = item.rsplit_once('/')?;
-        let (grantee, privileges) = left.rsplit_once('=')?;
+    // `grantee=privileges/grantor`, a name quoted as aclitemout quotes it (a `,`, `=` or `/` in
+    // it is inside its quotes); a grantee that is not a name as PostgreSQL prints one is refused.
+    for item in split_unquoted(acl, ",") {
+        let eq = find_unquoted(item, "=")?;
+        let (grantee, rest) = (&item[..eq], &item[eq + 1..]);
+        let slash = find_unquoted(rest, "/")?;
+        let privileges = &rest[..slash];
+        if !(grantee.is_empty() || is_identifier(grantee) || is_identifier(&grantee.to_ascii_lowercase())) {
+            return None;
+        }
         out.insert(grantee.to_string(), privileges.to_string());
     }
     Some(out)

@@ -133,6 +133,10 @@ pub(super) fn terminated(sql: &str) -> String {
 
 /// A role as an identifier.
 pub(super) fn role(name: &str) -> String {
+    // As the snapshot prints it (`quote_ident`): quoted already when it must be.
+    if name.starts_with('"') && crate::text::sql::ident::is_identifier(name) {
+        return name.to_string();
+    }
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -236,5 +240,19 @@ mod tests {
         );
         assert!(w.forward[0].contains("alter table public.t add constraint c CHECK ((note <> '$catch_up$'::text));"));
         assert_eq!(w.rollback, ["alter table public.t drop constraint if exists c;"]);
+    }
+
+    #[test]
+    fn names_from_the_target_stay_names_whatever_they_hold() {
+        // A role named to end the statement, as the snapshot prints it (quote_ident).
+        let evil = "\"x using=1=1); drop table users; --\"";
+        let rec = format!("policy p on public.t command=r permissive=true roles={evil},anon using=true check=-");
+        let w = write(&[diff("policy", "public.t.p", "extra_on_target", &[&rec], &[])], &[], &[]);
+        assert_eq!(w.forward[1], format!("create policy p on public.t as permissive for select to {evil}, \"anon\" using (true);"));
+        // A grantee as aclitemout quotes it, and one that is not a name at all.
+        let g = grants("table public.t", None, Some("-x=r/postgres"), "\"a,b\"\"=/c\"=r/postgres", TABLE);
+        assert!(g.is_err(), "not a name: {g:?}");
+        let g = grants("table public.t", None, Some("postgres=r/postgres"), "\"a,b\"\"=/c\"=r/postgres,postgres=r/postgres", TABLE).unwrap();
+        assert_eq!(g, ["revoke all on table public.t from \"a,b\"\"=/c\";", "grant select on table public.t to \"a,b\"\"=/c\";"]);
     }
 }

@@ -1,14 +1,19 @@
 //! The snapshot's records of one object, read back into their parts.
 
 use super::{literal, role};
-use crate::text::sql::ident::{read_ident, read_path, unquote};
+use crate::text::sql::ident::{find_unquoted, is_identifier, read_ident, read_path, split_unquoted, unquote};
+
+/// `s` split at the first `sep` outside quotes (a name or an expression can hold the separator).
+fn split_at<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
+    find_unquoted(s, sep).map(|at| (&s[..at], &s[at + sep.len()..]))
+}
 
 /// The values of `keys`, in order, after `rest` (` key=value` each; a value may hold spaces).
 pub(super) fn attrs<'a>(mut rest: &'a str, keys: &[&str]) -> Option<Vec<&'a str>> {
     let mut values = Vec::new();
     rest = rest.strip_prefix(&format!(" {}=", keys[0]))?;
     for key in &keys[1..] {
-        let (value, more) = rest.split_once(&format!(" {key}="))?;
+        let (value, more) = split_at(rest, &format!(" {key}="))?;
         values.push(value);
         rest = more;
     }
@@ -61,8 +66,8 @@ impl Constraint {
 pub(super) fn constraint(record: &str) -> Option<Constraint> {
     let (path, rest) = read_path(record.strip_prefix("constraint ")?)?;
     let rest = rest.strip_prefix(" type=")?;
-    let (kind, rest) = rest.split_once(" on ")?;
-    let (table, definition) = rest.split_once(": ")?;
+    let (kind, rest) = split_at(rest, " on ")?;
+    let (table, definition) = split_at(rest, ": ")?;
     let (schema, name) = path.split_once('.')?;
     Some(Constraint {
         name: name.to_string(),
@@ -84,9 +89,12 @@ pub(super) struct Function {
 /// `function SIGNATURE owner=O acl=A: DEFINITION`.
 pub(super) fn function(record: &str) -> Option<Function> {
     let rest = record.strip_prefix("function ")?;
-    let (signature, rest) = rest.split_once(" owner=")?;
-    let (owner, rest) = rest.split_once(" acl=")?;
-    let (acl, definition) = rest.split_once(": ")?;
+    let (signature, rest) = split_at(rest, " owner=")?;
+    let (owner, rest) = split_at(rest, " acl=")?;
+    let (acl, definition) = split_at(rest, ": ")?;
+    if !is_identifier(owner) {
+        return None;
+    }
     Some(Function { signature: signature.into(), owner: owner.into(), acl: acl.into(), definition: definition.into() })
 }
 
@@ -153,16 +161,20 @@ pub(super) fn policy(record: &str) -> Option<Policy> {
     let (name, rest) = read_ident(record.strip_prefix("policy ")?)?;
     let (table, rest) = read_path(rest.strip_prefix(" on ")?)?;
     let rest = rest.strip_prefix(" command=")?;
-    let (command, rest) = rest.split_once(" permissive=")?;
-    let (permissive, rest) = rest.split_once(" roles=")?;
-    let (roles, rest) = rest.split_once(" using=")?;
-    let (using, check) = rest.rsplit_once(" check=")?;
+    let (command, rest) = split_at(rest, " permissive=")?;
+    let (permissive, rest) = split_at(rest, " roles=")?;
+    let (roles, rest) = split_at(rest, " using=")?;
+    let (using, check) = split_at(rest, " check=")?;
+    let roles: Vec<&str> = split_unquoted(roles, ",");
+    if !roles.iter().all(|r| is_identifier(r)) {
+        return None;
+    }
     Some(Policy {
         name,
         table,
         command: command.into(),
         permissive: permissive == "true" || permissive == "t",
-        roles: roles.split(',').map(str::to_string).collect(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
         using: using.into(),
         check: check.into(),
     })
@@ -186,6 +198,9 @@ pub(super) fn relation(record: &str) -> Option<Relation> {
     let keys =
         ["kind", "owner", "rls", "force_rls", "persistence", "options", "acl", "partition_key", "replica_identity"];
     let v = attrs(rest, &keys)?;
+    if !is_identifier(v[1]) {
+        return None;
+    }
     Some(Relation {
         name,
         owner: v[1].into(),
@@ -241,5 +256,8 @@ pub(super) struct Schema {
 pub(super) fn schema(record: &str) -> Option<Schema> {
     let (name, rest) = read_ident(record.strip_prefix("schema ")?)?;
     let v = attrs(rest, &["owner", "acl"])?;
+    if !is_identifier(v[0]) {
+        return None;
+    }
     Some(Schema { name, owner: v[0].into(), acl: v[1].into() })
 }

@@ -36,6 +36,53 @@ pub fn unquote(ident: &str) -> String {
     ident.strip_prefix('"').and_then(|s| s.strip_suffix('"')).map_or(ident.to_string(), |s| s.replace("\"\"", "\""))
 }
 
+/// Where `pat` first occurs in `s` outside double-quoted identifiers and single-quoted strings
+/// (each closed by its quote, a doubled one inside it).
+pub fn find_unquoted(s: &str, pat: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < b.len() {
+        match quote {
+            Some(q) if b[i] == q => {
+                if b.get(i + 1) == Some(&q) {
+                    i += 1;
+                } else {
+                    quote = None;
+                }
+            }
+            Some(_) => {}
+            None if b[i] == b'"' || b[i] == b'\'' => quote = Some(b[i]),
+            None if s[i..].starts_with(pat) => return Some(i),
+            None => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `s` split at each `sep` outside quotes.
+pub fn split_unquoted<'a>(mut s: &'a str, sep: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    while let Some(at) = find_unquoted(s, sep) {
+        out.push(&s[..at]);
+        s = &s[at + sep.len()..];
+    }
+    out.push(s);
+    out
+}
+
+/// An identifier as PostgreSQL prints one: lower-case letters, digits, `_` and `$` bare, or
+/// anything within double quotes (a quote inside doubled).
+pub fn is_identifier(s: &str) -> bool {
+    if let Some(body) = s.strip_prefix('"').and_then(|b| b.strip_suffix('"')) {
+        return !body.is_empty() && body.replace("\"\"", "").find('"').is_none();
+    }
+    !s.is_empty()
+        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'$')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +91,9 @@ mod tests {
     fn names_with_dots_and_quotes_are_read_whole() {
         assert_eq!(read_path("public.\"a.b\"\"c\" kind=r"), Some(("public.\"a.b\"\"c\"".to_string(), " kind=r")));
         assert_eq!(unquote("\"a.b\"\"c\""), "a.b\"c");
+        assert_eq!(find_unquoted("\"x using=1\" using=2", " using="), Some(11));
+        assert_eq!(find_unquoted("'a check=b' check=c", " check="), Some(11));
+        assert_eq!(split_unquoted("\"a,b\"=r/x,c=w/x", ","), ["\"a,b\"=r/x", "c=w/x"]);
+        assert!(is_identifier("anon") && is_identifier("\"Staff \"\"x\"\"\"") && !is_identifier("x; drop"));
     }
 }
