@@ -53,7 +53,7 @@ pub fn new_record(p: &Prepared, target: &Target) -> Record {
             database: d.database,
             why: p.why.clone(),
             postgres_major: p.server.as_ref().map(|s| s.major),
-            project_major: p.project_major,
+            project_major: p.project.major_version,
         },
         provenance::gather(&p.workdir, Some(&p.psql), cli),
     )

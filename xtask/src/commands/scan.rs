@@ -12,8 +12,6 @@ use crate::exit::{self, Exit};
 use crate::process::signals;
 use xtask_scan::stream::Stop;
 
-pub use xtask_scan::stream::{scan_stream, MAX_LINE};
-
 pub fn run(files: &[PathBuf], json_out: bool) -> Result<Exit> {
     signals::exit_at_once();
     match xtask_scan::stream::to_stdout(files, json_out) {

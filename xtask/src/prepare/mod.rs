@@ -64,8 +64,9 @@ pub struct Prepared {
     pub warnings: Vec<String>,
     /// Why this target (the first line's reason).
     pub why: String,
-    /// The PostgreSQL major `supabase/config.toml` says the project runs.
-    pub project_major: Option<u32>,
+    /// What the tool reads from `supabase/config.toml` (the project's Postgres major, the
+    /// declarative schema's order), read once.
+    pub project: crate::text::config::CliConfig,
 }
 
 /// Read and check everything; print the first line (the target and why).
@@ -120,7 +121,8 @@ pub fn prepare_as(
     let psql = crate::tools::find_client("psql")?;
     let mut warnings: Vec<String> =
         tree.orphan_rollbacks.iter().map(|f| format!("{f} rolls back no migration in the tree")).collect();
-    let project_major = crate::text::config::cli_config(&workdir)?.major_version;
+    let project = crate::text::config::cli_config(&workdir)?;
+    let project_major = project.major_version;
     let server = if kind == Kind::Local {
         let used = extensions_used(&workdir, &tree, &contract);
         let server = server::ensure_local(&used, project_major)?;
@@ -160,7 +162,7 @@ pub fn prepare_as(
         cli,
         warnings,
         why,
-        project_major,
+        project,
     })
 }
 

@@ -124,7 +124,7 @@ fn checked(rel: String, bytes: &[u8]) -> Result<SqlFile> {
 /// `supabase/config.toml`'s `[db.migrations] schema_paths` names (paths and globs relative to
 /// `supabase/`, in its order), else every `.sql` file under `supabase/schemas/` by path. Each as
 /// a [`Migration`] numbered by its place, to replay; `None` when there are none.
-pub fn declared(workdir: &Path) -> Result<Option<Vec<Migration>>> {
+pub fn declared(workdir: &Path, schema_paths: Option<&[String]>) -> Result<Option<Vec<Migration>>> {
     let root = workdir.join(SCHEMAS);
     let mut all: Vec<String> = Vec::new();
     if root.is_dir() {
@@ -137,7 +137,7 @@ pub fn declared(workdir: &Path) -> Result<Option<Vec<Migration>>> {
         }
     }
     let mut order: Vec<String> = Vec::new();
-    match crate::text::config::cli_config(workdir)?.schema_paths {
+    match schema_paths {
         Some(patterns) => {
             let mut candidates = all.clone();
             for entry in crate::walk::tree(&workdir.join("supabase")).into_iter().flatten() {

@@ -65,7 +65,7 @@ pub fn run(ctx: &Ctx, flags: Flags, write_migration: Option<String>) -> Result<E
         }
     }
     let p = prepare::prepare(ctx.workdir.clone(), flags, Needs::default(), None)?;
-    let declared = prepare::tree::declared(&p.workdir)?;
+    let declared = prepare::tree::declared(&p.workdir, p.project.schema_paths.as_deref())?;
     if p.kind == Kind::Local {
         let Some(declared) = declared else {
             return Err(exit::cannot_run(
@@ -166,8 +166,10 @@ pub(super) fn replay_into(
     log: &mut Transcript,
     what: &str,
 ) -> Result<Vec<String>> {
-    let server =
-        crate::tools::server::ensure_local(&prepare::extensions_used(&p.workdir, &p.tree, &[]), p.project_major)?;
+    let server = crate::tools::server::ensure_local(
+        &prepare::extensions_used(&p.workdir, &p.tree, &[]),
+        p.project.major_version,
+    )?;
     let mut local = Target::open(Opening {
         kind: Kind::Local,
         workdir: &p.workdir,

@@ -248,11 +248,24 @@ mod tests {
         let evil = "\"x using=1=1); drop table users; --\"";
         let rec = format!("policy p on public.t command=r permissive=true roles={evil},anon using=true check=-");
         let w = write(&[diff("policy", "public.t.p", "extra_on_target", &[&rec], &[])], &[], &[]);
-        assert_eq!(w.forward[1], format!("create policy p on public.t as permissive for select to {evil}, \"anon\" using (true);"));
+        assert_eq!(
+            w.forward[1],
+            format!("create policy p on public.t as permissive for select to {evil}, \"anon\" using (true);")
+        );
         // A grantee as aclitemout quotes it, and one that is not a name at all.
         let g = grants("table public.t", None, Some("-x=r/postgres"), "\"a,b\"\"=/c\"=r/postgres", TABLE);
         assert!(g.is_err(), "not a name: {g:?}");
-        let g = grants("table public.t", None, Some("postgres=r/postgres"), "\"a,b\"\"=/c\"=r/postgres,postgres=r/postgres", TABLE).unwrap();
-        assert_eq!(g, ["revoke all on table public.t from \"a,b\"\"=/c\";", "grant select on table public.t to \"a,b\"\"=/c\";"]);
+        let g = grants(
+            "table public.t",
+            None,
+            Some("postgres=r/postgres"),
+            "\"a,b\"\"=/c\"=r/postgres,postgres=r/postgres",
+            TABLE,
+        )
+        .unwrap();
+        assert_eq!(
+            g,
+            ["revoke all on table public.t from \"a,b\"\"=/c\";", "grant select on table public.t to \"a,b\"\"=/c\";"]
+        );
     }
 }
