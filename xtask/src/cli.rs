@@ -215,7 +215,7 @@ fn inventory_command() -> Command {
 /// `cargo xtask drift`.
 fn drift_command() -> Command {
     Command::new("drift")
-        .about("Is the target what its migration history says? Read-only: replays the applied migrations on a throwaway cluster and compares both catalogs object by object; names files edited after they applied and versions missing here (exit 1 when there is any)")
+        .about("Is the target what its migration history says? Read-only: replays the applied migrations on a throwaway cluster and compares both catalogs object by object; names files edited after they applied and versions missing here; with supabase/schemas/, the declarative schema against the migrations (on local, that alone); --write-migration writes the migration a hand fix needs (exit 1 when there is any)")
         .after_help("Example: cargo xtask drift --target staging --write-migration record_hand_fixes")
         .arg(target_arg(false))
         .arg(db_url_arg())
@@ -310,7 +310,7 @@ fn feedback_command() -> Command {
 /// `cargo xtask bench`.
 fn bench_command() -> Command {
     Command::new("bench")
-        .about("Measure the speed targets: scan, cluster up and rls, a 200-test suite, stage-rehearse against the runbook's bash through pgbouncer at 0 ms and over a delayed link, apply against `supabase db push`, 300 migrations")
+        .about("Measure the speed targets: the cold build, scan (sparse and mixed logs), cluster up and rls, a 200-test suite, stage-rehearse against the runbook's bash through pgbouncer at 0 ms and over a delayed link, apply against `supabase db push`, 300 migrations")
         .after_help("Example: cargo xtask bench --case wan --rtt-ms 30")
         .arg(
             Arg::new("case")
