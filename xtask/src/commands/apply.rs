@@ -21,12 +21,12 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     p.refuse_spent_molecules()?;
     let advisors = Advisors::from_config(&p.config.advisors, &p.config.advisor_exclude, p.rules.exposed())?;
     let mut target = flow::open_target(&p)?;
-    target.expect_lock()?;
+    target.want_lock();
     let mut record = flow::new_record(&p, &target);
-    flow::connectivity(&mut target, &mut record)?;
-    // The history is read in the identity's round trip (staging and url).
-    let read = flow::lock_and_identify_with(&mut target, &mut record, Some(history::HISTORY_QUERY))?;
-    let history = read.and_then(|lines| history::History::parse(&lines));
+    // Steps 2 and 1 and the history: the session's first round trip.
+    let (_, _, first) = flow::connectivity_with(&mut target, &mut record, &[history::HISTORY_QUERY.to_string()])?;
+    flow::lock_and_identify(&mut target, &mut record, &first)?;
+    let history = first.reads.into_iter().next().flatten().and_then(|lines| history::History::parse(&lines));
     let dir = record.open_dir()?.rel.clone();
     let (_, warnings) = feedback::ensure_header(
         &p.workdir,
@@ -88,8 +88,11 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         Ok(())
     })();
     let stop = stopped(done, &mut record);
+    // The lock goes while the record is written.
+    target.release();
+    let exit = record.finish(stop, "in_progress", Outputs { handoff: true, command: "apply" }, &ctx.present);
     drop(target);
-    Ok(record.finish(stop, "in_progress", Outputs { handoff: true, command: "apply" }, &ctx.present))
+    Ok(exit)
 }
 
 /// The selected molecules are `in_progress` in the plan while their attempt runs.

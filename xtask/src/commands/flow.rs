@@ -63,9 +63,20 @@ pub fn new_record(p: &Prepared, target: &Target) -> Record {
 
 /// Step 2 into the day's folder. An unreachable database stops the run (exit 2) with the reason.
 pub fn connectivity(target: &mut Target, record: &mut Record) -> Result<(connectivity::Connectivity, String)> {
+    connectivity_with(target, record, &[]).map(|(conn, rel, _)| (conn, rel))
+}
+
+/// [`connectivity`] as the session's first round trip, which also takes the run lock when the
+/// run wants it, reads the database's identity, and reads `reads` (each a query whose rows are
+/// one line each): what came back of them.
+pub fn connectivity_with(
+    target: &mut Target,
+    record: &mut Record,
+    reads: &[String],
+) -> Result<(connectivity::Connectivity, String, crate::database::FirstTrip)> {
     let clock = record.step_start(2, "connectivity");
     let mut log = record.day_transcript("ipv4_pooler_check", "log", "connectivity")?;
-    let conn = connectivity::check(target, &mut log)?;
+    let (conn, first) = connectivity::check(target, &mut log, reads)?;
     if !conn.reached {
         let why = if conn.timed_out {
             "the server took the connection but did not answer the query; check the pooler".to_string()
@@ -91,28 +102,29 @@ pub fn connectivity(target: &mut Target, record: &mut Record) -> Result<(connect
         ));
     }
     record.step_end(clock);
-    Ok((conn, log.rel().to_string()))
+    Ok((conn, log.rel().to_string(), first))
 }
 
-/// Step 1's lock and the target's identity (staging and url).
-pub fn lock_and_identify(target: &mut Target, record: &mut Record) -> Result<()> {
-    lock_and_identify_with(target, record, None).map(|_| ())
-}
-
-/// [`lock_and_identify`], and `extra` (a query) in the identity's round trip: its lines, on
-/// staging and url (`None` on local, which has neither).
-pub fn lock_and_identify_with(
-    target: &mut Target,
-    record: &mut Record,
-    extra: Option<&str>,
-) -> Result<Option<Vec<String>>> {
+/// Step 1's lock, taken in step 2's round trip, and the target's identity (staging and url):
+/// the lock not taken stops the run (exit 2) with the reason.
+pub fn lock_and_identify(target: &mut Target, record: &mut Record, first: &crate::database::FirstTrip) -> Result<()> {
     if target.kind == Kind::Local {
-        return Ok(None);
+        return Ok(());
     }
-    let (identity, text) = target.lock_and_identify_with(extra)?;
+    if !target.holds_lock() {
+        if let Some(opened) = &first.opened {
+            opened.locked(&target.what())?;
+        }
+        let why = first.among.lines().chain(first.ran.stray.lines()).find(|l| !l.trim().is_empty());
+        return Err(exit::cannot_run(format!(
+            "could not take the rehearsal lock on {}: {}",
+            target.what(),
+            why.unwrap_or("the session ended").trim()
+        )));
+    }
     progress!("step 1 lock: this rehearsal holds the rehearsal lock on {}", target.what());
-    record.summary_mut().identity = Some(identity);
-    Ok(Some(text))
+    record.summary_mut().identity = Some(target.identity()?);
+    Ok(())
 }
 
 /// What to apply: on local every migration is pending, so a molecule's earlier migrations form a

@@ -40,10 +40,10 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     let flags = Flags { molecules: Vec::new(), ..flags };
     let p = prepare::prepare(ctx.workdir.clone(), flags, Needs::default(), None)?;
     let mut target = flow::open_target(&p)?;
-    target.expect_lock()?;
+    target.want_lock();
     let mut record = flow::new_record(&p, &target);
-    flow::connectivity(&mut target, &mut record)?;
-    flow::lock_and_identify(&mut target, &mut record)?;
+    let (_, _, first) = flow::connectivity_with(&mut target, &mut record, &[])?;
+    flow::lock_and_identify(&mut target, &mut record, &first)?;
     let live = record.summary().identity.clone().expect("staging and url record their identity");
     let (run_dir, rows) = latest_run(&ctx.workdir, &live, &target)?;
     let recorded_history = history_on(&mut target)?;
@@ -101,8 +101,11 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
             Some(Exit::CannotRun)
         }
     };
+    // The lock goes while the record is written.
+    target.release();
+    let exit = record.finish(stop, "completed", Outputs { handoff: true, command: "rollback" }, &ctx.present);
     drop(target);
-    Ok(record.finish(stop, "completed", Outputs { handoff: true, command: "rollback" }, &ctx.present))
+    Ok(exit)
 }
 
 /// The latest earlier run in the workdir that applied something to a staging or url target,

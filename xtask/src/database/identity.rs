@@ -8,9 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use anyhow::Result;
 
-use super::lock::{self, RunLock};
-use super::{Kind, Target};
-use crate::process::psql::{Session, Unit};
+use super::Target;
+use crate::process::psql::Unit;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -83,73 +82,39 @@ pub fn query() -> Unit {
 }
 
 impl Target {
-    /// Take the rehearsal lock (staging and url; a throwaway cluster is this run's alone), then
-    /// read the identity of the database; the working session takes the sessions key in the same
-    /// round trip.
-    pub fn lock_and_identify(&mut self) -> Result<Identity> {
-        self.lock_and_identify_with(None).map(|(identity, _)| identity)
-    }
-
-    /// [`Target::lock_and_identify`], and `extra` (a query whose rows are one line each) sent in
-    /// the identity's query string, so in its round trip: its lines.
-    pub fn lock_and_identify_with(&mut self, extra: Option<&str>) -> Result<(Identity, Vec<String>)> {
-        let mut statements: Vec<String> = Vec::new();
-        if self.kind != Kind::Local && self.lock.is_none() {
-            let what = self.what();
-            let session = match self.lock_session.take() {
-                Some(session) => session,
-                None => Session::start(&self.session_spec())?,
-            };
-            self.lock = Some(RunLock::acquire(session, self.work_pid, &what)?);
-            if self.work.as_ref().is_some_and(Session::alive) {
-                // The working session, already open, holds the sessions key from now on.
-                statements.push(lock::hold_sessions_key());
-            }
-        }
-        statements.extend(extra.map(str::to_string));
-        statements.push(SELECT.to_string());
-        // The rows of `extra` (and the sessions key's empty one) come between two random lines.
-        let line = format!("rehearsal_extra_{}", crate::process::psql::nonce());
-        let unit = Unit {
-            before: String::new(),
-            body: format!(
-                "\\pset format unaligned\n\\pset tuples_only on\n\\echo {line}\n{} \\gset\n\\echo {line}\n\
-                 \\pset format aligned\n\\pset tuples_only off",
-                statements.join("\\; ")
-            ),
-            after: ECHO.into(),
-        };
-        let (identity, text) = self.identity_from(&unit)?;
-        let split = format!("{line}\n");
-        let lines = text.split(&split).nth(1).unwrap_or_default();
-        let lines = lines.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
-        Ok((identity, lines))
-    }
-
-    /// The server's side of the identity of this database, with the DSN's side.
+    /// The identity of the database: as read in the session's first round trip, else read now.
     pub fn identity(&mut self) -> Result<Identity> {
-        self.identity_from(&query()).map(|(identity, _)| identity)
-    }
-
-    fn identity_from(&mut self, unit: &Unit) -> Result<(Identity, String)> {
-        let ran = self.run(unit, None)?;
+        if let Some(identity) = self.known_identity() {
+            return Ok(identity.clone());
+        }
+        let ran = self.run(&query(), None)?;
         let var = |k: &str| ran.vars.get(k).cloned().unwrap_or_default();
         anyhow::ensure!(
             !ran.ended && !var("dboid").is_empty(),
             "reading the database's identity: {}",
             ran.stray.trim()
         );
-        let dsn = self.conn.dsn();
-        let identity = Identity {
-            system_identifier: Some(var("sysid")).filter(|s| !s.is_empty()),
-            database_oid: var("dboid"),
-            database: var("db"),
-            current_user: var("user"),
+        Ok(self.with_dsn(var("sysid"), var("dboid"), var("db"), var("user")))
+    }
+
+    /// The identity from the first round trip's JSON of [`SELECT`]'s row.
+    pub(super) fn identity_of(&self, row: &serde_json::Value) -> Identity {
+        let var = |k: &str| row[format!("rehearsal_{k}")].as_str().unwrap_or_default().to_string();
+        self.with_dsn(var("sysid"), var("dboid"), var("db"), var("user"))
+    }
+
+    /// The server's side of the identity with the DSN's side.
+    fn with_dsn(&self, sysid: String, dboid: String, db: String, user: String) -> Identity {
+        let dsn = self.conn().dsn();
+        Identity {
+            system_identifier: Some(sysid).filter(|s| !s.is_empty()),
+            database_oid: dboid,
+            database: db,
+            current_user: user,
             dsn_user: dsn.user().map(str::to_string),
             dsn_database: dsn.get("dbname").map(str::to_string),
             host: dsn.hosts().join(","),
             port: dsn.port().unwrap_or(5432),
-        };
-        Ok((identity, ran.text))
+        }
     }
 }

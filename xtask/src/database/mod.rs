@@ -1,33 +1,35 @@
 //! The target and its guards: `local` (a throwaway cluster), `staging` (the DSN from the vault
 //! files) or `url` (`--db-url` or `$DATABASE_URL`). An open [`Target`] owns the DSN, the rehearsal
-//! lock and every Postgres session of a run: the working session (one psql, fed over stdin,
-//! reopened when a file ends it) and the lock session. Staging and url DSNs pass the guards of
-//! [`guard`] first and are used as given.
+//! lock and the run's one connection to the database: the working session (one psql, fed over
+//! stdin, reopened only when a file ends it), which holds the lock too. Staging and url DSNs pass
+//! the guards of [`guard`] first and are used as given.
 
 pub mod conn;
 pub mod guard;
 pub mod identity;
 pub mod local;
 pub mod lock;
+pub mod reads;
+mod session;
+
+pub use session::FirstTrip;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::exit;
-use crate::process::psql::{self, Ran, Session, Unit};
-use crate::process::signals::Watchdog;
-use crate::process::{Redactor, Tee};
+use crate::process::psql::Session;
+use crate::process::Redactor;
 use crate::text::config::Config;
 use crate::text::dsn::Dsn;
 use crate::text::findings::{Place, TargetKind};
 use crate::text::vault;
 use crate::tools::server::Server;
 use conn::{Conn, Timeouts};
+use identity::Identity;
 use local::{LocalCluster, Scratch};
-use lock::RunLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -101,14 +103,24 @@ pub struct Described {
     pub database: String,
 }
 
-/// An open target. Field order is drop order: the sessions end before the lock is released, and
-/// both before the local cluster stops.
+/// The run lock ([`lock`]) as this run stands with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RunLock {
+    /// Not taken (local, and the read-only commands).
+    No,
+    /// Taken in the session's first round trip.
+    Wanted,
+    Held,
+}
+
+/// An open target. Field order is drop order: the session ends (and with it the lock) before the
+/// local cluster stops.
 pub struct Target {
     pub kind: Kind,
     work: Option<Session>,
-    /// The lock session, connecting ahead of [`Target::lock`] (see [`Target::expect_lock`]).
-    lock_session: Option<Session>,
-    lock: Option<RunLock>,
+    lock: RunLock,
+    /// The database's identity, read in the session's first round trip.
+    identity: Option<Identity>,
     conn: Conn,
     /// What the working session runs now, for the in-flight line.
     activity: crate::out::Activity,
@@ -177,8 +189,8 @@ impl Target {
         Ok(Target {
             kind: o.kind,
             work: None,
-            lock_session: None,
-            lock: None,
+            lock: RunLock::No,
+            identity: None,
             conn,
             activity: Default::default(),
             work_pid: None,
@@ -260,82 +272,6 @@ impl Target {
     /// The server's version, once a session has connected.
     pub fn server_version(&self) -> Option<&str> {
         self.server_version.as_deref()
-    }
-
-    /// Run a unit on the working session, opening (or reopening) it first. A fresh session first
-    /// sets the timeouts on the server and, while this run holds the lock, the sessions key.
-    pub fn run(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>) -> Result<Ran> {
-        self.run_inner(unit, tee, None).map(|(ran, _)| ran)
-    }
-
-    /// [`Target::run`] with a deadline: past it psql is stopped (the unit then reads as ended) and
-    /// the second value is true.
-    pub fn run_within(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>, limit: Duration) -> Result<(Ran, bool)> {
-        self.run_inner(unit, tee, Some(limit))
-    }
-
-    fn run_inner(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>, limit: Option<Duration>) -> Result<(Ran, bool)> {
-        let fresh = !self.work.as_ref().is_some_and(Session::alive);
-        let mut unit = unit.clone();
-        if fresh {
-            self.work = Some(Session::start(&self.session_spec())?);
-            unit.before = format!("{}\n{}", self.setup(), unit.before);
-        }
-        let session = self.work.as_mut().expect("opened above");
-        let watchdog = limit.map(|limit| Watchdog::arm(session.pids(), limit));
-        let in_flight = crate::out::InFlight::start(self.activity.clone());
-        let ran = session.run(&unit, tee);
-        drop(in_flight);
-        self.doing("");
-        let ran = ran?;
-        if fresh {
-            self.work_pid = ran.vars.get("pid").and_then(|p| p.parse().ok());
-            if let Some(v) = ran.vars.get("server").filter(|v| !v.is_empty()) {
-                self.server_version = Some(v.clone());
-            }
-            // A server whose default is `standard_conforming_strings = off` makes psql read `\`
-            // in a plain string as an escape: the tool's lexer assumes on, so files go as psql -f
-            // sends them.
-            if ran.vars.get("scs").is_some_and(|v| v == "off") && self.chains {
-                self.chains = false;
-                crate::progress!(
-                    "the server's standard_conforming_strings is off: each file runs statement by statement, as psql -f runs it"
-                );
-            }
-        }
-        Ok((ran, watchdog.is_some_and(|w| w.fired())))
-    }
-
-    /// What a fresh working session runs first, in one round trip: the timeouts, the backend's
-    /// pid and, while this run holds the lock, the sessions key.
-    /// How this run's sessions start: the password in a private passfile, not in the
-    /// environment of a psql that runs the tree's test files (or could be asked about it).
-    fn session_spec(&self) -> psql::Spec {
-        psql::Spec { passfile_dir: Some(self.scratch().to_path_buf()), ..self.conn.session_spec() }
-    }
-
-    fn setup(&self) -> String {
-        let mut statements = self.conn.timeouts.set_statements(false);
-        if self.lock.is_some() {
-            statements.push(lock::hold_sessions_key());
-        }
-        statements.push(
-            "select pg_backend_pid() as rehearsal_pid, current_setting('standard_conforming_strings') as rehearsal_scs \\gset"
-                .into(),
-        );
-        format!(
-            "{}\n\\echo @@var pid :rehearsal_pid\n\\echo @@var server :SERVER_VERSION_NAME\n\\echo @@var scs :rehearsal_scs",
-            statements.join("\\; ")
-        )
-    }
-
-    /// This run will take the lock: the lock session starts connecting now, so its login overlaps
-    /// the working session's (staging and url only).
-    pub fn expect_lock(&mut self) -> Result<()> {
-        if self.kind != Kind::Local && self.lock_session.is_none() && self.lock.is_none() {
-            self.lock_session = Some(Session::start(&self.session_spec())?);
-        }
-        Ok(())
     }
 }
 

@@ -17,12 +17,16 @@
 //! One-shot commands are built with xshell's `cmd!` (argv, never a shell string) and run by
 //! [`output`]; children whose output streams into an artifact run under duct ([`stream`]).
 
+pub mod gate;
 pub mod psql;
 mod redact;
 pub mod signals;
+mod stream;
+
+pub use stream::{stream, stream_held, Output, Tee};
 
 use std::ffi::{OsStr, OsString};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -217,79 +221,19 @@ pub fn spawn_server(cmd: xshell::Cmd<'_>, env: Env) -> Result<std::process::Chil
     let mut command: Command = cmd.into();
     env.apply(&mut command);
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
-    command.spawn().with_context(|| format!("starting `{shown}`"))
-}
-
-/// Where a streamed child's lines go, as they arrive.
-pub trait Tee {
-    fn tee(&mut self, line: &str) -> Result<()>;
-}
-
-impl Tee for Vec<String> {
-    fn tee(&mut self, line: &str) -> Result<()> {
-        self.push(line.to_string());
-        Ok(())
-    }
-}
-
-/// What a streamed child did: its exit code and its redacted transcript.
-#[derive(Debug)]
-pub struct Output {
-    pub code: Option<i32>,
-    pub text: String,
-}
-
-impl Output {
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-}
-
-/// Run `program args` under duct with stdout and stderr in one pipe (psql's own interleaving, as
-/// `2>&1` keeps it), each line redacted, then given to `tee` (flushed line by line) and kept.
-pub fn stream(
-    program: &Path,
-    args: &[OsString],
-    env: &Env,
-    cwd: Option<&Path>,
-    redactor: &Redactor,
-    mut tee: Option<&mut dyn Tee>,
-) -> Result<Output> {
-    let shown = shown(program, args, redactor);
-    let policy = env.clone();
-    let mut expr =
-        duct::cmd(program, args).full_env(env.resolve()).stdin_null().stderr_to_stdout().unchecked().before_spawn(
-            move |cmd| {
-                policy.apply_process(cmd);
-                Ok(())
-            },
-        );
-    if let Some(dir) = cwd {
-        expr = expr.dir(dir);
-    }
-    let handle = expr.reader().with_context(|| format!("starting `{shown}`"))?;
-    let _guards: Vec<ChildGuard> = handle.pids().into_iter().map(|pid| ChildGuard::register(pid, None)).collect();
-    let mut reader = BufReader::new(&handle);
-    let mut text = String::new();
-    let mut raw = Vec::new();
+    // A server binary copied just now (the throwaway cluster's postgres) is "busy" while another
+    // thread's child, forked before the copy's file was closed, has not yet reached its exec:
+    // that lasts a moment, so the start is tried again.
+    let mut tries = 0;
     loop {
-        raw.clear();
-        let n = reader.read_until(b'\n', &mut raw).with_context(|| format!("reading the output of `{shown}`"))?;
-        if n == 0 {
-            break;
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            spawned => return spawned.with_context(|| format!("starting `{shown}`")),
         }
-        let line = redactor.redact(String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']));
-        if let Some(tee) = tee.as_deref_mut() {
-            tee.tee(&line)?;
-        }
-        text.push_str(&line);
-        text.push('\n');
     }
-    let status = handle.try_wait().with_context(|| format!("waiting for `{shown}`"))?.map(|o| o.status);
-    if signals::interrupted() {
-        return Err(exit::interrupted());
-    }
-    Ok(Output { code: status.and_then(|s| s.code()), text })
 }
 
 /// A command as it may be shown and pasted into a shell: program name and arguments, redacted,

@@ -225,6 +225,14 @@ impl Session {
         Ok(ran)
     }
 
+    /// Send `last` (psql input), then end psql's input: psql runs it and exits, while the caller
+    /// goes on; dropping the session waits for that.
+    pub fn close_with(&mut self, last: &str) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(last.as_bytes()).and_then(|_| stdin.flush());
+        }
+    }
+
     /// The process ids of psql (for a watchdog that must stop it).
     pub fn pids(&self) -> Vec<u32> {
         self.handle.pids()

@@ -253,7 +253,8 @@ pub(super) fn alone(
         Link { file, header: None, failure: None, record: Some(format!("{record} returning 1")), transaction: true };
     let sets = target.conn().timeouts.set_statements(false);
     let mut result = (String::new(), false);
-    let ended = chain::run(target, &[link], chain::around_files(&sets), log, &mut None, &mut |_, outcome| {
+    let locked = target.holds_lock();
+    let ended = chain::run(target, &[link], chain::around_files(&sets, locked), log, &mut None, &mut |_, outcome| {
         result = (outcome.text, outcome.ok && outcome.recorded);
         Ok(())
     })?;

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::database::Target;
+use crate::database::{lock, Target};
 use crate::evidence::artifacts::Transcript;
 use crate::prepare::tree::SqlFile;
 use crate::process::psql::{quote_arg, Unit};
@@ -21,12 +21,13 @@ pub fn run_by_statement(
 ) -> Result<(String, bool)> {
     let sets = set_lines(target);
     let unit = Unit {
-        before: "\\set ON_ERROR_STOP on".into(),
+        before: format!("\\set ON_ERROR_STOP on\n{}", lock_check(target)),
         body: format!("{sets}\\i {}", quote_arg(std::path::Path::new(&file.rel))),
         after: "\\set ON_ERROR_STOP off".into(),
     };
     target.doing(&file.rel);
     let ran = target.run(&unit, Some(log as &mut dyn Tee))?;
+    held(target, file, &ran)?;
     let mut text = ran.text.clone();
     if !ran.ok() {
         return Ok((text, false));
@@ -35,7 +36,7 @@ pub fn run_by_statement(
     let unit = Unit {
         before: "\\set QUIET on\n\\set ON_ERROR_STOP off".into(),
         body: format!("\\i {}", quote_arg(&path)),
-        after: format!("{}{sets}\\set QUIET off", fresh::joined(";\n")),
+        after: format!("{}{sets}\\set QUIET off", fresh::joined(target.holds_lock(), ";\n")),
     };
     let ran = target.run(&unit, Some(log as &mut dyn Tee))?;
     text.push_str(&ran.text);
@@ -54,9 +55,10 @@ pub fn run_in_transaction(
 ) -> Result<(String, bool)> {
     let sets = set_lines(target);
     let path = record_file(target, file, &format!("{record};\ncommit;\n"))?;
-    let fresh = fresh::joined(";\n");
+    let fresh = fresh::joined(target.holds_lock(), ";\n");
+    let check = lock_check(target);
     let unit = Unit {
-        before: format!("\\set ON_ERROR_STOP on\n\\set QUIET on\n{fresh}begin;\n{sets}\\set QUIET off"),
+        before: format!("\\set ON_ERROR_STOP on\n\\set QUIET on\n{fresh}begin;\n{check}{sets}\\set QUIET off"),
         body: format!(
             "\\i {}\n\\set QUIET on\n\\i {}\n\\set QUIET off",
             quote_arg(std::path::Path::new(&file.rel)),
@@ -68,7 +70,29 @@ pub fn run_in_transaction(
     };
     target.doing(&file.rel);
     let ran = target.run(&unit, Some(log as &mut dyn Tee))?;
+    held(target, file, &ran)?;
     Ok((ran.text.clone(), ran.ok()))
+}
+
+/// When the session holds the run lock, the statement that checks its connection does, before
+/// the file ([`lock::held_check`]); the first error ends psql.
+fn lock_check(target: &Target) -> String {
+    if target.holds_lock() {
+        format!("do $rehearsal_lock$ begin{} end $rehearsal_lock$;\n", lock::held_check(lock::LOST))
+    } else {
+        String::new()
+    }
+}
+
+/// The error that says `file` did not run because its connection did not hold the run lock.
+fn held(target: &Target, file: &SqlFile, ran: &crate::process::psql::Ran) -> Result<()> {
+    match ran.stray.split_once(lock::LOST) {
+        Some((_, after)) if target.holds_lock() => {
+            let pid = after.split(|c: char| !c.is_ascii_digit()).next().and_then(|p| p.parse().ok());
+            Err(lock::lost(&file.rel, pid, target.work_pid(), &target.what()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The session's timeouts as psql input, one `set` statement a line.

@@ -10,7 +10,6 @@ use anyhow::Result;
 
 use crate::database::Target;
 use crate::evidence::artifacts::Transcript;
-use crate::process::psql::Unit;
 use crate::text::findings::{self, Finding};
 
 pub const QUERY: &str = "select current_database(), inet_server_addr(), now();";
@@ -31,20 +30,28 @@ impl Connectivity {
     }
 }
 
-/// `psql "$DATABASE_URL" -c "select current_database(), inet_server_addr(), now();"`.
-pub fn check(target: &mut Target, log: &mut Transcript) -> Result<Connectivity> {
+/// `psql "$DATABASE_URL" -c "select current_database(), inet_server_addr(), now();"`, as the
+/// session's first round trip, which also reads `reads` ([`Target::open_with`]): their lines come
+/// back second.
+pub fn check(
+    target: &mut Target,
+    log: &mut Transcript,
+    reads: &[String],
+) -> Result<(Connectivity, crate::database::FirstTrip)> {
     let limit = Duration::from_secs(u64::from(target.conn().connect_timeout) + 20);
     target.doing("the connectivity check");
-    let (ran, timed_out) = target.run_within(&Unit::body(QUERY), Some(log), limit)?;
+    let first = target.open_with(QUERY, reads, Some(log), limit)?;
+    let (text, timed_out) = (&first.text, first.timed_out);
     // Aligned output: a header, a rule, then `database | address | now`.
-    let row = ran.text.lines().skip_while(|l| !l.starts_with("---")).nth(1).unwrap_or_default();
+    let row = text.lines().skip_while(|l| !l.starts_with("---")).nth(1).unwrap_or_default();
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    let found = ran.ok() && cells.len() == 3;
-    Ok(Connectivity {
+    let found = cells.len() == 3;
+    let conn = Connectivity {
         reached: found,
         database: found.then(|| cells[0].to_string()),
         server_addr: found.then(|| cells[1].to_string()).filter(|a| !a.is_empty()),
-        findings: findings::scan(&ran.text, Some(log.rel()), target.kind.place()),
+        findings: findings::scan(text, Some(log.rel()), target.kind.place()),
         timed_out,
-    })
+    };
+    Ok((conn, first))
 }

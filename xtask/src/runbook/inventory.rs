@@ -18,6 +18,7 @@ use crate::database::Target;
 use crate::evidence::artifacts::Transcript;
 use crate::evidence::summary::InventoryRecord;
 use crate::prepare::tree::Tree;
+use crate::process::gate::Gate;
 use crate::process::psql::Unit;
 use crate::process::{self, Tee};
 use crate::text::findings::{self, Class, Finding, Place, Severity};
@@ -58,32 +59,51 @@ pub struct Listed {
 
 /// The CLI's half: `supabase migration list`, its output into `log`.
 pub fn list(cli: Option<&SupabaseCli>, conn: &Conn, log: &mut Transcript, place: Place) -> Result<Listed> {
-    let ran = run_cli(cli, conn, log)?;
+    let ran = run_cli(cli, conn, log, None)?;
     Ok(listed(cli, ran, log.rel(), place))
 }
 
 /// [`list`] started now on a thread of its own, its output kept until [`Early::wait`] writes it
 /// to the step's transcript: the CLI's start (a few hundred ms) overlaps the steps before.
 pub fn spawn_list(cli: Option<SupabaseCli>, conn: Conn) -> Early {
+    spawn(cli, conn, None)
+}
+
+/// [`spawn_list`] held at its first connection until [`Early::release`] ([`crate::process::gate`]):
+/// the CLI starts up now, and reads the history only once the run has left it as it will stay.
+pub fn spawn_held(cli: Option<SupabaseCli>, conn: Conn) -> Early {
+    spawn(cli, conn, Some(Gate::default()))
+}
+
+fn spawn(cli: Option<SupabaseCli>, conn: Conn, gate: Option<Gate>) -> Early {
     let has_cli = cli.is_some();
+    let at = gate.clone();
     let handle = std::thread::spawn(move || {
         let mut lines: Vec<String> = Vec::new();
-        let ran = run_cli(cli.as_ref(), &conn, &mut lines)?;
+        let ran = run_cli(cli.as_ref(), &conn, &mut lines, at.as_ref())?;
         Ok((cli, ran, lines))
     });
-    Early { handle: Some(handle), has_cli }
+    Early { handle: Some(handle), has_cli, gate }
 }
 
 type Spawned = (Option<SupabaseCli>, Option<(bool, String)>, Vec<String>);
 
-/// A `supabase migration list` started early. Dropped unused (the run stopped before step 3), it
-/// is waited for, so its scratch dir goes with it.
+/// A `supabase migration list` started early. Dropped unused (the run stopped before its step),
+/// it is waited for (a held one is let go unconnected first), so its scratch dir goes with it.
 pub struct Early {
     handle: Option<std::thread::JoinHandle<Result<Spawned>>>,
     pub(super) has_cli: bool,
+    gate: Option<Gate>,
 }
 
 impl Early {
+    /// A held list may now connect and read.
+    pub fn release(&self) {
+        if let Some(gate) = &self.gate {
+            gate.open();
+        }
+    }
+
     /// The CLI's result, its output written to `log` as if it had run now.
     pub fn wait(mut self, log: &mut Transcript, place: Place) -> Result<Listed> {
         let handle = self.handle.take().expect("waited once");
@@ -97,14 +117,23 @@ impl Early {
 
 impl Drop for Early {
     fn drop(&mut self) {
+        if let Some(gate) = &self.gate {
+            gate.refuse();
+        }
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();
         }
     }
 }
 
-/// Run the CLI, its output to `tee`: `(succeeded, output)`, or nothing without a CLI.
-fn run_cli(cli: Option<&SupabaseCli>, conn: &Conn, tee: &mut dyn Tee) -> Result<Option<(bool, String)>> {
+/// Run the CLI, its output to `tee`: `(succeeded, output)`, or nothing without a CLI (or when
+/// its `gate` was refused).
+fn run_cli(
+    cli: Option<&SupabaseCli>,
+    conn: &Conn,
+    tee: &mut dyn Tee,
+    gate: Option<&Gate>,
+) -> Result<Option<(bool, String)>> {
     let Some(cli) = cli else { return Ok(None) };
     // The CLI unpacks a native module into TMPDIR; give it a dir of its own and remove it after.
     let scratch = local::scratch_dir("rehearsal-cli-")?;
@@ -112,10 +141,13 @@ fn run_cli(cli: Option<&SupabaseCli>, conn: &Conn, tee: &mut dyn Tee) -> Result<
     args.extend(cli.dsn_args(&conn.argv_dsn()).into_iter().map(OsString::from));
     args.extend(["--workdir".into(), conn.workdir.clone().into_os_string()]);
     let env = conn.env().with("TMPDIR", scratch.path());
-    let out = process::stream(&cli.exec, &args, &env, Some(&conn.workdir), &conn.redactor, Some(tee));
+    let (cwd, redactor) = (Some(conn.workdir.as_path()), &conn.redactor);
+    let out = match gate {
+        Some(gate) => process::stream_held(&cli.exec, &args, &env, cwd, redactor, gate, Some(tee)),
+        None => process::stream(&cli.exec, &args, &env, cwd, redactor, Some(tee)).map(Some),
+    };
     drop(scratch);
-    let out = out?;
-    Ok(Some((out.success(), out.text)))
+    Ok(out?.map(|out| (out.success(), out.text)))
 }
 
 /// What the CLI's run amounts to; `rel` names the transcript its findings point at.

@@ -90,7 +90,7 @@ pub fn run(target: &mut Target, files: &[String], log: &mut Transcript) -> Resul
     // As a fresh session would be, in one round trip: pgTAP keeps its plan in temporary tables, so
     // those go too.
     let mut reset: Vec<String> = vec!["rollback".to_string()];
-    reset.extend(super::fresh::STATEMENTS.iter().map(|(statement, _)| statement.to_string()));
+    reset.extend(super::fresh::statements(target.holds_lock()).into_iter().map(|(statement, _)| statement));
     reset.extend(target.conn().timeouts.set_statements(false));
     let reset = format!("{};", reset.join("\\; "));
     // pg_prove's flags: unaligned tuples, quiet, no pager, stop at the first error.

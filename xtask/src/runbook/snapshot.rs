@@ -186,11 +186,21 @@ pub fn take_with(target: &mut Target, extras: &[String]) -> Result<(String, Resu
 /// The snapshot as whole records (a function's definition is one, line breaks and all), read in
 /// a read-only transaction: what `drift` compares.
 pub fn records(target: &mut Target, extras: &[String]) -> Result<(Vec<String>, Result<Vec<Vec<String>>>)> {
-    let query = format!(
+    let (lines, parts) = read(target, &records_query(), extras, "begin read only")?;
+    Ok((decode(&lines)?, parts))
+}
+
+/// The query of [`records`]: one hex-encoded record a row (a read of another round trip's,
+/// [`crate::database::reads`]; it expects `search_path = pg_catalog`).
+pub fn records_query() -> String {
+    format!(
         "select pg_catalog.encode(pg_catalog.convert_to(s.line, 'UTF8'), 'hex') from ({}) s",
         QUERY.trim_end().trim_end_matches(';')
-    );
-    let (lines, parts) = read(target, &query, extras, "begin read only")?;
+    )
+}
+
+/// The records from the lines of [`records_query`], sorted.
+pub fn decode(lines: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for line in lines.iter().filter(|l| !l.is_empty()) {
         let bytes: Option<Vec<u8>> = (0..line.len())
@@ -201,7 +211,7 @@ pub fn records(target: &mut Target, extras: &[String]) -> Result<(Vec<String>, R
         out.push(text.ok_or_else(|| anyhow::anyhow!("reading the schema from the catalog: a record did not decode"))?);
     }
     out.sort();
-    Ok((out, parts))
+    Ok(out)
 }
 
 /// [`records`] as the canonical text [`take`] gives (each record, then a line feed).

@@ -61,24 +61,38 @@ impl Stack {
 
     /// A session that stays open (holding what `sql` took) until the returned child is dropped.
     pub fn hold(&self, sql: &str) -> HeldSession {
-        use std::io::{BufRead, Write};
-        let admin = self.cluster.as_ref().expect("the database is up").admin_dsn();
-        let mut child = std::process::Command::new("psql")
-            .args([admin.as_str(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "{sql}\nselect 'held';").unwrap();
-        let mut line = String::new();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        while !line.contains("held") {
-            line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "the holding session ended");
-        }
-        HeldSession { child, stdin: Some(stdin) }
+        hold_on(&self.cluster.as_ref().expect("the database is up").admin_dsn(), sql)
     }
+
+    /// `n` server connections in the pooler's pool: `n` clients each in a transaction at once (so
+    /// each has a server connection of its own), which then commit and go, leaving them idle.
+    pub fn warm_pool(&self, n: usize) {
+        use std::io::Write;
+        let mut held: Vec<HeldSession> = (0..n).map(|_| hold_on(&self.dsn(), "begin;")).collect();
+        for h in &mut held {
+            writeln!(h.stdin.as_mut().unwrap(), "commit;").unwrap();
+        }
+    }
+}
+
+/// A psql session on `dsn` that ran `sql` and stays open until dropped.
+fn hold_on(dsn: &str, sql: &str) -> HeldSession {
+    use std::io::{BufRead, Write};
+    let mut child = std::process::Command::new("psql")
+        .args([dsn, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{sql}\nselect 'held';").unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    while !line.contains("held") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the holding session ended");
+    }
+    HeldSession { child, stdin: Some(stdin) }
 }
 
 pub struct HeldSession {

@@ -1,8 +1,8 @@
 //! `cargo xtask stage-rehearse`: the runbook's steps 0–8, in order, into one rehearsal dir.
 //!
-//! prepare (nothing written) → open the target → 2 connectivity → 1 the lock → 0 the feedback
-//! header → 3 inventory (the CLI started with the run, on a thread; the first schema snapshot is read
-//! meanwhile) and lint → 4
+//! prepare (nothing written) → open the target → 2 connectivity, 1 the lock and step 3's reads
+//! (the first schema snapshot, the history, the rows) in the session's first round trip → 0 the
+//! feedback header → 3 inventory (the CLI started with the run, on a thread) and lint → 4
 //! apply, the advisors → 5 rollback, the schema compared, re-apply → 6 the RLS contract (the post
 //! inventory meanwhile) → 7–8 the record writes every artifact. An interrupt part way still
 //! writes a `halted` summary and the plan's real state.
@@ -29,15 +29,16 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     p.refuse_spent_molecules()?;
     let advisors = Advisors::from_config(&p.config.advisors, &p.config.advisor_exclude, p.rules.exposed())?;
     let mut target = flow::open_target(&p)?;
-    target.expect_lock()?;
+    target.want_lock();
     // Step 3's `supabase migration list` starts now: its start-up overlaps steps 2, 1 and 0.
     let early = inventory::spawn_list(p.cli.clone(), target.conn().clone());
     let mut record = flow::new_record(&p, &target);
-    flow::connectivity(&mut target, &mut record)?;
-    flow::lock_and_identify(&mut target, &mut record)?;
+    // Steps 2 and 1 and step 3's reads: the session's first round trip.
+    let (_, _, first) = flow::connectivity_with(&mut target, &mut record, &first_reads(&p))?;
+    flow::lock_and_identify(&mut target, &mut record, &first)?;
     record.summary_mut().provenance.server = target.server_version().map(str::to_string);
     super::alignment::header(&p, &target, &mut record)?;
-    let stop = match steps(&p, &advisors, early, &mut target, &mut record) {
+    let stop = match steps(&p, &advisors, early, first.reads, &mut target, &mut record) {
         Ok(()) => None,
         Err(e) if exit::is_interrupt(&e) => {
             progress!("interrupted: the child processes were stopped; writing a halted summary");
@@ -53,9 +54,11 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
             Some(Exit::CannotRun)
         }
     };
-    // The sessions end, the lock goes and a local cluster stops before the hand-off is written.
+    // The lock goes while the record is written; then the session ends and a local cluster stops.
+    target.release();
+    let exit = record.finish(stop, "completed", Outputs { handoff: true, command: "stage-rehearse" }, &ctx.present);
     drop(target);
-    Ok(record.finish(stop, "completed", Outputs { handoff: true, command: "stage-rehearse" }, &ctx.present))
+    Ok(exit)
 }
 
 /// Steps 3–7, while the target is open.
@@ -63,17 +66,18 @@ fn steps(
     p: &Prepared,
     advisors: &Advisors,
     early: inventory::Early,
+    reads: Vec<Option<Vec<String>>>,
     target: &mut Target,
     record: &mut Record,
 ) -> Result<()> {
-    // Step 3: one round trip reads the first schema snapshot, the history (what is pending, and
-    // the statements each applied file had) and the rows of the tables the unapplied files name.
-    // The CLI's `supabase migration list` (started with the run) is not waited for: its table is
-    // the runbook's evidence, checked against the tool's once step 6 is under way.
+    // Step 3: the session's first round trip read the first schema snapshot, the history (what is
+    // pending, and the statements each applied file had) and the rows of the tables the unapplied
+    // files name. The CLI's `supabase migration list` (started with the run) is not waited for: its
+    // table is the runbook's evidence, checked against the tool's once step 6 is under way.
     let clock = record.step_start(3, "inventory");
     let mut pre_log = record.day_transcript("migration_status_pre", "txt", "inventory before")?;
     let place = target.kind.place();
-    let Read { records, before, history, rows_first } = read_first(p, target);
+    let Read { records, before, history, rows_first } = read_first(p, reads, target);
     let (pre, early) = match &history {
         Some(history) => (history.inventory(&p.tree, &mut pre_log)?, Some(early)),
         // The tool's own read failed: the CLI's table (or the SQL fallback) is the inventory.
@@ -163,25 +167,47 @@ struct Read {
     rows_first: Option<std::collections::BTreeMap<String, rows::Rows>>,
 }
 
-/// Step 3's round trip: the first schema snapshot, the history (what is pending, and the
-/// statements each applied file had) and the rows of the tables the unapplied files name.
-fn read_first(p: &Prepared, target: &mut Target) -> Read {
-    let rows_query = rows::query_for_unapplied(&p.tree.migrations);
-    let mut extras = vec![history::HISTORY_QUERY.to_string()];
-    extras.extend(rows_query.iter().cloned());
-    let (records, mut parts) = match snapshot::records(target, &extras) {
-        Ok((records, Ok(parts))) => (Ok(records), parts.into_iter().map(Some).collect::<Vec<_>>()),
-        Ok((records, Err(e))) => {
-            progress!("step 3 history and row counts: not read with the snapshot ({e:#}); reading the history alone");
-            (Ok(records), vec![None, None])
+/// Step 3's reads, in the session's first round trip: the first schema snapshot, the history
+/// (what is pending, and the statements each applied file had) and the rows of the tables the
+/// unapplied files name.
+fn first_reads(p: &Prepared) -> Vec<String> {
+    let mut reads = vec![snapshot::records_query(), history::HISTORY_QUERY.to_string()];
+    reads.extend(rows::query_for_unapplied(&p.tree.migrations));
+    reads
+}
+
+/// What came back of [`first_reads`]; a snapshot that did not is read again alone (with the rest
+/// once more), a history or row count that did not goes without, as before.
+fn read_first(p: &Prepared, reads: Vec<Option<Vec<String>>>, target: &mut Target) -> Read {
+    let counted = rows::query_for_unapplied(&p.tree.migrations).is_some();
+    let mut reads = reads.into_iter();
+    let (snapshot, history, rows) = (reads.next().flatten(), reads.next().flatten(), reads.next().flatten());
+    let (records, history, rows) = match snapshot.map(|lines| snapshot::decode(&lines)) {
+        Some(Ok(records)) => (Ok(records), history, rows),
+        _ => {
+            // Again, in a round trip of its own.
+            let mut extras = vec![history::HISTORY_QUERY.to_string()];
+            extras.extend(rows::query_for_unapplied(&p.tree.migrations));
+            match snapshot::records(target, &extras) {
+                Ok((records, Ok(mut parts))) => {
+                    let mut parts = parts.drain(..).map(Some);
+                    (Ok(records), parts.next().flatten(), parts.next().flatten())
+                }
+                Ok((records, Err(e))) => {
+                    progress!(
+                        "step 3 history and row counts: not read with the snapshot ({e:#}); reading the history alone"
+                    );
+                    (Ok(records), None, None)
+                }
+                Err(e) => (Err(e), None, None),
+            }
         }
-        Err(e) => (Err(e), vec![None, None]),
     };
     let before = records.as_ref().map(|r| snapshot::joined(r)).map_err(|e| anyhow::anyhow!("{e:#}"));
-    let history = parts.first_mut().and_then(Option::take).and_then(|lines| history::History::parse(&lines));
-    let rows_first = match rows_query {
-        Some(_) => parts.get_mut(1).and_then(Option::take).map(|lines| rows::parse(&lines)),
-        None => Some(Default::default()),
+    let history = history.and_then(|lines| history::History::parse(&lines));
+    let rows_first = match counted {
+        true => rows.map(|lines| rows::parse(&lines)),
+        false => Some(Default::default()),
     };
     Read { records, before, history, rows_first }
 }

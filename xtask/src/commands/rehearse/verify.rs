@@ -16,6 +16,9 @@ pub(super) fn apply_and_verify(
     // Step 4: the snapshot (taken during step 3; again after a baseline, which changes the schema
     // the molecule starts from), then apply, then the advisors.
     let clock = record.step_start(4, "apply");
+    // Step 7's `supabase migration list` starts up now, held at its first connection until the
+    // history is as the run leaves it: its start-up overlaps steps 4 and 5.
+    let post = inventory::spawn_held(p.cli.clone(), target.conn().clone());
     let mut apply_log = record.transcript(APPLY_LOG, "apply")?;
     if !flow::apply_unrehearsed(target, &sel.baseline, "step 4 baseline", &mut apply_log, record)? {
         return Ok(());
@@ -56,7 +59,9 @@ pub(super) fn apply_and_verify(
         return Ok(());
     }
     flow::seed(target, &mut apply_log, record)?;
-    contract_and_inventory(p, target, record)
+    // The history is final: the held list may read it.
+    post.release();
+    contract_and_inventory(p, post, target, record)
 }
 
 /// The schema before the apply (written to `schema_before.sql`) and the rows of the tables the
@@ -195,20 +200,19 @@ fn reapply(
     Ok(())
 }
 
-/// Step 6, the RLS contract, while step 7's `supabase migration list` runs alongside; then step 7.
-fn contract_and_inventory(p: &Prepared, target: &mut Target, record: &mut Record) -> Result<()> {
-    let conn = target.conn().clone();
+/// Step 6, the RLS contract, while step 7's `supabase migration list` (released once the history
+/// was final) runs alongside; then step 7.
+fn contract_and_inventory(
+    p: &Prepared,
+    post: inventory::Early,
+    target: &mut Target,
+    record: &mut Record,
+) -> Result<()> {
     let place = target.kind.place();
-    // Step 7's inventory reads only the history, final once the re-apply is done: the CLI starts
-    // now and runs while step 6 (the RLS contract) does.
     let clock = record.step_start(6, "rls");
     let mut post_log = record.open_dir()?.transcript("migration_status_post.txt")?;
-    let (listed, contract) = std::thread::scope(|scope| {
-        let cli = scope.spawn(|| inventory::list(p.cli.as_ref(), &conn, &mut post_log, place));
-        let contract = flow::contract(target, &p.contract, record, "step 6 rls");
-        (cli.join().expect("the inventory thread does not panic"), contract)
-    });
-    contract?;
+    flow::contract(target, &p.contract, record, "step 6 rls")?;
+    let listed = post.wait(&mut post_log, place);
     if let Some(rls) = &record.summary().rls {
         progress!(
             "step 6 rls: {} of {} planned passed, {} failed, {} errors",

@@ -28,7 +28,9 @@ pub struct Pooler {
     _dir: Scratch,
 }
 
-/// How pgbouncer assigns server connections: Supavisor's port 5432 is session mode, 6543 transaction mode.
+/// How pgbouncer assigns server connections: Supavisor's port 5432 is session mode, 6543 transaction
+/// mode. In transaction mode the server connections are used in turn (`server_round_robin`), as on a
+/// busy pooler, where a client's next transaction lands on whichever is free.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Session,
@@ -77,7 +79,7 @@ impl Pooler {
         )?;
         let pool_mode = match mode {
             Mode::Session => "session",
-            Mode::Transaction => "transaction",
+            Mode::Transaction => "transaction\nserver_round_robin = 1",
         };
         let ini = format!(
             "[databases]\npostgres = host=127.0.0.1 port={server} dbname=postgres user=postgres\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\

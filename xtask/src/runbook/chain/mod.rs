@@ -98,8 +98,9 @@ pub fn fits(chains: bool, file: &SqlFile) -> bool {
 }
 
 /// The usual settings for migrations and rollbacks: errors do not end psql, and a failed file's
-/// transaction (still open, aborted) is ended, with no round trip when nothing failed.
-pub fn around_files(sets: &[String]) -> Around<'_> {
+/// transaction (still open, aborted) is ended, with no round trip when nothing failed. `locked`:
+/// the session holds the run lock, which its reset keeps.
+pub fn around_files(sets: &[String], locked: bool) -> Around<'_> {
     // After a failure the chain stopped before the file's session reset: it comes here, so the
     // next file still starts as fresh as psql -f gives.
     let restore: String = sets.iter().map(|s| format!("{s};\n")).collect();
@@ -107,7 +108,7 @@ pub fn around_files(sets: &[String]) -> Around<'_> {
         before: "\\set ON_ERROR_STOP off".into(),
         after: format!(
             "\\if :ERROR\n\\set QUIET on\nrollback;\n{}{restore}\\set QUIET off\n\\endif",
-            crate::runbook::fresh::joined(";\n")
+            crate::runbook::fresh::joined(locked, ";\n")
         ),
         sets,
     }
@@ -125,11 +126,12 @@ pub fn run(
     in_flight: &mut Option<usize>,
     done: &mut dyn FnMut(usize, Outcome) -> Result<()>,
 ) -> Result<Ended> {
-    let chain = Chain::new(links, around.sets);
+    let chain = Chain::new(links, around.sets, target.holds_lock());
     let path = target.scratch().join(format!("chain-{}.sql", &chain.alias["rehearsal_mark_".len()..]));
     std::fs::write(&path, &chain.text).with_context(|| format!("writing the batch of {}", links[0].file.rel))?;
     let unit = Unit { before: around.before, body: format!("\\i {}", quote_arg(&path)), after: around.after };
-    let mut tee = ChainTee::new(&chain, links, log, &path, target.activity(), done);
+    let holder = (target.what(), target.work_pid());
+    let mut tee = ChainTee::new(&chain, links, log, &path, target.activity(), holder, done);
     let ran = target.run(&unit, Some(&mut tee));
     *in_flight = tee.current.map(|(i, _)| i);
     ran?;
@@ -148,7 +150,8 @@ pub fn run_files(
 ) -> Result<Ended> {
     let sets = target.conn().timeouts.set_statements(false);
     let mut running = None;
-    let ended = run(target, links, around_files(&sets), log, &mut running, done);
+    let locked = target.holds_lock();
+    let ended = run(target, links, around_files(&sets, locked), log, &mut running, done);
     *in_flight = running.map(|i| at + i);
     let ended = ended?;
     *in_flight = None;

@@ -44,6 +44,10 @@ pub(super) struct ChainTee<'a, 'b> {
     pending_do: bool,
     /// The last line was the error of a marker that found the one before it missing.
     in_disagree: bool,
+    /// A file's first marker found the run lock not held, on this backend.
+    unlocked: Option<Option<u32>>,
+    /// The target as messages name it, and the backend that took the run lock.
+    holder: (String, Option<u32>),
     done: &'a mut dyn FnMut(usize, Outcome) -> Result<()>,
 }
 
@@ -58,6 +62,7 @@ impl<'a, 'b> ChainTee<'a, 'b> {
         log: &'a mut Transcript,
         path: &std::path::Path,
         activity: crate::out::Activity,
+        holder: (String, Option<u32>),
         done: &'a mut dyn FnMut(usize, Outcome) -> Result<()>,
     ) -> ChainTee<'a, 'b> {
         ChainTee {
@@ -82,6 +87,8 @@ impl<'a, 'b> ChainTee<'a, 'b> {
             activity,
             pending_do: false,
             in_disagree: false,
+            unlocked: None,
+            holder,
             done,
         }
     }
@@ -207,6 +214,11 @@ impl<'a, 'b> ChainTee<'a, 'b> {
     fn failed(mut self, i: usize, duration_ms: u64, refused: bool) -> Result<Ended> {
         self.current = None;
         let link = &self.links[i];
+        if let Some(pid) = self.unlocked {
+            // Nothing of it ran (its first statement is the check), and no other file may run.
+            let (what, work_pid) = &self.holder;
+            return Err(crate::database::lock::lost(&link.file.rel, pid, *work_pid, what));
+        }
         if self.outcome.disagreed {
             self.log.line(&format!(
                 "-- the tool's split of {} and psql's differ; rolled back, it runs again alone as psql -f runs it",
@@ -331,6 +343,12 @@ impl ChainTee<'_, '_> {
         // comment. The file's transaction is rolled back; it runs again alone, as psql -f runs it.
         if line.contains(&self.chain.disagree) {
             self.outcome.disagreed = true;
+            self.in_disagree = true;
+            return Ok(());
+        }
+        if let Some((_, after)) = line.split_once(&self.chain.unlocked) {
+            let pid = after.split(':').nth(1).and_then(|p| p.trim().parse().ok());
+            self.unlocked = Some(pid);
             self.in_disagree = true;
             return Ok(());
         }

@@ -29,16 +29,21 @@ pub(super) struct Chain {
     pub hidden: Vec<Vec<Vec<&'static str>>>,
     /// The text of the error a marker raises when the one before it did not run.
     pub disagree: String,
+    /// The text of the error a file's first marker raises when its connection does not hold the
+    /// run lock, before its backend's pid.
+    pub unlocked: String,
 }
 
 impl Chain {
-    pub fn new(links: &[Link], sets: &[String]) -> Chain {
+    /// `locked`: the session holds the run lock; each transactional file checks it first.
+    pub fn new(links: &[Link], sets: &[String], locked: bool) -> Chain {
         let secret = crate::process::psql::nonce();
         let alias = format!("rehearsal_mark_{secret}");
         let m = Markers {
             alias: alias.clone(),
             tag: format!("$m{secret}$"),
             baseline: format!("{}{START_CLOCK}", super::impact::BASELINE),
+            locked,
         };
         let mut b = Builder { text: String::new(), origins: vec![Origin::Tool], quoted_start: vec![false] };
         let mut statements = Vec::new();
@@ -57,7 +62,8 @@ impl Chain {
             .take(b.origins.len())
             .collect();
         let disagree = format!("{alias}:disagree:");
-        Chain { text: b.text, alias, origins: b.origins, kept, statements, hidden: all_hidden, disagree }
+        let unlocked = format!("{alias}:unlocked:");
+        Chain { text: b.text, alias, origins: b.origins, kept, statements, hidden: all_hidden, disagree, unlocked }
     }
 
     /// The file, statement and `LINE n` (as psql would print it for that statement alone) of the
@@ -86,6 +92,8 @@ struct Markers {
     /// session holds after each statement (with that statement's start), and at the end one
     /// notice per relation ([`super::impact`]).
     baseline: String,
+    /// Each transactional file first checks that its connection holds the run lock.
+    locked: bool,
 }
 
 impl Markers {
@@ -106,8 +114,13 @@ impl Markers {
     fn step(&self, i: usize, n: usize, extra: &str) -> String {
         let (alias, tag) = (&self.alias, &self.tag);
         let before = if n == 0 { String::new() } else { format!("{alias}:{i}:{}", n - 1) };
+        let lock = if n == 0 && self.locked {
+            crate::database::lock::held_check(&format!("{alias}:unlocked:{i}:"))
+        } else {
+            String::new()
+        };
         format!(
-            "do {tag} begin if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{before}' then \
+            "do {tag} begin{lock} if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{before}' then \
              raise exception '{alias}:disagree:{i}:{n}'; end if; \
              perform pg_catalog.set_config('rehearsal.mark', '{alias}:{i}:{n}', true);{extra} end {tag}\\; "
         )
@@ -256,7 +269,7 @@ impl Builder {
         }
         if link.transaction {
             // Then the session as fresh as psql -f finds it ([`fresh`]).
-            b.tool(&format!("commit\\; {}", fresh::joined("\\; ")));
+            b.tool(&format!("commit\\; {}", fresh::joined(m.locked, "\\; ")));
             tail.push("COMMIT");
             tail.extend(fresh::tags());
             for set in sets {
