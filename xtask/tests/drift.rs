@@ -325,3 +325,52 @@ fn write_migration_records_the_hand_fixes_so_the_history_catches_up_and_its_roll
     let left = named(&restored);
     assert_eq!(left, ["column public.kb_articles.title missing_on_target"], "{restored}");
 }
+
+/// The history replayed on a throwaway cluster once is kept (beside the cluster template): the same
+/// files on the same server are not replayed again, the log says whose replay is compared, and
+/// the result is the same. What is kept is the replay's catalog, its transcript and when it ran,
+/// in one JSON file under the cache's `replays/`, and nothing of the target's.
+#[test]
+fn a_history_replayed_once_is_read_back_the_next_time() {
+    let stack = Stack::start();
+    let sandbox = notes_tree("replay-kept", &stack);
+    // A file no other test (or earlier run of this one) has, so no other replay is read back here.
+    let unique = format!(
+        "replay-kept {} {}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    sandbox.write(
+        "supabase/migrations/20250101000000_notes.sql",
+        &format!(
+            "-- {unique}\ncreate table if not exists public.notes (id int primary key, body text);\n\
+             alter table public.notes enable row level security;\n"
+        ),
+    );
+    let applied = sandbox.xtask(&["apply", "--plan", "/nonexistent/plan.json"]);
+    assert_eq!(applied.code, Some(0), "{applied}");
+    let replay_log =
+        |run: &common::Run| std::fs::read_to_string(sandbox.path(run.json()["replay_log"].as_str().unwrap())).unwrap();
+    let first = sandbox.xtask(&["drift", "--json"]);
+    assert_eq!(first.code, Some(0), "{first}");
+    assert!(!replay_log(&first).contains("that replay's catalog is compared"), "{}", replay_log(&first));
+    let second = sandbox.xtask(&["drift", "--json"]);
+    assert_eq!(second.code, Some(0), "{second}");
+    let log = replay_log(&second);
+    assert!(log.starts_with("-- the history: these 1 migration(s) were replayed on this local server at 20"), "{log}");
+    assert!(log.contains("==> supabase/migrations/20250101000000_notes.sql"), "the first replay's transcript: {log}");
+    assert_eq!(first.json()["drift"], second.json()["drift"]);
+
+    let key = log.split("(replay ").nth(1).and_then(|rest| rest.split(')').next()).expect(&log).to_string();
+    assert!(key.len() == 16 && key.bytes().all(|b| b.is_ascii_hexdigit()), "a key of 16 hex digits: {key}");
+    let kept = [common::cache_dir().join("replays").join(format!("{key}.json"))];
+    let replay: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&kept[0]).unwrap()).unwrap();
+    assert!(replay["records"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains("public.notes")));
+    assert!(replay["replayed_at"].as_str().unwrap().ends_with('Z'));
+    let text = std::fs::read_to_string(&kept[0]).unwrap();
+    let host = format!("127.0.0.1:{}", stack.pooler.port);
+    for secret in [common::PASSWORD, &xtask::database::local::pooler::url_encode(common::PASSWORD), &host] {
+        assert!(!text.contains(secret), "nothing of the target is kept: {secret}");
+    }
+    sandbox.assert_no_secrets(&second);
+}

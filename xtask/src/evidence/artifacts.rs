@@ -130,12 +130,24 @@ impl RehearsalDir {
 pub struct Transcript {
     file: std::fs::File,
     rel: String,
+    path: PathBuf,
 }
 
 impl Transcript {
     pub fn append(path: &Path, rel: String) -> Result<Transcript> {
         let file = open_append(path, &rel)?;
-        Ok(Transcript { file, rel })
+        Ok(Transcript { file, rel, path: path.to_path_buf() })
+    }
+
+    /// How many bytes it holds.
+    pub fn len(&self) -> Result<u64> {
+        Ok(self.file.metadata().with_context(|| format!("reading {}", self.rel))?.len())
+    }
+
+    /// What was written from byte `offset` on ([`Transcript::len`] before), as text.
+    pub fn since(&self, offset: u64) -> Result<String> {
+        let bytes = std::fs::read(&self.path).with_context(|| format!("reading {}", self.rel))?;
+        Ok(String::from_utf8_lossy(bytes.get(offset as usize..).unwrap_or_default()).into_owned())
     }
 
     /// A new file in the day's folder for this run alone: `<stem>_<HHMMSS>.<ext>`, with `_2`, `_3`,
@@ -152,7 +164,7 @@ impl Transcript {
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(workdir.join(&rel))
             {
-                Ok(file) => return Ok(Transcript { file, rel }),
+                Ok(file) => return Ok(Transcript { file, path: workdir.join(&rel), rel }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e).with_context(|| format!("creating {rel}")),
             }

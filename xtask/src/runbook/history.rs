@@ -42,11 +42,8 @@ impl History {
     pub fn parse(lines: &[String]) -> Option<History> {
         let mut history = History::default();
         for line in lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()) {
-            let bytes: Option<Vec<u8>> = (0..line.len())
-                .step_by(2)
-                .map(|i| line.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-                .collect();
-            let (version, statements) = serde_json::from_slice::<(String, Option<Vec<String>>)>(&bytes?).ok()?;
+            let bytes = crate::text::hex::decode(line)?;
+            let (version, statements) = serde_json::from_slice::<(String, Option<Vec<String>>)>(&bytes).ok()?;
             if let Some(statements) = statements {
                 history.statements.insert(version.clone(), statements);
             }

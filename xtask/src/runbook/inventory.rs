@@ -140,7 +140,7 @@ fn run_cli(
     let mut args: Vec<OsString> = vec!["migration".into(), "list".into()];
     args.extend(cli.dsn_args(&conn.argv_dsn()).into_iter().map(OsString::from));
     args.extend(["--workdir".into(), conn.workdir.clone().into_os_string()]);
-    let env = conn.env().with("TMPDIR", scratch.path());
+    let env = cli.env(conn.env().with("TMPDIR", scratch.path()));
     let (cwd, redactor) = (Some(conn.workdir.as_path()), &conn.redactor);
     let out = match gate {
         Some(gate) => process::stream_held(&cli.exec, &args, &env, cwd, redactor, gate, Some(tee)),

@@ -22,7 +22,7 @@ use crate::prepare::tree::Migration;
 use crate::process::psql::Unit;
 use crate::process::Redactor;
 
-const QUERY: &str = r#"with ns as (
+pub const QUERY: &str = r#"with ns as (
   select oid, nspname from pg_namespace
   where nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
     and nspname not like 'pg_temp_%' and nspname not like 'pg_toast_temp_%'
@@ -203,11 +203,7 @@ pub fn records_query() -> String {
 pub fn decode(lines: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for line in lines.iter().filter(|l| !l.is_empty()) {
-        let bytes: Option<Vec<u8>> = (0..line.len())
-            .step_by(2)
-            .map(|i| line.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-            .collect();
-        let text = bytes.and_then(|b| String::from_utf8(b).ok());
+        let text = crate::text::hex::decode(line).and_then(|b| String::from_utf8(b).ok());
         out.push(text.ok_or_else(|| anyhow::anyhow!("reading the schema from the catalog: a record did not decode"))?);
     }
     out.sort();

@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::{flow, Ctx};
 
 mod declarative;
+mod replays;
 mod written;
 
 use crate::database::{Kind, Opening, Target};
@@ -159,7 +160,9 @@ fn replay(p: &Prepared, applied: &[Migration]) -> Result<(Vec<String>, String)> 
     Ok((records, log.rel().to_string()))
 }
 
-/// [`replay`] into `log`: the records of the cluster the `applied` files make.
+/// [`replay`] into `log`: the records of the cluster the `applied` files make. The same files
+/// replayed before on the same server are not replayed again ([`replays`]): the log holds that
+/// replay's transcript under a line that says so.
 pub(super) fn replay_into(
     p: &Prepared,
     applied: &[Migration],
@@ -170,6 +173,18 @@ pub(super) fn replay_into(
         &prepare::extensions_used(&p.workdir, &p.tree, &[]),
         p.project.major_version,
     )?;
+    let (slot, key) = replays::slot(&server, applied)?;
+    if let Some(kept) = replays::read(&slot) {
+        log.line(&format!(
+            "-- {what}: these {} migration(s) were replayed on this local server at {} (replay {key}); that \
+             replay's catalog is compared, its transcript follows",
+            applied.len(),
+            kept.replayed_at
+        ))?;
+        log.text(&kept.transcript)?;
+        return Ok(kept.records);
+    }
+    let from = log.len()?;
     let mut local = Target::open(Opening {
         kind: Kind::Local,
         workdir: &p.workdir,
@@ -194,7 +209,18 @@ pub(super) fn replay_into(
             log.rel()
         )));
     }
-    Ok(snapshot::records(&mut local, &[])?.0)
+    let records = snapshot::records(&mut local, &[])?.0;
+    drop(local);
+    let replay = replays::Replay {
+        records,
+        transcript: log.since(from)?,
+        replayed_at: crate::evidence::artifacts::rfc3339(&chrono::Utc::now()),
+    };
+    // A replay that cannot be kept is only slower next time.
+    if let Err(e) = replays::keep(&slot, &replay) {
+        progress!("drift: the replay could not be kept for next time ({e:#})");
+    }
+    Ok(replay.records)
 }
 
 /// At most this many `drift` findings in a rehearsal; `cargo xtask drift` lists them all.

@@ -99,3 +99,14 @@ impl LocalCluster {
         &self.server
     }
 }
+
+/// Where the tool keeps what it builds once per server (the cluster template), and the key of
+/// the template `server` makes: what a cached result of a throwaway cluster depends on.
+pub fn cache(server: &Server) -> Result<(std::path::PathBuf, String)> {
+    Ok((template::cache_root(), template::key(server, &RunAs::detect()?)))
+}
+
+/// [`template::cache_key`]: a stable key over `parts`.
+pub fn cache_key(parts: &[&str]) -> String {
+    template::cache_key(parts)
+}

@@ -22,17 +22,22 @@ use crate::tools::server::Server;
 
 pub const BOOTSTRAP_SQL: &str = include_str!("bootstrap.sql");
 
-/// The template's data dir, building it on first use.
-pub fn ensure(server: &Server, run_as: &RunAs) -> Result<PathBuf> {
-    let root = cache_root();
-    let key = cache_key(&[
+/// The key of the template `server` makes, over every input of it.
+pub fn key(server: &Server, run_as: &RunAs) -> String {
+    cache_key(&[
         server.version.as_str(),
         server.pgtap_version().unwrap_or_default().as_str(),
         &super::install::key(server),
         BOOTSTRAP_SQL,
         &INITDB_ARGS.join(" "),
         &run_as.key(),
-    ]);
+    ])
+}
+
+/// The template's data dir, building it on first use.
+pub fn ensure(server: &Server, run_as: &RunAs) -> Result<PathBuf> {
+    let root = cache_root();
+    let key = key(server, run_as);
     let template = root.join(format!("pg{}-{key}", server.major));
     if template.join("PG_VERSION").is_file() {
         return Ok(template);
@@ -79,7 +84,7 @@ pub(super) fn build(server: &Server, run_as: &RunAs) -> Result<RunDir> {
     Ok(rundir)
 }
 
-fn cache_root() -> PathBuf {
+pub fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("REHEARSAL_PG_CACHE") {
         return PathBuf::from(dir);
     }
@@ -90,8 +95,8 @@ fn cache_root() -> PathBuf {
     base.join("rehearsal-xtask")
 }
 
-/// A stable key over every input of the template (sha256, the first 16 hex digits).
-fn cache_key(parts: &[&str]) -> String {
+/// A stable key over `parts` (sha256, the first 16 hex digits).
+pub fn cache_key(parts: &[&str]) -> String {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
     for part in parts {

@@ -1,48 +1,111 @@
 //! What a transactional file did to the relations that existed before it, measured by the
-//! markers the chain already sends (no round trip of its own): as the file starts, each
-//! relation's relfilenode and the planner's row estimate; after each statement, the strong locks
-//! the session holds, with the statement that first held each and when that statement started;
-//! before the commit, one notice per relation: its strongest lock, whether it was rewritten (a new
-//! relfilenode) or read whole (its sequential scans counted by `pg_stat_get_xact_numscans`, as the
-//! file ended against as it started: PostgreSQL 15 keeps earlier transactions' counts there until
-//! it flushes them), and
-//! how long the lock has been held. An index's lock counts for its table.
+//! chain's own statements (no round trip of its own): as a chain's first file starts, each
+//! relation's relfilenode, the planner's row estimate and its sequential scans so far
+//! (`pg_stat_get_xact_numscans`: PostgreSQL 15 keeps earlier transactions' counts there until it
+//! flushes them, which a chain never gives it time to) into a session setting ([`BASELINE`]);
+//! after each statement, the strong locks the session holds, with the statement that first held
+//! each and when it started ([`STEP`]); before the commit, one notice per relation: its strongest
+//! lock, whether it was rewritten (a new relfilenode) or read whole (more scans than as the file
+//! started), and how long the lock has been held ([`REPORT`]), then the entries of every relation
+//! the file touched are brought up to date for the next file ([`REFRESH`]): so each file costs
+//! what it touches, not what the database holds. An index's lock counts for its table.
 
 pub use crate::evidence::impact::{Impact, EXACT};
 use crate::prepare::tree::SqlFile;
 use crate::text::findings::{Class, Finding, Place, Severity, TargetKind};
 
-/// As the file starts (inside its first marker): `oid:relfilenode:reltuples:scans,` per relation and
-/// index (an index the file creates is not its table's: the table's own lock says what waits).
-pub const BASELINE: &str = " perform pg_catalog.set_config('rehearsal.base', coalesce((select pg_catalog.string_agg(c.oid || ':' || \
-    c.relfilenode || ':' || c.reltuples::bigint || ':' || coalesce(pg_catalog.pg_stat_get_xact_numscans(c.oid), 0), ',') from pg_catalog.pg_class c where c.relkind in ('r', 'p', 'm', 'i') \
-    and c.relpersistence <> 't' and c.relnamespace <> 'pg_catalog'::pg_catalog.regnamespace), ''), true);";
+/// A relation's entry (`c` is `pg_class`): `oid:relfilenode:reltuples:scans`, the relfilenode left
+/// out while it is the oid (as it is until a first rewrite); an index's, its oid alone (it is
+/// only asked whether it existed: its lock counts for its table).
+const ENTRY: &str = "case when c.relkind = 'i' then c.oid::pg_catalog.text else c.oid || ':' || case when \
+    c.relfilenode = c.oid then '' else c.relfilenode::pg_catalog.text end || ':' || c.reltuples::bigint || ':' || \
+    coalesce(pg_catalog.pg_stat_get_xact_numscans(c.oid), 0) end";
 
-/// After statement `{k}`: each strong relation lock held now and not yet listed, as
-/// `relation:mode:k:start,`.
-pub const LOCKS: &str = " perform pg_catalog.set_config('rehearsal.locks', coalesce(pg_catalog.current_setting('rehearsal.locks', true), '') \
-    || coalesce((select pg_catalog.string_agg(l.relation || ':' || l.mode || ':{k}:' || coalesce(pg_catalog.current_setting('rehearsal.t', true), '0') || ',', '') \
-    from pg_catalog.pg_locks l where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'relation' and l.granted \
-    and l.mode in ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock') \
-    and position(',' || l.relation || ':' || l.mode || ':' in ',' || coalesce(pg_catalog.current_setting('rehearsal.locks', true), '')) = 0), ''), true);";
+/// Which relations an entry is kept for: tables, partitioned tables, materialized views and
+/// indexes, not temporary, not the catalog's.
+const KEPT: &str = "c.relkind in ('r', 'p', 'm', 'i') and c.relpersistence <> 't' \
+    and c.relnamespace <> 'pg_catalog'::pg_catalog.regnamespace";
 
-/// Before the commit: one notice `{notice}relation|mode|k|rewrite|scan|rows|held_ms` per
-/// relation that existed before the file and that it locked.
-pub const REPORT: &str = "for r in with l as (select pg_catalog.split_part(x, ':', 1)::pg_catalog.oid as rel, pg_catalog.split_part(x, ':', 2) as mode, \
-    pg_catalog.split_part(x, ':', 3)::int as k, pg_catalog.split_part(x, ':', 4)::bigint as t from pg_catalog.unnest(pg_catalog.string_to_array(coalesce(\
-    pg_catalog.current_setting('rehearsal.locks', true), ''), ',')) x where x <> ''), \
-    b as (select pg_catalog.split_part(x, ':', 1)::pg_catalog.oid as rel, pg_catalog.split_part(x, ':', 2)::pg_catalog.oid as node, pg_catalog.split_part(x, ':', 3)::bigint as est, \
-    pg_catalog.split_part(x, ':', 4)::bigint as scans \
-    from pg_catalog.unnest(pg_catalog.string_to_array(coalesce(pg_catalog.current_setting('rehearsal.base', true), ''), ',')) x where x <> ''), \
+/// As a chain's first file starts (a PL/pgSQL statement): every relation's entry, `,e1,e2,...,`,
+/// in the session setting `rehearsal.base` (which outlives the file's transaction and the reset
+/// between files, [`crate::runbook::fresh`]).
+pub fn baseline() -> String {
+    format!(
+        " perform pg_catalog.set_config('rehearsal.base', ',' || coalesce((select pg_catalog.string_agg({ENTRY}, ',') \
+         from pg_catalog.pg_class c where {KEPT}), '') || ',', false);"
+    )
+}
+
+/// The statement each marker of a transactional file runs (prepared once per file, so planned
+/// once): with `M` the last marker (`alias:file:k`), the strong relation locks held now and not
+/// yet listed go into `rehearsal.locks` as `relation:mode:k:start,` (`start`: when statement `k`
+/// started), the clock of the statement about to start into `rehearsal.t`, and the marker moves to
+/// `k + 1`, which it returns. A marker missing (one that psql read as part of a literal or a
+/// comment) fails the statement with `{alias}:disagree:`. `{alias}` is the chain's.
+pub fn step(alias: &str) -> String {
+    let m = "pg_catalog.current_setting('rehearsal.mark', true)";
+    let listed = "coalesce(pg_catalog.current_setting('rehearsal.locks', true), '')";
+    format!(
+        "select s.v as {alias} from (select case \
+         when coalesce({m}, '') !~ '^{alias}:[0-9]+:-?[0-9]+$' then \
+         pg_catalog.int4(pg_catalog.concat('{alias}:disagree:', pg_catalog.left({m}, 0)))::pg_catalog.text \
+         when pg_catalog.set_config('rehearsal.locks', {listed} || case when pg_catalog.split_part({m}, ':', 3)::int < 0 then '' \
+         else coalesce((select pg_catalog.string_agg(l.relation || ':' || l.mode || ':' || pg_catalog.split_part({m}, ':', 3) \
+         || ':' || coalesce(pg_catalog.current_setting('rehearsal.t', true), '0') || ',', '') from pg_catalog.pg_locks l \
+         where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'relation' and l.granted and l.mode in ('ShareUpdateExclusiveLock', \
+         'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock') \
+         and position(',' || l.relation || ':' || l.mode || ':' in ',' || {listed}) = 0), '') end, true) is null then null \
+         when pg_catalog.set_config('rehearsal.t', ((extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint)::pg_catalog.text, \
+         true) is null then null \
+         else pg_catalog.set_config('rehearsal.mark', '{alias}:' || pg_catalog.split_part({m}, ':', 2) || ':' || \
+         (pg_catalog.split_part({m}, ':', 3)::int + 1), true) end as v) s"
+    )
+}
+
+/// Before the commit, a PL/pgSQL block's declarations and statements (`{notice}` and `{check}` to
+/// fill in): the locks listed whose relation existed before the file (it has an entry in
+/// `rehearsal.base`, read once into `v_base`), then, only when there are such, one notice
+/// `{notice}relation|mode|k|rewrite|scan|rows|held_ms` per relation, its strongest lock first (an
+/// index's for its table); then [`refresh`].
+pub fn report() -> String {
+    format!(
+        "declare r record; v_item text; v_kept text := ''; v_base text := coalesce(pg_catalog.current_setting('rehearsal.base', true), ''); \
+         begin {{check}} foreach v_item in array pg_catalog.string_to_array(coalesce(pg_catalog.current_setting('rehearsal.locks', true), ''), ',') loop \
+         if v_item <> '' and (pg_catalog.strpos(v_base, ',' || pg_catalog.split_part(v_item, ':', 1) || ',') > 0 or \
+         pg_catalog.strpos(v_base, ',' || pg_catalog.split_part(v_item, ':', 1) || ':') > 0) then v_kept := v_kept || v_item || ','; end if; end loop; \
+         if v_kept <> '' then {REPORT} end if;{}",
+        refresh()
+    )
+}
+
+/// [`report`]'s query over `v_kept` and `v_base`.
+const REPORT: &str = "for r in with l as (select pg_catalog.split_part(x, ':', 1)::pg_catalog.oid as rel, pg_catalog.split_part(x, ':', 2) as mode, \
+    pg_catalog.split_part(x, ':', 3)::int as k, pg_catalog.split_part(x, ':', 4)::bigint as t from pg_catalog.unnest(pg_catalog.string_to_array(v_kept, ',')) x \
+    where x <> ''), \
     m as (select coalesce(i.indrelid, l.rel) as rel, l.mode, l.k, l.t, case l.mode when 'AccessExclusiveLock' then 8 \
-    when 'ExclusiveLock' then 7 when 'ShareRowExclusiveLock' then 6 when 'ShareLock' then 5 else 4 end as rank \
-    from l left join pg_catalog.pg_index i on i.indexrelid = l.rel where exists (select 1 from b where b.rel = l.rel)), \
-    s as (select distinct on (m.rel) m.* from m order by m.rel, m.rank desc, m.k) \
-    select pg_catalog.format('%I.%I', n.nspname, c.relname) as name, s.mode, s.k, c.relfilenode <> b.node as rewrite, \
-    coalesce(pg_catalog.pg_stat_get_xact_numscans(s.rel), 0) > b.scans as scan, b.est, (extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint - s.t as held \
-    from s join b on b.rel = s.rel join pg_catalog.pg_class c on c.oid = s.rel join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+    when 'ExclusiveLock' then 7 when 'ShareRowExclusiveLock' then 6 when 'ShareLock' then 5 else 4 end as rank, \
+    pg_catalog.strpos(v_base, ',' || coalesce(i.indrelid, l.rel) || ':') as at \
+    from l left join pg_catalog.pg_index i on i.indexrelid = l.rel), \
+    s as (select distinct on (m.rel) m.rel, m.mode, m.k, m.t, pg_catalog.split_part(pg_catalog.substr(v_base, m.at + 1, 100), ',', 1) as e \
+    from m where m.at > 0 order by m.rel, m.rank desc, m.k) \
+    select pg_catalog.format('%I.%I', n.nspname, c.relname) as name, s.mode, s.k, \
+    c.relfilenode <> coalesce(nullif(pg_catalog.split_part(s.e, ':', 2), '')::pg_catalog.oid, s.rel) as rewrite, \
+    coalesce(pg_catalog.pg_stat_get_xact_numscans(s.rel), 0) > pg_catalog.split_part(s.e, ':', 4)::bigint as scan, \
+    pg_catalog.split_part(s.e, ':', 3)::bigint as est, (extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint - s.t as held \
+    from s join pg_catalog.pg_class c on c.oid = s.rel join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
     order by 1 \
     loop raise notice '{notice}%|%|%|%|%|%|%', r.name, r.mode, r.k, r.rewrite, r.scan, r.est, r.held; end loop;";
+
+/// After the report (a PL/pgSQL statement, `v_base` the entries as the file started): the entries of
+/// every relation the file holds a lock on (whatever it read, wrote, altered or created), as they
+/// are now, put first in `rehearsal.base`: the next file of the chain starts from them.
+pub fn refresh() -> String {
+    format!(
+        " perform pg_catalog.set_config('rehearsal.base', ',' || coalesce((select pg_catalog.string_agg({ENTRY}, ',') \
+         from pg_catalog.pg_class c where c.oid = any(array(select l.relation from pg_catalog.pg_locks l where \
+         l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'relation')) and {KEPT}), '') || coalesce(nullif(v_base, ''), ','), false);"
+    )
+}
 
 /// One report notice's payload, `relation|mode|k|rewrite|scan|rows|held_ms`.
 pub fn parse(payload: &str) -> Option<Impact> {

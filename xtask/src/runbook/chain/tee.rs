@@ -132,8 +132,13 @@ impl<'a, 'b> ChainTee<'a, 'b> {
             Some(k) => {
                 // Only the statement after the one running, of the file running.
                 let (Some((file, previous)), Ok(k)) = (self.current, k.parse::<usize>()) else { return Ok(false) };
-                if file != i || k != previous.map_or(0, |p| p + 1) || k >= self.chain.statements[file].len() {
+                let count = self.chain.statements[file].len();
+                if file != i || k != previous.map_or(0, |p| p + 1) || k > count {
                     return Ok(false);
+                }
+                if k == count {
+                    // A transactional file's last marker, after its last statement.
+                    return Ok(true);
                 }
                 self.current = Some((file, Some(k)));
                 self.hide = self.chain.hidden[file][k + 1].iter().copied().collect();
@@ -347,7 +352,7 @@ impl ChainTee<'_, '_> {
             return Ok(());
         }
         if let Some((_, after)) = line.split_once(&self.chain.unlocked) {
-            let pid = after.split(':').nth(1).and_then(|p| p.trim().parse().ok());
+            let pid = after.split(':').nth(1).and_then(|p| p.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok());
             self.unlocked = Some(pid);
             self.in_disagree = true;
             return Ok(());

@@ -42,7 +42,7 @@ impl Chain {
         let m = Markers {
             alias: alias.clone(),
             tag: format!("$m{secret}$"),
-            baseline: format!("{}{START_CLOCK}", super::impact::BASELINE),
+            step: format!("rehearsal_step_{secret}"),
             locked,
         };
         let mut b = Builder { text: String::new(), origins: vec![Origin::Tool], quoted_start: vec![false] };
@@ -78,20 +78,14 @@ impl Chain {
     }
 }
 
-/// A transactional file's clock as each statement starts.
-const START_CLOCK: &str =
-    " perform pg_catalog.set_config('rehearsal.t', ((extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint)::pg_catalog.text, true);";
-
-/// The tool's own text in a chain: the marker queries, and the blocks that check each marker
-/// ran and measure each file's impact, all named by the chain's secret alias and dollar tag.
+/// The tool's own text in a chain: the marker queries and the blocks that check the markers ran
+/// and measure each file's impact, all named by the chain's secret alias and dollar tag.
 struct Markers {
     alias: String,
     tag: String,
-    /// The impact of a transactional file on the relations that existed before it: their
-    /// relfilenode and the planner's row estimate as the file starts, each strong lock the
-    /// session holds after each statement (with that statement's start), and at the end one
-    /// notice per relation ([`super::impact`]).
-    baseline: String,
+    /// The name of the prepared statement each marker of a transactional file runs
+    /// ([`super::impact::step`]).
+    step: String,
     /// Each transactional file first checks that its connection holds the run lock.
     locked: bool,
 }
@@ -107,27 +101,47 @@ impl Markers {
         format!("select '{alias}:{i}:{what}:' || (extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint as {alias}")
     }
 
-    /// The server keeps the last marker that ran (a setting local to the file's transaction):
-    /// each marker checks that the one before it ran, and the file commits only once the last
-    /// has. A marker that psql read as part of a literal or a comment (its split and the tool's
-    /// disagree) stops the file before anything commits.
-    fn step(&self, i: usize, n: usize, extra: &str) -> String {
-        let (alias, tag) = (&self.alias, &self.tag);
-        let before = if n == 0 { String::new() } else { format!("{alias}:{i}:{}", n - 1) };
-        let lock = if n == 0 && self.locked {
-            crate::database::lock::held_check(&format!("{alias}:unlocked:{i}:"))
-        } else {
-            String::new()
-        };
-        format!(
-            "do {tag} begin{lock} if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{before}' then \
-             raise exception '{alias}:disagree:{i}:{n}'; end if; \
-             perform pg_catalog.set_config('rehearsal.mark', '{alias}:{i}:{n}', true);{extra} end {tag}\\; "
-        )
+    /// A transactional file's marker statement, prepared once per file (the reset between
+    /// files deallocates it with the file's own).
+    fn prepare(&self) -> String {
+        format!("prepare {} as {}\\; ", self.step, super::impact::step(&self.alias))
     }
 
-    fn locks(&self, k: usize) -> String {
-        super::impact::LOCKS.replace("{k}", &k.to_string())
+    /// A transactional file's marker: the prepared statement ([`super::impact::step`]). The
+    /// server keeps the last marker that ran (a setting local to the file's transaction), each
+    /// one moves it on, and the file commits only once the last has moved it as far as the file
+    /// has statements: a marker that psql read as part of a literal or a comment (its split and
+    /// the tool's disagree) stops the file before anything commits.
+    fn execute(&self) -> String {
+        format!("execute {}\\; ", self.step)
+    }
+
+    /// What a file does first, in PL/pgSQL: a transactional one checks that its connection holds
+    /// the run lock (when the session took it), takes the chain's baseline (its first file) and
+    /// starts the markers; then, before a statement, the notice psql prints as it starts (a result
+    /// is printed only once the next is in), which is what the in-flight line names.
+    fn begin(&self, i: usize, link: &Link, notice: Option<usize>) -> String {
+        let (alias, tag) = (&self.alias, &self.tag);
+        let mut body = String::new();
+        if link.transaction {
+            if self.locked {
+                body.push_str(&crate::database::lock::held_check(&format!("{alias}:unlocked:{i}:")));
+            }
+            if i == 0 {
+                body.push_str(&super::impact::baseline());
+            }
+            body.push_str(&format!(" perform pg_catalog.set_config('rehearsal.mark', '{alias}:{i}:-1', true);"));
+        }
+        if let Some(k) = notice {
+            body.push_str(&format!(" raise notice '{alias}:{i}:{k}:go';"));
+        }
+        format!("do {tag} begin{body} end {tag}\\; ")
+    }
+
+    /// Before a statement of a file after its first: its notice.
+    fn notice(&self, i: usize, k: usize) -> String {
+        let (alias, tag) = (&self.alias, &self.tag);
+        format!("do {tag} begin raise notice '{alias}:{i}:{k}:go'; end {tag}\\; ")
     }
 }
 
@@ -150,35 +164,22 @@ impl Builder {
         sets: &[String],
     ) -> (Vec<(usize, usize)>, Vec<Vec<&'static str>>) {
         let b = self;
-        let (alias, tag) = (m.alias.as_str(), m.tag.as_str());
         let script = &link.file.script;
         let quoted = script.quoted_line_starts();
         let quoted_start = |line: usize| quoted.get(line - 1).copied().unwrap_or(false);
-        let checked = link.transaction;
-        let mut hidden: Vec<Vec<&'static str>> = vec![if link.transaction { vec!["BEGIN"] } else { vec![] }];
-        let mut n = 0;
-        let mut next_step = |extra: &str| {
-            let text = if checked {
-                m.step(i, n, extra)
-            } else if extra.is_empty() {
-                String::new()
-            } else {
-                format!("do {tag} begin{extra} end {tag}\\; ")
-            };
-            n += 1;
-            text
-        };
+        let mut hidden: Vec<Vec<&'static str>> = vec![if link.transaction { vec!["BEGIN", "PREPARE"] } else { vec![] }];
         if i > 0 {
             b.newline(Origin::Tool, false);
         }
         b.tool(&format!("{}\\; ", m.clock(i, "s")));
         if link.transaction {
             b.tool("begin\\; ");
+            b.tool(&m.prepare());
         }
         // The file's text as written, in order: before each statement's first word its
         // markers on a line of their own; each `;` that ends a statement (an empty one too)
-        // as `\;`, followed at once by a marker. Everything the tool changes is followed by
-        // a marker before any of the file's text.
+        // as `\;`. Everything the tool adds is followed by a marker before the file's text
+        // goes on, and the last one checks them all before the commit.
         let mut events: Vec<(usize, Option<usize>)> =
             script.statements.iter().enumerate().map(|(k, s)| (s.code, Some(k))).collect();
         events.extend(script.terminators.iter().map(|t| (*t, None)));
@@ -187,37 +188,20 @@ impl Builder {
         let mut line = 1;
         let mut at = 0;
         let mut firsts = Vec::new();
-        let mut last_k = 0;
         for (offset, statement) in events {
             line = b.file(i, line, &script.text[at..offset], &quoted_start);
             match statement {
                 Some(k) => {
-                    // A notice first: psql prints it as the statement starts (a result is
-                    // printed only once the next is in), which is what the in-flight line names.
                     b.newline(Origin::Tool, false);
-                    let clocked = match (checked, k) {
-                        (true, 0) => m.baseline.as_str(),
-                        (true, _) => START_CLOCK,
-                        (false, _) => "",
-                    };
-                    b.tool(&next_step(&format!(" raise notice '{alias}:{i}:{k}:go';{clocked}")));
-                    last_k = k;
-                    b.tool(&m.mark(&format!("{i}:{k}")));
+                    b.tool(&if k == 0 { m.begin(i, link, Some(0)) } else { m.notice(i, k) });
+                    b.tool(&if link.transaction { m.execute() } else { m.mark(&format!("{i}:{k}")) });
                     hidden.push(Vec::new());
                     b.newline(Origin::File(i), false);
                     firsts.push((b.origins.len() - 1, script.statements[k].end_line));
                     at = offset;
                 }
                 None => {
-                    // The marker on a line of its own: the server's `LINE n` shows the
-                    // statement's line as psql -f sends it.
                     b.tool("\\;");
-                    if checked {
-                        b.newline(Origin::Tool, false);
-                        b.tool(&next_step(&m.locks(last_k)));
-                        b.newline(Origin::File(i), false);
-                        hidden.last_mut().expect("a stretch").push("DO");
-                    }
                     at = offset + 1;
                 }
             }
@@ -226,40 +210,33 @@ impl Builder {
         if script.statements.last().is_some_and(|s| !s.terminated) {
             b.newline(Origin::Tool, false);
             b.tool("\\;");
-            if checked {
-                b.tool(&next_step(&m.locks(last_k)));
-                hidden.last_mut().expect("a stretch").push("DO");
-            }
         }
-        b.end(m, i, link, n, last, sets, hidden.last_mut().expect("a stretch"));
+        b.end(m, i, link, last, sets, hidden.last_mut().expect("a stretch"));
         (firsts, hidden)
     }
 
-    /// The end of file `i` after its `n` markers: the check that the last ran and the impact
-    /// report (transactional files), the history row, the commit and the session reset, the
+    /// The end of file `i`: for a transactional one, the last marker, the check that every marker
+    /// ran and the impact report, the history row, the commit and the session reset; then the
     /// file's end clock. `tail` takes the command tags of the tool's statements.
-    #[allow(clippy::too_many_arguments)]
-    fn end(
-        &mut self,
-        m: &Markers,
-        i: usize,
-        link: &Link,
-        n: usize,
-        last: bool,
-        sets: &[String],
-        tail: &mut Vec<&'static str>,
-    ) {
+    fn end(&mut self, m: &Markers, i: usize, link: &Link, last: bool, sets: &[String], tail: &mut Vec<&'static str>) {
         let b = self;
         let (alias, tag) = (m.alias.as_str(), m.tag.as_str());
         b.newline(Origin::Tool, false);
         if link.transaction {
+            let count = link.file.script.statements.len();
+            if count == 0 {
+                b.tool(&m.begin(i, link, None));
+                tail.push("DO");
+            }
+            b.tool(&m.execute());
             tail.push("DO");
-            let last_mark = if n == 0 { String::new() } else { format!("{}:{i}:{}", m.alias, n - 1) };
-            b.tool(&format!(
-                "do {tag} declare r record; begin if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{last_mark}' then \
-                 raise exception '{alias}:disagree:{i}:{n}'; end if; {} end {tag}\\; ",
-                super::impact::REPORT.replace("{notice}", &format!("{}:{i}:impact:", m.alias))
-            ));
+            let check = format!(
+                "if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{alias}:{i}:{count}' then \
+                 raise exception '{alias}:disagree:{i}:{count}'; end if;"
+            );
+            let report =
+                super::impact::report().replace("{notice}", &format!("{alias}:{i}:impact:")).replace("{check}", &check);
+            b.tool(&format!("do {tag} {report} end {tag}\\; "));
         }
         if let Some(record) = &link.record {
             // As the tool's own role: a `SET ROLE` in the file ends with the file.
