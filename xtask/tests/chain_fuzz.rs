@@ -185,7 +185,7 @@ fn generated_files_mean_the_same_through_the_chain_and_through_psql_f() {
     let tree = Tree::load(&sandbox.workdir).unwrap();
     let log_path = sandbox.root.join("migration_apply.log");
     let mut log = Transcript::append(&log_path, "migration_apply.log".into()).unwrap();
-    apply::apply_all(&mut tool, &tree.migrations, true, &mut log, &mut None, &mut |_, _| Ok(true)).unwrap();
+    apply::apply_all(&mut tool, &tree.migrations, (true, None), &mut log, &mut None, &mut |_, _| Ok(true)).unwrap();
     drop(log);
     let tool_log = std::fs::read_to_string(&log_path).unwrap();
 

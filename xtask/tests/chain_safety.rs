@@ -32,7 +32,7 @@ fn apply_tree(sandbox: &Sandbox, target: &mut xtask::database::Target) -> (Strin
     let log_path = sandbox.root.join(format!("apply-{}.log", std::process::id()));
     let mut log = Transcript::append(&log_path, "migration_apply.log".into()).unwrap();
     let mut ok = Vec::new();
-    apply::apply_all(target, &tree.migrations, true, &mut log, &mut None, &mut |_, applied| {
+    apply::apply_all(target, &tree.migrations, (true, None), &mut log, &mut None, &mut |_, applied| {
         ok.push(applied.ok);
         Ok(true)
     })

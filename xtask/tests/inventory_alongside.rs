@@ -1,7 +1,8 @@
 //! Step 3's inventory: what is pending comes from the tool's own history query (in the round trip
 //! that reads the first schema snapshot), and `supabase migration list` runs alongside, never
 //! waited for by the apply. Its table is the runbook's evidence and is checked against the
-//! tool's: a version they disagree on that the run did not touch is an `inventory_disagrees` error.
+//! tool's: a version they disagree on that the run did not touch is an `inventory_disagrees` error,
+//! and so is a difference between the CLI's table after the run and the history the run left.
 
 mod common;
 
@@ -65,16 +66,25 @@ fn a_cli_table_that_disagrees_with_the_history_is_an_error() {
     let run = common::Run::of(cmd);
     assert_eq!(run.code, Some(1), "{run}");
     let s = run.json();
-    let found: Vec<&serde_json::Value> =
+    let mut found: Vec<&serde_json::Value> =
         s["findings"].as_array().unwrap().iter().filter(|f| f["class"] == "inventory_disagrees").collect();
-    assert_eq!(found.len(), 1, "{run}");
-    assert_eq!(found[0]["severity"], "error");
+    // Before the run (against the history the tool read) and after it (against the one it left).
+    assert_eq!(found.len(), 2, "{run}");
+    found.sort_by_key(|f| !f["file"].as_str().unwrap().contains("migration_status_pre_"));
+    assert!(found.iter().all(|f| f["severity"] == "error"), "{run}");
     assert_eq!(
         found[0]["message"],
         "`supabase migration list` and supabase_migrations.schema_migrations disagree: the CLI lists 20990101000000 \
          as applied and the tool's query does not"
     );
     assert!(found[0]["file"].as_str().unwrap().contains("migration_status_pre_"), "{run}");
+    assert_eq!(
+        found[1]["message"],
+        "`supabase migration list` after the run and the history the run left disagree: the CLI lists \
+         20990101000000 as applied and the run did not leave it so"
+    );
+    assert!(found[1]["file"].as_str().unwrap().ends_with("migration_status_post.txt"), "{run}");
+    assert!(run.stderr.contains("step 7 inventory after: `supabase migration list` DISAGREES"), "{run}");
     assert!(run.stderr.contains("step 3 inventory: `supabase migration list` DISAGREES with the history"), "{run}");
     // The rehearsal itself ran on what the tool read: all nine applied, rolled back and re-applied.
     let rows = s["migrations"].as_array().unwrap();

@@ -141,3 +141,25 @@ fn the_post_run_migration_list_reads_the_history_the_run_leaves() {
     assert_eq!(row("20250101000002"), 1, "local only: the CLI read the history after the re-apply:\n{post}");
     assert_eq!(s["inventory"]["post"]["pending"], serde_json::json!(["20250101000002"]), "{run}");
 }
+
+/// The security advisors ride in the round trip of the apply's last chain; when that chain stops
+/// at its last file, they are read on their own: either way the run has them.
+#[test]
+fn the_advisors_are_read_whether_or_not_the_last_file_applies() {
+    for (name, last) in [
+        ("advisors-ride", "create table public.t5 (id int);\nalter table public.t5 enable row level security;\n"),
+        ("advisors-alone", "insert into public.missing_table values (1);\n"),
+    ] {
+        let stack = Stack::start();
+        let sandbox = five(name, "create table if not exists public.t3 (id int);\n");
+        sandbox.write("supabase/migrations/20250101000005_t5.sql", last);
+        let run = sandbox.xtask(&["apply", "--db-url", &stack.dsn(), "--plan", "/nonexistent/plan.json", "--json"]);
+        let s = run.json();
+        let open: Vec<&Value> =
+            s["findings"].as_array().unwrap().iter().filter(|f| f["class"] == "rls_disabled").collect();
+        assert_eq!(open.len(), 1, "{name}: {run}");
+        assert_eq!(open[0]["file"], "supabase/migrations/20250101000003_t3.sql", "{name}: {run}");
+        let last_status = s["migrations"][4]["apply"]["status"].as_str().unwrap().to_string();
+        assert_eq!(last_status, if name == "advisors-ride" { "applied" } else { "failed" }, "{run}");
+    }
+}

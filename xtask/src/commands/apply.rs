@@ -63,12 +63,14 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         mark_in_progress(&p)?;
         let clock = record.step_start(4, "apply");
         let mut apply_log = record.transcript(APPLY_LOG, "apply")?;
+        // The advisors ride in the apply's last round trip.
+        let mut trailer = flow::advisors_trailer(&advisors);
         if flow::apply_unrehearsed(&mut target, &sel.baseline, "step 4 baseline", &mut apply_log, &mut record)? {
             flow::apply_selected(
                 &mut target,
                 &sel.selected,
                 &p.molecules,
-                !p.flags.no_atomic,
+                (!p.flags.no_atomic, trailer.as_mut()),
                 p.flags.fail_fast,
                 &mut apply_log,
                 &mut record,
@@ -82,7 +84,7 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
                 .filter(|m| record.summary().migrations.iter().any(|r| r.version == m.version && r.applied()))
                 .cloned()
                 .collect();
-            let advised = advisors.run(&mut target, &applied)?;
+            let advised = flow::advisors_after(&mut target, &advisors, trailer, &applied)?;
             record.summary_mut().findings.extend(advised);
         }
         Ok(())

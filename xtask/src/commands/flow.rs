@@ -6,21 +6,23 @@
 use anyhow::Result;
 
 use crate::database::{Kind, Opening, Target};
-use crate::evidence::artifacts::{write_atomic, Transcript};
+use crate::evidence::artifacts::Transcript;
 use crate::evidence::plan::Molecule;
 use crate::evidence::provenance;
 use crate::evidence::record::Record;
-use crate::evidence::summary::{LogRef, MigrationRow, RollbackResult, Status, StepResult, TargetRecord};
+use crate::evidence::summary::{MigrationRow, RollbackResult, Status, StepResult, TargetRecord};
 use crate::exit;
 use crate::prepare::tree::{Migration, Tree, SEED};
 use crate::prepare::Prepared;
 use crate::process::psql::{quote_arg, Unit};
 use crate::process::Tee;
 use crate::progress;
+use crate::runbook::advisors::Advisors;
+use crate::runbook::chain::Trailer;
 use crate::runbook::history;
 use crate::runbook::inventory::{self, Inventory};
-use crate::runbook::{apply, connectivity, rls, snapshot};
-use crate::text::findings::{self, Class, Finding, Severity};
+use crate::runbook::{apply, connectivity};
+use crate::text::findings::{self, Class, Finding};
 
 pub const APPLY_LOG: &str = "migration_apply.log";
 pub const ROLLBACK_LOG: &str = "migration_rollback.log";
@@ -222,7 +224,7 @@ pub fn apply_unrehearsed(
     record: &mut Record,
 ) -> Result<bool> {
     let mut failed = false;
-    apply::apply_all(target, migrations, true, log, &mut None, &mut |m, applied| {
+    apply::apply_all(target, migrations, (true, None), log, &mut None, &mut |m, applied| {
         progress!("{}", applied.progress_line(label, m));
         if !applied.ok {
             failed = true;
@@ -244,7 +246,7 @@ pub fn apply_selected(
     target: &mut Target,
     selected: &[Migration],
     molecules: &[Molecule],
-    atomic: bool,
+    (atomic, trailer): (bool, Option<&mut Trailer>),
     fail_fast: bool,
     log: &mut Transcript,
     record: &mut Record,
@@ -259,7 +261,7 @@ pub fn apply_selected(
         .collect();
     let mut next = 0;
     let mut in_flight = None;
-    let ran = apply::apply_all(target, selected, atomic, log, &mut in_flight, &mut |m, applied| {
+    let ran = apply::apply_all(target, selected, (atomic, trailer), log, &mut in_flight, &mut |m, applied| {
         progress!("{}", applied.progress_line("step 4 apply", m));
         record.summary_mut().findings.extend(applied.findings.iter().cloned());
         let row = &mut rows[next];
@@ -289,6 +291,25 @@ pub fn apply_selected(
     }
     record.summary_mut().migrations.extend(rows);
     Ok(())
+}
+
+/// The security advisors after step 4: read in the apply's last round trip when it got that far
+/// (`trailer`, made of [`Advisors::query`]), else now, in a round trip of their own.
+pub fn advisors_after(
+    target: &mut Target,
+    advisors: &Advisors,
+    trailer: Option<Trailer>,
+    applied: &[Migration],
+) -> Result<Vec<Finding>> {
+    match trailer.and_then(|mut t| t.take()).and_then(|mut parts| parts.pop()) {
+        Some(lines) => Ok(advisors.findings(&lines, applied)),
+        None => advisors.run(target, applied),
+    }
+}
+
+/// The trailer that reads `advisors` in the apply's last round trip ([`advisors_after`]).
+pub fn advisors_trailer(advisors: &Advisors) -> Option<Trailer> {
+    advisors.query().map(|query| Trailer::new(&[query]))
 }
 
 /// Whether the database went away: then no further command is sent (behind a pooler each would
@@ -324,76 +345,5 @@ pub fn seed(target: &mut Target, log: &mut Transcript, record: &mut Record) -> R
     }
     log.line("")?;
     progress!("seed {SEED} .. {}", if ran.ok() { "ok" } else { "FAILED" });
-    Ok(())
-}
-
-/// Step 6 into the record.
-pub fn contract(target: &mut Target, files: &[String], record: &mut Record, label: &str) -> Result<()> {
-    let mut log = record.transcript(RLS_LOG, "RLS contract")?;
-    // On a database that outlives the run, the contract must leave it as it found it.
-    let before = if target.kind == Kind::Local { None } else { Some(snapshot::take(target)?) };
-    let result = rls::run(target, files, &mut log)?;
-    if let Some(before) = before {
-        contract_left(target, record, &before)?;
-    }
-    let rec = result.record();
-    for f in &rec.files {
-        match f.planned {
-            Some(planned) if planned > 0 || f.ran > 0 => {
-                progress!("{label} {} .. {} of {planned} passed", f.path, f.passed)
-            }
-            Some(_) => progress!("{label} {} .. no tests (its plan is 0)", f.path),
-            None => progress!("{label} {} .. {} of {} passed, no plan line: FAILED", f.path, f.passed, f.ran),
-        }
-    }
-    record.summary_mut().findings.extend(result.errors().into_iter().cloned());
-    record.summary_mut().rls = Some(rec);
-    Ok(())
-}
-
-/// The schema after the contract against the one before it (staging and url): a difference is
-/// an error finding, with `schema_contract.diff`.
-fn contract_left(target: &mut Target, record: &mut Record, before: &str) -> Result<()> {
-    let after = match snapshot::take(target) {
-        Ok(after) => after,
-        Err(e) => {
-            record.summary_mut().blockers.push(format!(
-                "the schema after the RLS contract could not be read, so whether the contract changed the \
-                 database is not known: {e:#}"
-            ));
-            return Ok(());
-        }
-    };
-    if after == before {
-        progress!("step 6 schema after the contract: as before it");
-        return Ok(());
-    }
-    let dir = record.open_dir()?;
-    write_atomic(&dir.file("schema_before_contract.sql"), before.as_bytes())?;
-    write_atomic(&dir.file("schema_after_contract.sql"), after.as_bytes())?;
-    let diff = snapshot::diff(&dir.path, "schema_before_contract.sql", "schema_after_contract.sql", before, &after);
-    write_atomic(&dir.file("schema_contract.diff"), diff.as_bytes())?;
-    let rel = dir.rel_file("schema_contract.diff");
-    record.summary_mut().logs.push(LogRef { label: "contract schema diff".into(), path: rel.clone() });
-    let objects: Vec<String> = snapshot::leftovers(before, &after, &[]).into_iter().flat_map(|(_, o)| o).collect();
-    let shown: Vec<&str> = objects.iter().take(5).map(String::as_str).collect();
-    let more = if objects.len() > 5 { format!(" and {} more", objects.len() - 5) } else { String::new() };
-    progress!("step 6 schema after the contract: DIFFERS ({rel})");
-    record.summary_mut().findings.push(Finding {
-        class: Class::ContractChangedSchema,
-        severity: Severity::Error,
-        sqlstate: None,
-        file: None,
-        line: None,
-        message: crate::text::findings::clean_message(&format!(
-            "the RLS contract left the database's schema different from before it ran: {}{more}",
-            shown.join("; ")
-        )),
-        hint: format!(
-            "wrap each test file in `begin;` ... `rollback;` (pgTAP's own form) so it leaves nothing behind; undo by \
-             hand what {rel} shows it left"
-        ),
-        log: None,
-    });
     Ok(())
 }

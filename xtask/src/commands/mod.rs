@@ -6,6 +6,7 @@ pub mod adopt;
 mod alignment;
 pub mod apply;
 pub mod bench;
+mod contract;
 pub mod doctor;
 pub mod drift;
 pub mod flow;

@@ -44,7 +44,16 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
         if p.kind == Kind::Local {
             let clock = record.step_start(4, "apply");
             let mut log = record.transcript(APPLY_LOG, "apply")?;
-            flow::apply_selected(&mut target, &p.tree.migrations, &[], true, false, &mut log, &mut record)?;
+            let mut trailer = flow::advisors_trailer(&advisors);
+            flow::apply_selected(
+                &mut target,
+                &p.tree.migrations,
+                &[],
+                (true, trailer.as_mut()),
+                false,
+                &mut log,
+                &mut record,
+            )?;
             record.step_end(clock);
             let applied: Vec<_> = p
                 .tree
@@ -53,14 +62,14 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
                 .filter(|m| record.summary().migrations.iter().any(|r| r.version == m.version && r.applied()))
                 .cloned()
                 .collect();
-            let advised = advisors.run(&mut target, &applied)?;
+            let advised = flow::advisors_after(&mut target, &advisors, trailer, &applied)?;
             progress!("advisors: {} finding(s)", advised.len());
             record.summary_mut().findings.extend(advised);
             flow::seed(&mut target, &mut log, &mut record)?;
         }
         record.summary_mut().provenance.server = target.server_version().map(str::to_string);
         let clock = record.step_start(6, "rls");
-        flow::contract(&mut target, &p.contract, &mut record, "rls")?;
+        super::contract::contract(&mut target, &p.contract, &mut record, "rls")?;
         record.step_end(clock);
         if p.kind != Kind::Local {
             // On the database as the contract left it (which must be as it found it).

@@ -118,6 +118,8 @@ enum RunLock {
 pub struct Target {
     pub kind: Kind,
     work: Option<Session>,
+    /// The working session has had its first round trip (its timeouts set).
+    set_up: bool,
     lock: RunLock,
     /// The database's identity, read in the session's first round trip.
     identity: Option<Identity>,
@@ -186,9 +188,10 @@ impl Target {
                 (guarded(&dsn, key.as_deref(), o.config, "the DSN", &o)?, None)
             }
         };
-        Ok(Target {
+        let mut target = Target {
             kind: o.kind,
             work: None,
+            set_up: false,
             lock: RunLock::No,
             identity: None,
             conn,
@@ -200,7 +203,13 @@ impl Target {
             cluster,
             lock_risk_error_from: o.config.lock_risk_error_from,
             exact_rows: Default::default(),
-        })
+        };
+        if target.kind != Kind::Local {
+            // psql connects as it starts: its TLS and SCRAM round trips overlap what the run does
+            // before its first query.
+            target.work = Some(Session::start(&target.session_spec())?);
+        }
+        Ok(target)
     }
 
     /// Rows counted exactly before the apply, by table (`public.orders`), once: the first file

@@ -29,10 +29,9 @@ impl Target {
     }
 
     fn run_inner(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>, limit: Option<Duration>) -> Result<(Ran, bool)> {
-        let fresh = !self.work.as_ref().is_some_and(Session::alive);
+        let fresh = self.open_session()?;
         let mut unit = unit.clone();
         if fresh {
-            self.work = Some(Session::start(&self.session_spec())?);
             unit.before = format!("{}\n{}", self.setup(), unit.before);
         }
         let (ran, fired) = self.send(&unit, tee, limit)?;
@@ -51,6 +50,16 @@ impl Target {
             }
         }
         Ok((ran, fired))
+    }
+
+    /// A session to send to, started if there is none alive: whether it still needs its first
+    /// round trip (the timeouts), which the caller sends now.
+    fn open_session(&mut self) -> Result<bool> {
+        if !self.work.as_ref().is_some_and(Session::alive) {
+            self.work = Some(Session::start(&self.session_spec())?);
+            self.set_up = false;
+        }
+        Ok(!std::mem::replace(&mut self.set_up, true))
     }
 
     /// The unit on the open session, with the in-flight line and a watchdog past `limit`.
@@ -93,10 +102,7 @@ impl Target {
         tee: Option<&mut dyn Tee>,
         limit: Duration,
     ) -> Result<FirstTrip> {
-        let fresh = !self.work.as_ref().is_some_and(Session::alive);
-        if fresh {
-            self.work = Some(Session::start(&self.session_spec())?);
-        }
+        let fresh = self.open_session()?;
         let lock = self.lock == RunLock::Wanted;
         let mut all = vec![lock::opening_read(lock, identity::SELECT)];
         all.extend(reads.iter().cloned());
@@ -170,7 +176,7 @@ impl Target {
 
     /// How this run's sessions start: the password in a private passfile, not in the
     /// environment of a psql that runs the tree's test files (or could be asked about it).
-    fn session_spec(&self) -> psql::Spec {
+    pub(super) fn session_spec(&self) -> psql::Spec {
         psql::Spec { passfile_dir: Some(self.scratch().to_path_buf()), ..self.conn.session_spec() }
     }
 

@@ -136,11 +136,12 @@ impl Advisors {
         self.levels.get(&advisor.class).copied().unwrap_or(Some(advisor.severity))
     }
 
-    /// Every enabled advisor in one query, one round trip: each row starts with its advisor's class.
-    pub fn run(&self, target: &mut Target, migrations: &[Migration]) -> Result<Vec<Finding>> {
+    /// Every enabled advisor in one query: one JSON line per object found, `[advisor, class,
+    /// schema, name, detail]`. `None` when every advisor is off.
+    pub fn query(&self) -> Option<String> {
         let enabled: Vec<&Advisor> = ADVISORS.iter().filter(|a| self.severity(a).is_some()).collect();
         if enabled.is_empty() {
-            return Ok(Vec::new());
+            return None;
         }
         let query: Vec<String> = enabled
             .iter()
@@ -155,22 +156,46 @@ impl Advisors {
                 )
             })
             .collect();
+        Some(format!(
+            "select pg_catalog.json_build_array(u.i, u.class, u.s, u.n, u.d)::text from ({}) u(i, class, s, n, d) \
+             order by u.i, u.s, u.n, u.d",
+            query.join(" union all ")
+        ))
+    }
+
+    /// Every enabled advisor in one query, one round trip.
+    pub fn run(&self, target: &mut Target, migrations: &[Migration]) -> Result<Vec<Finding>> {
+        let Some(query) = self.query() else { return Ok(Vec::new()) };
         let unit = Unit {
-            before: "\\pset format unaligned\n\\pset tuples_only on\n\\pset fieldsep '\\t'".into(),
-            body: format!("{} order by 1, 3, 4, 5;", query.join("\nunion all\n")),
-            after: "\\pset format aligned\n\\pset tuples_only off\n\\pset fieldsep '|'".into(),
+            before: "\\pset format unaligned\n\\pset tuples_only on".into(),
+            body: format!("{query};"),
+            after: "\\pset format aligned\n\\pset tuples_only off".into(),
         };
         target.doing("the security advisors (one catalog query)");
         let ran = target.run(&unit, None)?;
-        let mut findings = Vec::new();
         if !ran.ok() {
             // A catalog difference (an older server) is not fatal: the advisors are skipped.
-            return Ok(findings);
+            return Ok(Vec::new());
         }
-        for row in ran.text.lines() {
-            let cells: Vec<&str> = row.split('\t').collect();
-            let [_, class, schema, name, detail] = cells[..] else { continue };
-            let Some(advisor) = enabled.iter().find(|a| a.class.as_str() == class) else { continue };
+        let lines: Vec<String> = ran.text.lines().map(str::to_string).collect();
+        Ok(self.findings(&lines, migrations))
+    }
+
+    /// The findings of [`Advisors::query`]'s lines, each object attributed to the migration that
+    /// created it, when `migrations` say.
+    pub fn findings(&self, lines: &[String], migrations: &[Migration]) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for line in lines {
+            let Ok((_, class, schema, name, detail)) =
+                serde_json::from_str::<(u32, String, String, String, Option<String>)>(line)
+            else {
+                continue;
+            };
+            let (schema, name, detail) = (schema.as_str(), name.as_str(), detail.as_deref().unwrap_or_default());
+            let Some(advisor) = ADVISORS.iter().find(|a| a.class.as_str() == class && self.severity(a).is_some())
+            else {
+                continue;
+            };
             if self.exclude.get(&advisor.class).is_some_and(|ex| ex.iter().any(|e| e == &format!("{schema}.{name}"))) {
                 continue;
             }
@@ -195,7 +220,7 @@ impl Advisors {
                 log: None,
             });
         }
-        Ok(findings)
+        findings
     }
 }
 

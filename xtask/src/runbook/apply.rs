@@ -118,11 +118,12 @@ fn apply_as(
 /// Apply `migrations` in order, chains of transactional files in one round trip each ([`chain`]),
 /// the others one by one ([`apply`]); `done(m, applied)` gets each result as it comes and says
 /// whether to go on. A file that fails ends its chain; the next chain starts after it. On an
-/// interrupt, `in_flight` names the file that was running.
+/// interrupt, `in_flight` names the file that was running. `trailer` rides with the chain that
+/// ends with the last migration ([`chain::Trailer`]).
 pub fn apply_all(
     target: &mut Target,
     migrations: &[Migration],
-    atomic: bool,
+    (atomic, mut trailer): (bool, Option<&mut chain::Trailer>),
     log: &mut Transcript,
     in_flight: &mut Option<usize>,
     done: &mut dyn FnMut(&Migration, Applied) -> Result<bool>,
@@ -162,7 +163,8 @@ pub fn apply_all(
                 go_on = done(group[i], applied)?;
                 Ok(())
             };
-            match chain::run_files(target, &links, log, at, in_flight, &mut on_done)? {
+            let last = (at + end == migrations.len()).then_some(()).and(trailer.as_deref_mut());
+            match chain::run_files(target, &links, log, (at, last), in_flight, &mut on_done)? {
                 // A syntax error in file `j` ran nothing: the files before it first, then it alone.
                 Ended::Rejected(j) => end = j.max(1),
                 Ended::Ran(ran) => {

@@ -141,6 +141,40 @@ pub fn check_cli(
     Ok(check)
 }
 
+/// Step 7's check: the history the CLI listed after the run against the one the run left (`left`:
+/// what the history held before, with each version the run applied and left applied, and without
+/// each it rolled back and did not apply again). A difference is an `inventory_disagrees` error:
+/// the CLI read another database, or the history changed under the run.
+pub fn check_post(left: &BTreeSet<String>, listed: &BTreeSet<String>, rel: &str) -> Option<Finding> {
+    if left == listed {
+        return None;
+    }
+    let only = |a: &BTreeSet<String>, b: &BTreeSet<String>| -> Vec<String> { a.difference(b).cloned().collect() };
+    let mut said = Vec::new();
+    let (cli_only, run_only) = (only(listed, left), only(left, listed));
+    if !cli_only.is_empty() {
+        said.push(format!("the CLI lists {} as applied and the run did not leave it so", cli_only.join(", ")));
+    }
+    if !run_only.is_empty() {
+        said.push(format!("the run left {} applied and the CLI does not list it", run_only.join(", ")));
+    }
+    Some(Finding {
+        class: Class::InventoryDisagrees,
+        severity: Severity::Error,
+        sqlstate: None,
+        file: Some(rel.to_string()),
+        line: None,
+        message: format!(
+            "`supabase migration list` after the run and the history the run left disagree: {}",
+            said.join("; ")
+        ),
+        hint: "the CLI may be reading another database than the tool (check the DSN and `--workdir`), or someone \
+               changed the history while the rehearsal ran: read the transcript, then rehearse again"
+            .into(),
+        log: Some(rel.to_string()),
+    })
+}
+
 /// What [`check_cli`] found.
 #[derive(Debug, Default)]
 pub struct CliCheck {

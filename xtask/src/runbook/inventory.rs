@@ -219,7 +219,7 @@ pub(super) fn compare(inventory: &mut Inventory, tree: &Tree, remote: &BTreeSet<
     inventory.ok = true;
 }
 
-pub(super) const SQL_SOURCE: &str = "SQL (supabase_migrations.schema_migrations)";
+pub const SQL_SOURCE: &str = "SQL (supabase_migrations.schema_migrations)";
 
 /// An applied migration whose file no longer splits into the statements its history row holds.
 #[derive(Clone, Debug, serde::Serialize)]

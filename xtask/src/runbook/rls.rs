@@ -110,7 +110,7 @@ pub fn run(target: &mut Target, files: &[String], log: &mut Transcript) -> Resul
             };
             let after = if file == CONTRACT { reset.clone() } else { prove_after.clone() };
             let link = Link { file: &script, header: None, failure: None, record: None, transaction: false };
-            let around = Around { before: before.clone(), after: after.clone(), sets: &[] };
+            let around = Around { before: before.clone(), after: after.clone(), sets: &[], trailer: None };
             chain::run(target, &[link], around, log, &mut None, &mut |_, outcome| {
                 // Refused (a syntax error): nothing ran; psql -f runs what comes before it.
                 if !outcome.refused {

@@ -137,7 +137,7 @@ pub fn rollback_all(
                 go_on = done(group[i], result, found)?;
                 Ok(())
             };
-            match chain::run_files(target, &links, log, at, in_flight, &mut on_done)? {
+            match chain::run_files(target, &links, log, (at, None), in_flight, &mut on_done)? {
                 Ended::Rejected(j) => end = j.max(1),
                 Ended::Ran(ran) => {
                     at += ran.max(1);

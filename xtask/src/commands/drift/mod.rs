@@ -196,7 +196,7 @@ pub(super) fn replay_into(
         server: Some(server),
     })?;
     let mut failed: Vec<String> = Vec::new();
-    apply::apply_all(&mut local, applied, true, log, &mut None, &mut |m, result| {
+    apply::apply_all(&mut local, applied, (true, None), log, &mut None, &mut |m, result| {
         if !result.ok {
             let why = result.error.as_ref().map_or("it failed".to_string(), |e| e.message.clone());
             failed.push(format!("{}: {why}", m.file()));

@@ -24,11 +24,13 @@ pub(super) fn apply_and_verify(
         return Ok(());
     }
     let (before, rows_before) = snapshot_before(sel, first, target, record)?;
+    // The advisors ride in the apply's last round trip.
+    let mut trailer = flow::advisors_trailer(advisors);
     flow::apply_selected(
         target,
         &sel.selected,
         &p.molecules,
-        !p.flags.no_atomic,
+        (!p.flags.no_atomic, trailer.as_mut()),
         p.flags.fail_fast,
         &mut apply_log,
         record,
@@ -38,7 +40,7 @@ pub(super) fn apply_and_verify(
         return Ok(());
     }
     let applied: Vec<_> = sel.selected.iter().filter(|m| applied_in(record, &m.version)).cloned().collect();
-    let advised = advisors.run(target, &applied)?;
+    let advised = flow::advisors_after(target, advisors, trailer, &applied)?;
     record.summary_mut().findings.extend(advised);
 
     // Step 5: rollback, newest first, only what applied in this run; then compare and re-apply.
@@ -61,7 +63,7 @@ pub(super) fn apply_and_verify(
     flow::seed(target, &mut apply_log, record)?;
     // The history is final: the held list may read it.
     post.release();
-    contract_and_inventory(p, post, target, record)
+    contract_and_inventory(p, sel, post, target, record)
 }
 
 /// The schema before the apply (written to `schema_before.sql`) and the rows of the tables the
@@ -185,7 +187,7 @@ fn reapply(
         .filter(|m| record.row_mut(&m.version).rollback.status == Status::RolledBack)
         .cloned()
         .collect();
-    apply::apply_all(target, &again, !p.flags.no_atomic, apply_log, &mut None, &mut |m, again| {
+    apply::apply_all(target, &again, (!p.flags.no_atomic, None), apply_log, &mut None, &mut |m, again| {
         progress!("step 5 re-apply {}_{} .. {}", m.version, m.name, if again.ok { "ok" } else { "FAILED" });
         // The apply already said what the migration locks; its re-apply's figures are in its row.
         let again_found = again.findings.iter().filter(|f| f.class != crate::text::findings::Class::LockRisk);
@@ -204,6 +206,7 @@ fn reapply(
 /// was final) runs alongside; then step 7.
 fn contract_and_inventory(
     p: &Prepared,
+    sel: &flow::Selection,
     post: inventory::Early,
     target: &mut Target,
     record: &mut Record,
@@ -211,7 +214,7 @@ fn contract_and_inventory(
     let place = target.kind.place();
     let clock = record.step_start(6, "rls");
     let mut post_log = record.open_dir()?.transcript("migration_status_post.txt")?;
-    flow::contract(target, &p.contract, record, "step 6 rls")?;
+    crate::commands::contract::contract(target, &p.contract, record, "step 6 rls")?;
     let listed = post.wait(&mut post_log, place);
     if let Some(rls) = &record.summary().rls {
         progress!(
@@ -226,13 +229,37 @@ fn contract_and_inventory(
     let clock = record.step_start(7, "inventory after");
     let post = inventory::finish(listed?, target, &p.tree, &mut post_log)?;
     progress!("step 7 inventory after: {} pending, {} applied", post.pending.len(), post.applied.len());
+    let left = history_left(sel, record);
     let s = record.summary_mut();
     s.findings.extend(post.findings.iter().cloned());
+    if let (Some(left), true) = (left, post.ok && post.source != inventory::SQL_SOURCE) {
+        let listed = post.applied.iter().chain(&post.remote_only).cloned().collect();
+        if let Some(found) = history::check_post(&left, &listed, post_log.rel()) {
+            progress!("step 7 inventory after: `supabase migration list` DISAGREES with the history the run left");
+            s.findings.push(found);
+        }
+    }
     if let Some(inv) = s.inventory.as_mut() {
         inv.post = Some(post.record());
     }
     record.step_end(clock);
     Ok(())
+}
+
+/// The history as the run left it: what step 3 read, with what the run applied and left applied
+/// and without what it rolled back and did not apply again; `None` without step 3's.
+fn history_left(sel: &flow::Selection, record: &Record) -> Option<std::collections::BTreeSet<String>> {
+    let pre = record.summary().inventory.as_ref()?.pre.as_ref()?;
+    let mut left: std::collections::BTreeSet<String> = pre.applied.iter().chain(&pre.remote_only).cloned().collect();
+    left.extend(sel.baseline.iter().chain(&sel.tail).map(|m| m.version.clone()));
+    for row in &record.summary().migrations {
+        if row.left_applied() {
+            left.insert(row.version.clone());
+        } else {
+            left.remove(&row.version);
+        }
+    }
+    Some(left)
 }
 
 fn applied_in(record: &Record, version: &str) -> bool {

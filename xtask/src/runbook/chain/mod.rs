@@ -18,6 +18,7 @@
 
 use anyhow::{Context, Result};
 
+use crate::database::reads::Reads;
 use crate::database::Target;
 use crate::evidence::artifacts::Transcript;
 use crate::prepare::tree::SqlFile;
@@ -47,13 +48,31 @@ pub struct Link<'a> {
     pub transaction: bool,
 }
 
-/// psql settings around the chain, and the session's `set` statements (the timeouts) restored
-/// after each transactional file.
-#[derive(Clone, Debug)]
+/// psql settings around the chain, the session's `set` statements (the timeouts) restored after
+/// each transactional file, and reads to send after the last file.
 pub struct Around<'a> {
     pub before: String,
     pub after: String,
     pub sets: &'a [String],
+    pub trailer: Option<&'a mut Trailer>,
+}
+
+/// Reads that ride at the end of a chain, in its round trip ([`crate::database::reads`]): they run
+/// only when every file of the chain did, and what came back of them is kept.
+pub struct Trailer {
+    reads: Reads,
+    got: Option<Vec<Option<Vec<String>>>>,
+}
+
+impl Trailer {
+    pub fn new(queries: &[String]) -> Trailer {
+        Trailer { reads: Reads::new(queries), got: None }
+    }
+
+    /// Each read's lines, when the last chain that carried them got to them.
+    pub fn take(&mut self) -> Option<Vec<Vec<String>>> {
+        self.got.take()?.into_iter().collect()
+    }
 }
 
 /// What one file of a chain did.
@@ -111,6 +130,7 @@ pub fn around_files(sets: &[String], locked: bool) -> Around<'_> {
             crate::runbook::fresh::joined(locked, ";\n")
         ),
         sets,
+        trailer: None,
     }
 }
 
@@ -126,32 +146,44 @@ pub fn run(
     in_flight: &mut Option<usize>,
     done: &mut dyn FnMut(usize, Outcome) -> Result<()>,
 ) -> Result<Ended> {
-    let chain = Chain::new(links, around.sets, target.holds_lock());
+    let Around { before, after, sets, mut trailer } = around;
+    let statements = trailer.as_ref().map(|t| t.reads.statements()).unwrap_or_default();
+    let chain = Chain::new(links, sets, target.holds_lock(), &statements);
     let path = target.scratch().join(format!("chain-{}.sql", &chain.alias["rehearsal_mark_".len()..]));
     std::fs::write(&path, &chain.text).with_context(|| format!("writing the batch of {}", links[0].file.rel))?;
-    let unit = Unit { before: around.before, body: format!("\\i {}", quote_arg(&path)), after: around.after };
+    let unit = Unit { before, body: format!("\\i {}", quote_arg(&path)), after };
     let holder = (target.what(), target.work_pid());
     let mut tee = ChainTee::new(&chain, links, log, &path, target.activity(), holder, done);
-    let ran = target.run(&unit, Some(&mut tee));
+    let ran = match trailer.as_deref_mut() {
+        Some(trailer) => {
+            let mut capture = trailer.reads.capture(Some(&mut tee));
+            let ran = target.run(&unit, Some(&mut capture));
+            let parts = capture.finish().parts;
+            trailer.got = Some(parts);
+            ran
+        }
+        None => target.run(&unit, Some(&mut tee)),
+    };
     *in_flight = tee.current.map(|(i, _)| i);
     ran?;
     tee.finish()
 }
 
 /// [`run`] for migrations or rollbacks at `at` of the caller's list: the usual settings, and
-/// `in_flight` as an index of that list.
+/// `in_flight` as an index of that list; `trailer` after the last file.
 pub fn run_files(
     target: &mut Target,
     links: &[Link],
     log: &mut Transcript,
-    at: usize,
+    (at, trailer): (usize, Option<&mut Trailer>),
     in_flight: &mut Option<usize>,
     done: &mut dyn FnMut(usize, Outcome) -> Result<()>,
 ) -> Result<Ended> {
     let sets = target.conn().timeouts.set_statements(false);
     let mut running = None;
     let locked = target.holds_lock();
-    let ended = run(target, links, around_files(&sets, locked), log, &mut running, done);
+    let around = Around { trailer, ..around_files(&sets, locked) };
+    let ended = run(target, links, around, log, &mut running, done);
     *in_flight = running.map(|i| at + i);
     let ended = ended?;
     *in_flight = None;

@@ -36,7 +36,8 @@ pub(super) struct Chain {
 
 impl Chain {
     /// `locked`: the session holds the run lock; each transactional file checks it first.
-    pub fn new(links: &[Link], sets: &[String], locked: bool) -> Chain {
+    /// `trailer`: statements sent after the last file (reads), on lines of their own.
+    pub fn new(links: &[Link], sets: &[String], locked: bool, trailer: &[String]) -> Chain {
         let secret = crate::process::psql::nonce();
         let alias = format!("rehearsal_mark_{secret}");
         let m = Markers {
@@ -49,9 +50,13 @@ impl Chain {
         let mut statements = Vec::new();
         let mut all_hidden = Vec::new();
         for (i, link) in links.iter().enumerate() {
-            let (firsts, hidden) = b.link(&m, i, link, i + 1 == links.len(), sets);
+            let (firsts, hidden) = b.link(&m, i, link, i + 1 == links.len() && trailer.is_empty(), sets);
             statements.push(firsts);
             all_hidden.push(hidden);
+        }
+        if !trailer.is_empty() {
+            b.newline(Origin::Tool, false);
+            b.tool(&format!("{};\n", trailer.join("\\; ")));
         }
         let kept = b
             .text
