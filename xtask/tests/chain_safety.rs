@@ -146,8 +146,18 @@ fn a_dollar_tag_of_any_bytes_keeps_its_literal_whole() {
 
 #[test]
 fn a_marker_psql_did_not_run_rolls_its_file_back_and_the_file_runs_as_psql_f_runs_it() {
+    // The first statement's marker, and the one after the first `;` the tool ends a statement at
+    // (as if psql were inside a literal there): each is counted before the commit.
+    for (name, line) in [("safety-net", "do \\$m[0-9a-f]*\\$ begin"), ("safety-net-end", "execute rehearsal_term_")] {
+        swallowed_marker(name, line);
+    }
+}
+
+/// [`a_marker_psql_did_not_run_rolls_its_file_back_and_the_file_runs_as_psql_f_runs_it`], psql
+/// reading the first chain line that starts with `line` (a sed pattern) as a comment.
+fn swallowed_marker(name: &str, line: &str) {
     prepare();
-    let sandbox = Sandbox::new("safety-net");
+    let sandbox = Sandbox::new(name);
     sandbox.write(
         "supabase/migrations/20250101000000_first.sql",
         "create table public.first (id int);\ninsert into public.first values (1);\n",
@@ -167,7 +177,7 @@ fn a_marker_psql_did_not_run_rolls_its_file_back_and_the_file_runs_as_psql_f_run
         &fake,
         format!(
             "#!/bin/bash\nwhile IFS= read -r line; do\n  case \"$line\" in\n    '\\i '*chain-*)\n      f=${{line#\\\\i \\'}}; f=${{f%\\'}}\n      \
-             sed -i '0,/^do \\$m[0-9a-f]*\\$ begin/s//-- &/' \"$f\";;\n  esac\n  printf '%s\\n' \"$line\"\ndone | exec {} \"$@\"\n",
+             sed -i '0,/^{line}/s//-- &/' \"$f\";;\n  esac\n  printf '%s\\n' \"$line\"\ndone | exec {} \"$@\"\n",
             real.display()
         ),
     )
@@ -175,7 +185,7 @@ fn a_marker_psql_did_not_run_rolls_its_file_back_and_the_file_runs_as_psql_f_run
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut target = target_with_psql(&sandbox, fake);
     let (log, ok) = apply_tree(&sandbox, &mut target);
-    assert_eq!(ok, [true, true], "{log}");
+    assert_eq!(ok, [true, true], "{name}: {log}");
     assert!(
         log.contains("-- the tool's split of supabase/migrations/20250101000000_first.sql and psql's differ; rolled back, it runs again alone as psql -f runs it"),
         "{log}"
@@ -192,8 +202,8 @@ fn a_marker_psql_did_not_run_rolls_its_file_back_and_the_file_runs_as_psql_f_run
 }
 
 #[test]
-/// (The one thing of the tool's a file can see is the statement its markers run, prepared for it
-/// alone: `rehearsal_step_<secret>`.)
+/// (The one thing of the tool's a file can see is the two statements its markers run, prepared
+/// for it alone: `rehearsal_step_<secret>` and `rehearsal_term_<secret>`.)
 fn every_file_starts_in_a_session_as_fresh_as_psql_f_gives() {
     prepare();
     let sandbox = Sandbox::new("safety-fresh");
@@ -205,7 +215,7 @@ fn every_file_starts_in_a_session_as_fresh_as_psql_f_gives() {
          declare kept cursor with hold for select 1;\n",
     );
     let check = "do $$ begin\n\
-         if exists (select from pg_prepared_statements where name not like 'rehearsal\\_step\\_%') then raise exception 'prepared statement leaked'; end if;\n\
+         if exists (select from pg_prepared_statements where name !~ '^rehearsal_(step|term)_[0-9a-f]+$') then raise exception 'prepared statement leaked'; end if;\n\
          if exists (select from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) then raise exception 'advisory lock leaked'; end if;\n\
          if exists (select from pg_class where relpersistence = 't') then raise exception 'temp table leaked'; end if;\n\
          if exists (select from pg_cursors) then raise exception 'cursor leaked'; end if;\n\

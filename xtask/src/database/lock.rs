@@ -39,14 +39,14 @@ pub fn held(key: i64, mode: &str) -> String {
 }
 
 /// The session's values and the lock, as one JSON line ([`Opened`]): a read of the first round
-/// trip. With `lock`, the run lock is tried and the sessions key taken (in that order); `others`
+/// trip. With `lock`, the run lock is tried and, when it was got, the sessions key taken; `others`
 /// counts the other sessions that hold the sessions key.
 pub fn opening_read(lock: bool, identity: &str) -> String {
     let (hi, lo) = halves(SESSIONS_KEY);
     let (take, shared) = if lock {
         (
             format!("pg_catalog.pg_try_advisory_lock({KEY})"),
-            format!("(select true from pg_catalog.pg_advisory_lock_shared({SESSIONS_KEY}) s)"),
+            format!("case when l.got then (select true from pg_catalog.pg_advisory_lock_shared({SESSIONS_KEY}) s) end"),
         )
     } else {
         ("null::boolean".to_string(), "null::boolean".to_string())

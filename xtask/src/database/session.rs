@@ -41,7 +41,7 @@ impl Target {
                 &ran.vars,
                 ran.vars.get("scs").map(String::as_str),
             );
-            if self.lock == RunLock::Held && !ran.ended && ran.vars.get("relock").is_none_or(|v| v != "t") {
+            if self.lock == RunLock::Held && ran.vars.get("relock").is_some_and(|v| v != "t") {
                 return Err(exit::cannot_run(format!(
                     "the connection to {} was lost and, on reconnecting, the rehearsal lock was held by another run: \
                      stopped; check the target with `cargo xtask inventory`",
@@ -127,7 +127,14 @@ impl Target {
             after: "\\if :ERROR\nrollback;\n\\endif\n\\set QUIET off\n\\echo @@var server :SERVER_VERSION_NAME".into(),
         };
         let mut capture = reads.capture(tee);
-        let (ran, fired) = self.send(&unit, Some(&mut capture), Some(limit))?;
+        // The bound is for a server that takes the connection and never answers: once it has
+        // answered (the connectivity query's table), the reads run as long as they need (each
+        // statement has its statement timeout).
+        let pids = self.work.as_ref().expect("opened above").pids();
+        let mut answered = Answered { inner: &mut capture, watchdog: Some(Watchdog::arm(pids, limit)) };
+        let ran = self.send(&unit, Some(&mut answered), None)?.0;
+        let fired = answered.watchdog.as_ref().is_some_and(Watchdog::fired);
+        drop(answered);
         let captured = capture.finish();
         let mut parts = captured.parts;
         let opened = parts.remove(0).and_then(|lines| lines.first().and_then(|l| lock::Opened::parse(l)));
@@ -148,7 +155,8 @@ impl Target {
     /// on meanwhile (the round trip overlaps writing the record); dropping the target waits.
     pub fn release(&mut self) {
         if let Some(work) = self.work.as_mut().filter(|w| w.alive()) {
-            work.close_with(if self.lock == RunLock::Held { "discard all;\n" } else { "" });
+            // Also when the lock was wanted and not got: the sessions key may be held.
+            work.close_with(if self.lock != RunLock::No { "discard all;\n" } else { "" });
         }
     }
 
@@ -189,10 +197,15 @@ impl Target {
         statements.push(format!(
             "select pg_backend_pid() as rehearsal_pid, current_setting('standard_conforming_strings') as rehearsal_scs{relock} \\gset"
         ));
+        // A session that did not get the lock back runs nothing more: psql ends before the unit.
         format!(
             "{}\n\\echo @@var pid :rehearsal_pid\n\\echo @@var server :SERVER_VERSION_NAME\n\\echo @@var scs :rehearsal_scs{}",
             statements.join("\\; "),
-            if relock.is_empty() { "" } else { "\n\\echo @@var relock :rehearsal_relock" }
+            if relock.is_empty() {
+                ""
+            } else {
+                "\n\\echo @@var relock :rehearsal_relock\n\\if :rehearsal_relock\n\\else\n\\q\n\\endif"
+            }
         )
     }
 }
@@ -201,6 +214,21 @@ impl Drop for Target {
     /// However the run ends, the lock goes as [`Target::release`] lets it go.
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+/// A tee that disarms its watchdog at the first line the server sends.
+struct Answered<'a, 'b> {
+    inner: &'a mut (dyn Tee + 'b),
+    watchdog: Option<Watchdog>,
+}
+
+impl Tee for Answered<'_, '_> {
+    fn tee(&mut self, line: &str) -> Result<()> {
+        if !self.watchdog.as_ref().is_some_and(Watchdog::fired) {
+            self.watchdog = None;
+        }
+        self.inner.tee(line)
     }
 }
 

@@ -62,6 +62,22 @@ pub fn step(alias: &str) -> String {
     )
 }
 
+/// The statement each `;` that ends a statement of a transactional file is followed by (prepared
+/// with [`step`]): it counts the ends in `rehearsal.term`, which must have reached the file's
+/// number of them before the commit, so an end psql read as part of a literal or a comment (the
+/// tool's `\;` there) rolls the file back too. It returns `alias:file:t`.
+pub fn term(alias: &str) -> String {
+    let m = "pg_catalog.current_setting('rehearsal.mark', true)";
+    format!(
+        "select s.v as {alias} from (select case \
+         when coalesce({m}, '') !~ '^{alias}:[0-9]+:-?[0-9]+$' then \
+         pg_catalog.int4(pg_catalog.concat('{alias}:disagree:', pg_catalog.left({m}, 0)))::pg_catalog.text \
+         when pg_catalog.set_config('rehearsal.term', (coalesce(nullif(pg_catalog.current_setting('rehearsal.term', true), ''), \
+         '0')::int + 1)::pg_catalog.text, true) is null then null \
+         else '{alias}:' || pg_catalog.split_part({m}, ':', 2) || ':t' end as v) s"
+    )
+}
+
 /// Before the commit, a PL/pgSQL block's declarations and statements (`{notice}` and `{check}` to
 /// fill in): the locks listed whose relation existed before the file (it has an entry in
 /// `rehearsal.base`, read once into `v_base`), then, only when there are such, one notice

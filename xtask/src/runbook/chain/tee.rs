@@ -113,6 +113,8 @@ impl<'a, 'b> ChainTee<'a, 'b> {
                     self.log.line(header)?;
                 }
             }
+            // After the end of a statement: counted on the server, nothing to do here.
+            Some("t") if self.current.is_some_and(|(f, _)| f == i) => {}
             Some("h") if self.current.is_some_and(|(f, _)| f == i) => {
                 self.outcome.recorded = parts.get(2).is_some_and(|n| *n != "0");
             }
@@ -327,6 +329,10 @@ impl ChainTee<'_, '_> {
             1 if line.is_empty() => return Ok(()),
             _ => {}
         }
+        // Every file has ended: what follows is the tool's (a read after the chain), not a file's.
+        if self.ran == self.links.len() && self.current.is_none() && self.held.is_none() {
+            return Ok(());
+        }
         let trimmed = line.trim();
         if trimmed == self.chain.alias {
             self.header = true;
@@ -346,7 +352,7 @@ impl ChainTee<'_, '_> {
         }
         // A marker did not run where the tool placed it: psql read it as part of a literal or a
         // comment. The file's transaction is rolled back; it runs again alone, as psql -f runs it.
-        if line.contains(&self.chain.disagree) {
+        if line.contains(&self.chain.disagree) || (self.current.is_some() && line.ends_with(&self.chain.deallocated)) {
             self.outcome.disagreed = true;
             self.in_disagree = true;
             return Ok(());

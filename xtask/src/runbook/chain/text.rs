@@ -32,6 +32,9 @@ pub(super) struct Chain {
     /// The text of the error a file's first marker raises when its connection does not hold the
     /// run lock, before its backend's pid.
     pub unlocked: String,
+    /// The end of the error a marker fails with when the file deallocated the tool's statements
+    /// (`DEALLOCATE ALL`): the file runs again alone.
+    pub deallocated: String,
 }
 
 impl Chain {
@@ -44,6 +47,7 @@ impl Chain {
             alias: alias.clone(),
             tag: format!("$m{secret}$"),
             step: format!("rehearsal_step_{secret}"),
+            term: format!("rehearsal_term_{secret}"),
             locked,
         };
         let mut b = Builder { text: String::new(), origins: vec![Origin::Tool], quoted_start: vec![false] };
@@ -68,7 +72,18 @@ impl Chain {
             .collect();
         let disagree = format!("{alias}:disagree:");
         let unlocked = format!("{alias}:unlocked:");
-        Chain { text: b.text, alias, origins: b.origins, kept, statements, hidden: all_hidden, disagree, unlocked }
+        let deallocated = format!("_{secret}\" does not exist");
+        Chain {
+            text: b.text,
+            alias,
+            origins: b.origins,
+            kept,
+            statements,
+            hidden: all_hidden,
+            disagree,
+            unlocked,
+            deallocated,
+        }
     }
 
     /// The file, statement and `LINE n` (as psql would print it for that statement alone) of the
@@ -91,6 +106,8 @@ struct Markers {
     /// The name of the prepared statement each marker of a transactional file runs
     /// ([`super::impact::step`]).
     step: String,
+    /// The prepared statement after each end of a statement ([`super::impact::term`]).
+    term: String,
     /// Each transactional file first checks that its connection holds the run lock.
     locked: bool,
 }
@@ -109,7 +126,13 @@ impl Markers {
     /// A transactional file's marker statement, prepared once per file (the reset between
     /// files deallocates it with the file's own).
     fn prepare(&self) -> String {
-        format!("prepare {} as {}\\; ", self.step, super::impact::step(&self.alias))
+        format!(
+            "prepare {} as {}\\; prepare {} as {}\\; ",
+            self.step,
+            super::impact::step(&self.alias),
+            self.term,
+            super::impact::term(&self.alias)
+        )
     }
 
     /// A transactional file's marker: the prepared statement ([`super::impact::step`]). The
@@ -119,6 +142,11 @@ impl Markers {
     /// the tool's disagree) stops the file before anything commits.
     fn execute(&self) -> String {
         format!("execute {}\\; ", self.step)
+    }
+
+    /// After the `\;` that ends a statement of a transactional file ([`super::impact::term`]).
+    fn term(&self) -> String {
+        format!("execute {}\\; ", self.term)
     }
 
     /// What a file does first, in PL/pgSQL: a transactional one checks that its connection holds
@@ -172,7 +200,8 @@ impl Builder {
         let script = &link.file.script;
         let quoted = script.quoted_line_starts();
         let quoted_start = |line: usize| quoted.get(line - 1).copied().unwrap_or(false);
-        let mut hidden: Vec<Vec<&'static str>> = vec![if link.transaction { vec!["BEGIN", "PREPARE"] } else { vec![] }];
+        let mut hidden: Vec<Vec<&'static str>> =
+            vec![if link.transaction { vec!["BEGIN", "PREPARE", "PREPARE"] } else { vec![] }];
         if i > 0 {
             b.newline(Origin::Tool, false);
         }
@@ -193,6 +222,7 @@ impl Builder {
         let mut line = 1;
         let mut at = 0;
         let mut firsts = Vec::new();
+        let mut ends = 0;
         for (offset, statement) in events {
             line = b.file(i, line, &script.text[at..offset], &quoted_start);
             match statement {
@@ -206,7 +236,15 @@ impl Builder {
                     at = offset;
                 }
                 None => {
+                    // The marker on a line of its own: the server's `LINE n` shows the
+                    // statement's line as psql -f sends it.
                     b.tool("\\;");
+                    if link.transaction {
+                        b.newline(Origin::Tool, false);
+                        b.tool(&m.term());
+                        b.newline(Origin::File(i), false);
+                        ends += 1;
+                    }
                     at = offset + 1;
                 }
             }
@@ -215,15 +253,27 @@ impl Builder {
         if script.statements.last().is_some_and(|s| !s.terminated) {
             b.newline(Origin::Tool, false);
             b.tool("\\;");
+            if link.transaction {
+                b.tool(&m.term());
+                ends += 1;
+            }
         }
-        b.end(m, i, link, last, sets, hidden.last_mut().expect("a stretch"));
+        b.end(m, (i, ends), link, last, sets, hidden.last_mut().expect("a stretch"));
         (firsts, hidden)
     }
 
     /// The end of file `i`: for a transactional one, the last marker, the check that every marker
     /// ran and the impact report, the history row, the commit and the session reset; then the
     /// file's end clock. `tail` takes the command tags of the tool's statements.
-    fn end(&mut self, m: &Markers, i: usize, link: &Link, last: bool, sets: &[String], tail: &mut Vec<&'static str>) {
+    fn end(
+        &mut self,
+        m: &Markers,
+        (i, ends): (usize, usize),
+        link: &Link,
+        last: bool,
+        sets: &[String],
+        tail: &mut Vec<&'static str>,
+    ) {
         let b = self;
         let (alias, tag) = (m.alias.as_str(), m.tag.as_str());
         b.newline(Origin::Tool, false);
@@ -235,10 +285,21 @@ impl Builder {
             }
             b.tool(&m.execute());
             tail.push("DO");
-            let check = format!(
-                "if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{alias}:{i}:{count}' then \
+            let mut check = format!(
+                "if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{alias}:{i}:{count}' or \
+                 coalesce(nullif(pg_catalog.current_setting('rehearsal.term', true), ''), '0') <> '{ends}' then \
                  raise exception '{alias}:disagree:{i}:{count}'; end if;"
             );
+            if m.locked {
+                // A file that let the run lock go (pg_advisory_unlock_all()) commits only if the
+                // session has it again.
+                check.push_str(&format!(
+                    " if not {} and not pg_catalog.pg_try_advisory_lock({}) then raise exception \
+                     '{alias}:unlocked:{i}:%', pg_catalog.pg_backend_pid(); end if;",
+                    crate::database::lock::held(crate::database::lock::KEY, "ExclusiveLock"),
+                    crate::database::lock::KEY
+                ));
+            }
             let report =
                 super::impact::report().replace("{notice}", &format!("{alias}:{i}:impact:")).replace("{check}", &check);
             b.tool(&format!("do {tag} {report} end {tag}\\; "));
