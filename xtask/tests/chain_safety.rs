@@ -146,9 +146,14 @@ fn a_dollar_tag_of_any_bytes_keeps_its_literal_whole() {
 
 #[test]
 fn a_marker_psql_did_not_run_rolls_its_file_back_and_the_file_runs_as_psql_f_runs_it() {
-    // The first statement's marker, and the one after the first `;` the tool ends a statement at
-    // (as if psql were inside a literal there): each is counted before the commit.
-    for (name, line) in [("safety-net", "do \\$m[0-9a-f]*\\$ begin"), ("safety-net-end", "execute rehearsal_term_")] {
+    // The marker before the first statement, the one after the first `;` the tool ends a statement
+    // at, and the one after an empty statement's (as if psql were inside a literal there): each
+    // is counted before the commit.
+    for (name, line) in [
+        ("safety-net", "execute rehearsal_step_"),
+        ("safety-net-end", "do \\$m[0-9a-f]*\\$ begin raise notice"),
+        ("safety-net-empty", "execute rehearsal_term_"),
+    ] {
         swallowed_marker(name, line);
     }
 }
@@ -160,7 +165,7 @@ fn swallowed_marker(name: &str, line: &str) {
     let sandbox = Sandbox::new(name);
     sandbox.write(
         "supabase/migrations/20250101000000_first.sql",
-        "create table public.first (id int);\ninsert into public.first values (1);\n",
+        "create table public.first (id int);;\ninsert into public.first values (1);\n",
     );
     sandbox.write(
         "supabase/migrations/20250101000001_second.sql",

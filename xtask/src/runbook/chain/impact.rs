@@ -36,10 +36,10 @@ pub fn baseline() -> String {
     )
 }
 
-/// The statement each marker of a transactional file runs (prepared once per file, so planned
-/// once): with `M` the last marker (`alias:file:k`), the strong relation locks held now and not
-/// yet listed go into `rehearsal.locks` as `relation:mode:k:start,` (`start`: when statement `k`
-/// started), the clock of the statement about to start into `rehearsal.t`, and the marker moves to
+/// The statement each marker of a transactional file runs, before its first statement and after
+/// each `;` that ends one (prepared once per file, so planned once): with `M` the last marker
+/// (`alias:file:k`), the locks held now on relations outside the catalog and not yet listed go
+/// into `rehearsal.locks` as `relation:mode:k:start,` (`start`: when statement `k` started), the clock of the statement about to start into `rehearsal.t`, and the marker moves to
 /// `k + 1`, which it returns. A marker missing (one that psql read as part of a literal or a
 /// comment) fails the statement with `{alias}:disagree:`. `{alias}` is the chain's.
 pub fn step(alias: &str) -> String {
@@ -52,8 +52,7 @@ pub fn step(alias: &str) -> String {
          when pg_catalog.set_config('rehearsal.locks', {listed} || case when pg_catalog.split_part({m}, ':', 3)::int < 0 then '' \
          else coalesce((select pg_catalog.string_agg(l.relation || ':' || l.mode || ':' || pg_catalog.split_part({m}, ':', 3) \
          || ':' || coalesce(pg_catalog.current_setting('rehearsal.t', true), '0') || ',', '') from pg_catalog.pg_locks l \
-         where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'relation' and l.granted and l.mode in ('ShareUpdateExclusiveLock', \
-         'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock') \
+         where l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'relation' and l.granted and l.relation >= 16384::pg_catalog.oid \
          and position(',' || l.relation || ':' || l.mode || ':' in ',' || {listed}) = 0), '') end, true) is null then null \
          when pg_catalog.set_config('rehearsal.t', ((extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint)::pg_catalog.text, \
          true) is null then null \
@@ -62,10 +61,11 @@ pub fn step(alias: &str) -> String {
     )
 }
 
-/// The statement each `;` that ends a statement of a transactional file is followed by (prepared
-/// with [`step`]): it counts the ends in `rehearsal.term`, which must have reached the file's
-/// number of them before the commit, so an end psql read as part of a literal or a comment (the
-/// tool's `\;` there) rolls the file back too. It returns `alias:file:t`.
+/// The statement each `;` that ends an empty statement of a transactional file is followed by
+/// (prepared with [`step`]; the end of a statement is followed by [`step`]): it counts them in
+/// `rehearsal.term`, which must have reached the file's number of them before the commit, so an
+/// end psql read as part of a literal or a comment (the tool's `\;` there) rolls the file back
+/// too. It returns `alias:file:t`.
 pub fn term(alias: &str) -> String {
     let m = "pg_catalog.current_setting('rehearsal.mark', true)";
     format!(
@@ -79,7 +79,7 @@ pub fn term(alias: &str) -> String {
 }
 
 /// Before the commit, a PL/pgSQL block's declarations and statements (`{notice}` and `{check}` to
-/// fill in): the locks listed whose relation existed before the file (it has an entry in
+/// fill in): the strong locks listed whose relation existed before the file (it has an entry in
 /// `rehearsal.base`, read once into `v_base`), then, only when there are such, one notice
 /// `{notice}relation|mode|k|rewrite|scan|rows|held_ms` per relation, its strongest lock first (an
 /// index's for its table); then [`refresh`].
@@ -87,7 +87,8 @@ pub fn report() -> String {
     format!(
         "declare r record; v_item text; v_kept text := ''; v_base text := coalesce(pg_catalog.current_setting('rehearsal.base', true), ''); \
          begin {{check}} foreach v_item in array pg_catalog.string_to_array(coalesce(pg_catalog.current_setting('rehearsal.locks', true), ''), ',') loop \
-         if v_item <> '' and (pg_catalog.strpos(v_base, ',' || pg_catalog.split_part(v_item, ':', 1) || ',') > 0 or \
+         if pg_catalog.split_part(v_item, ':', 2) in ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', \
+         'ExclusiveLock', 'AccessExclusiveLock') and (pg_catalog.strpos(v_base, ',' || pg_catalog.split_part(v_item, ':', 1) || ',') > 0 or \
          pg_catalog.strpos(v_base, ',' || pg_catalog.split_part(v_item, ':', 1) || ':') > 0) then v_kept := v_kept || v_item || ','; end if; end loop; \
          if v_kept <> '' then {REPORT} end if;{}",
         refresh()
@@ -113,13 +114,14 @@ const REPORT: &str = "for r in with l as (select pg_catalog.split_part(x, ':', 1
     loop raise notice '{notice}%|%|%|%|%|%|%', r.name, r.mode, r.k, r.rewrite, r.scan, r.est, r.held; end loop;";
 
 /// After the report (a PL/pgSQL statement, `v_base` the entries as the file started): the entries of
-/// every relation the file holds a lock on (whatever it read, wrote, altered or created), as they
-/// are now, put first in `rehearsal.base`: the next file of the chain starts from them.
+/// every relation the file locked (whatever it read, wrote, altered or created: the markers listed
+/// them), as they are now, put first in `rehearsal.base`: the next file of the chain starts from them.
 pub fn refresh() -> String {
     format!(
         " perform pg_catalog.set_config('rehearsal.base', ',' || coalesce((select pg_catalog.string_agg({ENTRY}, ',') \
-         from pg_catalog.pg_class c where c.oid = any(array(select l.relation from pg_catalog.pg_locks l where \
-         l.pid = pg_catalog.pg_backend_pid() and l.locktype = 'relation')) and {KEPT}), '') || coalesce(nullif(v_base, ''), ','), false);"
+         from pg_catalog.pg_class c where c.oid = any(array(select distinct pg_catalog.split_part(x, ':', 1)::pg_catalog.oid \
+         from pg_catalog.unnest(pg_catalog.string_to_array(coalesce(pg_catalog.current_setting('rehearsal.locks', true), ''), ',')) x \
+         where x <> '')) and {KEPT}), '') || coalesce(nullif(v_base, ''), ','), false);"
     )
 }
 

@@ -106,7 +106,7 @@ struct Markers {
     /// The name of the prepared statement each marker of a transactional file runs
     /// ([`super::impact::step`]).
     step: String,
-    /// The prepared statement after each end of a statement ([`super::impact::term`]).
+    /// The prepared statement after each end of an empty statement ([`super::impact::term`]).
     term: String,
     /// Each transactional file first checks that its connection holds the run lock.
     locked: bool,
@@ -135,16 +135,16 @@ impl Markers {
         )
     }
 
-    /// A transactional file's marker: the prepared statement ([`super::impact::step`]). The
-    /// server keeps the last marker that ran (a setting local to the file's transaction), each
-    /// one moves it on, and the file commits only once the last has moved it as far as the file
-    /// has statements: a marker that psql read as part of a literal or a comment (its split and
+    /// A transactional file's marker, before its first statement and after each `;` that ends one:
+    /// the prepared statement ([`super::impact::step`]). The server keeps the last marker that ran
+    /// (a setting local to the file's transaction), each one moves it on, and the file commits only
+    /// once the last has moved it as far as the file has statements: a marker that psql read as part of a literal or a comment (its split and
     /// the tool's disagree) stops the file before anything commits.
     fn execute(&self) -> String {
         format!("execute {}\\; ", self.step)
     }
 
-    /// After the `\;` that ends a statement of a transactional file ([`super::impact::term`]).
+    /// After the `\;` that ends an empty statement of a transactional file ([`super::impact::term`]).
     fn term(&self) -> String {
         format!("execute {}\\; ", self.term)
     }
@@ -200,8 +200,9 @@ impl Builder {
         let script = &link.file.script;
         let quoted = script.quoted_line_starts();
         let quoted_start = |line: usize| quoted.get(line - 1).copied().unwrap_or(false);
+        let count = script.statements.len();
         let mut hidden: Vec<Vec<&'static str>> =
-            vec![if link.transaction { vec!["BEGIN", "PREPARE", "PREPARE"] } else { vec![] }];
+            vec![if link.transaction { vec!["BEGIN", "PREPARE", "PREPARE", "DO"] } else { vec![] }];
         if i > 0 {
             b.newline(Origin::Tool, false);
         }
@@ -209,11 +210,14 @@ impl Builder {
         if link.transaction {
             b.tool("begin\\; ");
             b.tool(&m.prepare());
+            b.tool(&m.begin(i, link, (count > 0).then_some(0)));
         }
-        // The file's text as written, in order: before each statement's first word its
-        // markers on a line of their own; each `;` that ends a statement (an empty one too)
-        // as `\;`. Everything the tool adds is followed by a marker before the file's text
-        // goes on, and the last one checks them all before the commit.
+        // The file's text as written, in order. A transactional file: before its first
+        // statement's first word a marker on a line of its own, and each `;` that ends a
+        // statement (an empty one too) as `\;` followed by a marker on a line of its own (with
+        // the next statement's notice). A test file: before each statement's first word its notice
+        // and marker. Everything the tool adds is followed by a marker before the file's text goes
+        // on, and the last check counts them all before the commit.
         let mut events: Vec<(usize, Option<usize>)> =
             script.statements.iter().enumerate().map(|(k, s)| (s.code, Some(k))).collect();
         events.extend(script.terminators.iter().map(|t| (*t, None)));
@@ -222,17 +226,25 @@ impl Builder {
         let mut line = 1;
         let mut at = 0;
         let mut firsts = Vec::new();
-        let mut ends = 0;
+        // Empty statements' ends, and the statement that is open (its end not yet seen).
+        let (mut ends, mut open) = (0, None);
         for (offset, statement) in events {
             line = b.file(i, line, &script.text[at..offset], &quoted_start);
             match statement {
                 Some(k) => {
-                    b.newline(Origin::Tool, false);
-                    b.tool(&if k == 0 { m.begin(i, link, Some(0)) } else { m.notice(i, k) });
-                    b.tool(&if link.transaction { m.execute() } else { m.mark(&format!("{i}:{k}")) });
+                    if !link.transaction || k == 0 {
+                        b.newline(Origin::Tool, false);
+                        if link.transaction {
+                            b.tool(&m.execute());
+                        } else {
+                            b.tool(&m.notice(i, k));
+                            b.tool(&m.mark(&format!("{i}:{k}")));
+                        }
+                        b.newline(Origin::File(i), false);
+                    }
                     hidden.push(Vec::new());
-                    b.newline(Origin::File(i), false);
                     firsts.push((b.origins.len() - 1, script.statements[k].end_line));
+                    open = Some(k);
                     at = offset;
                 }
                 None => {
@@ -241,9 +253,19 @@ impl Builder {
                     b.tool("\\;");
                     if link.transaction {
                         b.newline(Origin::Tool, false);
-                        b.tool(&m.term());
+                        match open.take() {
+                            Some(k) => {
+                                if k + 1 < count {
+                                    b.tool(&m.notice(i, k + 1));
+                                }
+                                b.tool(&m.execute());
+                            }
+                            None => {
+                                b.tool(&m.term());
+                                ends += 1;
+                            }
+                        }
                         b.newline(Origin::File(i), false);
-                        ends += 1;
                     }
                     at = offset + 1;
                 }
@@ -254,8 +276,7 @@ impl Builder {
             b.newline(Origin::Tool, false);
             b.tool("\\;");
             if link.transaction {
-                b.tool(&m.term());
-                ends += 1;
+                b.tool(&m.execute());
             }
         }
         b.end(m, (i, ends), link, last, sets, hidden.last_mut().expect("a stretch"));
@@ -278,12 +299,9 @@ impl Builder {
         let (alias, tag) = (m.alias.as_str(), m.tag.as_str());
         b.newline(Origin::Tool, false);
         if link.transaction {
-            let count = link.file.script.statements.len();
-            if count == 0 {
-                b.tool(&m.begin(i, link, None));
-                tail.push("DO");
-            }
-            b.tool(&m.execute());
+            // The marker after the last statement moved the count to the number of statements.
+            let statements = link.file.script.statements.len();
+            let count = if statements == 0 { "-1".to_string() } else { statements.to_string() };
             tail.push("DO");
             let mut check = format!(
                 "if coalesce(pg_catalog.current_setting('rehearsal.mark', true), '') <> '{alias}:{i}:{count}' or \
