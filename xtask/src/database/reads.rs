@@ -37,10 +37,6 @@ impl Reads {
             .collect()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.queries.is_empty()
-    }
-
     /// A capture of these reads from a stream whose other lines go to `inner`.
     pub fn capture<'r, 't>(&'r self, inner: Option<&'t mut dyn Tee>) -> Capture<'r, 't> {
         Capture {

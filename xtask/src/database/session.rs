@@ -17,31 +17,18 @@ use crate::process::Tee;
 
 impl Target {
     /// Run a unit on the working session, opening (or reopening) it first. A fresh session first
-    /// sets the timeouts on the server and, while this run holds the lock, the sessions key.
+    /// sets the timeouts on the server and, while this run holds the lock, takes it again.
     pub fn run(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>) -> Result<Ran> {
-        self.run_inner(unit, tee, None).map(|(ran, _)| ran)
-    }
-
-    /// [`Target::run`] with a deadline: past it psql is stopped (the unit then reads as ended) and
-    /// the second value is true.
-    pub fn run_within(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>, limit: Duration) -> Result<(Ran, bool)> {
-        self.run_inner(unit, tee, Some(limit))
-    }
-
-    fn run_inner(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>, limit: Option<Duration>) -> Result<(Ran, bool)> {
         let fresh = self.open_session()?;
         let mut unit = unit.clone();
         if fresh {
             unit.before = format!("{}\n{}", self.setup(), unit.before);
         }
-        let (ran, fired) = self.send(&unit, tee, limit)?;
+        let ran = self.send(&unit, tee)?;
         if fresh {
-            self.opened(
-                ran.vars.get("pid").and_then(|p| p.parse().ok()),
-                &ran.vars,
-                ran.vars.get("scs").map(String::as_str),
-            );
-            if self.lock == RunLock::Held && ran.vars.get("relock").is_some_and(|v| v != "t") {
+            let var = |k: &str| ran.vars.get(k).map(String::as_str);
+            self.opened(var("pid").and_then(|p| p.parse().ok()), var("server"), var("scs"));
+            if self.lock == RunLock::Held && var("relock").is_some_and(|v| v != "t") {
                 return Err(exit::cannot_run(format!(
                     "the connection to {} was lost and, on reconnecting, the rehearsal lock was held by another run: \
                      stopped; check the target with `cargo xtask inventory`",
@@ -49,7 +36,7 @@ impl Target {
                 )));
             }
         }
-        Ok((ran, fired))
+        Ok(ran)
     }
 
     /// A session to send to, started if there is none alive: whether it still needs its first
@@ -62,23 +49,22 @@ impl Target {
         Ok(!std::mem::replace(&mut self.set_up, true))
     }
 
-    /// The unit on the open session, with the in-flight line and a watchdog past `limit`.
-    fn send(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>, limit: Option<Duration>) -> Result<(Ran, bool)> {
+    /// The unit on the open session, with the in-flight line.
+    fn send(&mut self, unit: &Unit, tee: Option<&mut dyn Tee>) -> Result<Ran> {
         let session = self.work.as_mut().expect("opened by the caller");
-        let watchdog = limit.map(|limit| Watchdog::arm(session.pids(), limit));
         let in_flight = crate::out::InFlight::start(self.activity.clone());
         let ran = session.run(unit, tee);
         drop(in_flight);
         self.doing("");
-        Ok((ran?, watchdog.is_some_and(|w| w.fired())))
+        ran
     }
 
     /// What a fresh session said of itself: its backend, the server's version, and
     /// `standard_conforming_strings`.
-    fn opened(&mut self, pid: Option<u32>, vars: &std::collections::BTreeMap<String, String>, scs: Option<&str>) {
+    fn opened(&mut self, pid: Option<u32>, server: Option<&str>, scs: Option<&str>) {
         self.work_pid = pid;
-        if let Some(v) = vars.get("server").filter(|v| !v.is_empty()) {
-            self.server_version = Some(v.clone());
+        if let Some(v) = server.filter(|v| !v.is_empty()) {
+            self.server_version = Some(v.to_string());
         }
         // A server whose default is `standard_conforming_strings = off` makes psql read `\` in a
         // plain string as an escape: the tool's lexer assumes on, so files go as psql -f sends them.
@@ -132,15 +118,14 @@ impl Target {
         // statement has its statement timeout).
         let pids = self.work.as_ref().expect("opened above").pids();
         let mut answered = Answered { inner: &mut capture, watchdog: Some(Watchdog::arm(pids, limit)) };
-        let ran = self.send(&unit, Some(&mut answered), None)?.0;
+        let ran = self.send(&unit, Some(&mut answered))?;
         let fired = answered.watchdog.as_ref().is_some_and(Watchdog::fired);
         drop(answered);
         let captured = capture.finish();
         let mut parts = captured.parts;
         let opened = parts.remove(0).and_then(|lines| lines.first().and_then(|l| lock::Opened::parse(l)));
         if let Some(o) = &opened {
-            let vars = ran.vars.clone();
-            self.opened(Some(o.pid), &vars, Some(&o.scs));
+            self.opened(Some(o.pid), ran.vars.get("server").map(String::as_str), Some(&o.scs));
             self.identity = Some(self.identity_of(&o.identity));
             if lock && o.locked(&self.what()).is_ok() {
                 self.lock = RunLock::Held;

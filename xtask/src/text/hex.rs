@@ -5,7 +5,7 @@
 /// The bytes `text` encodes (lower or upper case digits), `None` when it is not hex.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     let mut out = vec![0u8; bytes.len() / 2];

@@ -24,6 +24,7 @@
 
 mod proxy;
 mod push;
+mod rounds;
 pub mod scale;
 mod scan;
 mod wan;
@@ -35,14 +36,13 @@ use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
 use super::Ctx;
-use crate::database::local::pooler::Pooler;
 use crate::database::local::LocalCluster;
 use crate::exit::{self, Exit};
 use crate::process::{self, Env};
 use crate::progress;
 use crate::tools::server::{self, Server};
 use crate::tools::supabase_cli::SupabaseCli;
-use proxy::DelayProxy;
+pub use rounds::{alternate, Remote, Tally};
 
 const RUNS: usize = 5;
 const RUNBOOK_BASH: &str = include_str!("../../../bench/runbook_steps_2_7.sh");
@@ -230,31 +230,6 @@ fn bench_suite(exe: &Path, scratch: &Path) -> Result<Row> {
     Ok(Row::time(&format!("rls, {tests} tests in 13 files"), median(&mut suite), Some(Duration::from_secs(5))))
 }
 
-/// A fresh database behind pgbouncer (session mode, TLS, SCRAM) behind the delay proxy.
-pub struct Remote {
-    _cluster: LocalCluster,
-    _pooler: Pooler,
-    pub proxy: DelayProxy,
-}
-
-impl Remote {
-    pub fn start(server: &Server, rtt: Duration) -> Result<Remote> {
-        let cluster = LocalCluster::start(server)?;
-        let pooler = Pooler::start(&cluster, BENCH_PASSWORD)?;
-        let proxy = DelayProxy::start(([127, 0, 0, 1], pooler.port).into(), rtt / 2)?;
-        Ok(Remote { _cluster: cluster, _pooler: pooler, proxy })
-    }
-
-    /// The pooler's DSN, through the proxy.
-    pub fn dsn(&self) -> String {
-        format!(
-            "postgresql://postgres:{}@127.0.0.1:{}/postgres?sslmode=require",
-            BENCH_PASSWORD.replace('@', "%40").replace('/', "%2F"),
-            self.proxy.port
-        )
-    }
-}
-
 /// The step timings of the rehearsal under `tree` (its summary.json), for the progress lines.
 pub fn step_times(tree: &Path) -> String {
     let summary = crate::walk::tree(&tree.join("artifacts/ops"))
@@ -291,38 +266,6 @@ fn generated_test_file(n: usize) -> String {
     }
     sql.push_str("select * from finish();\nrollback;\n");
     sql
-}
-
-/// One side of a ratio over the rounds: times, connections and round trips (through the proxy).
-#[derive(Default)]
-pub struct Tally {
-    times: Vec<Duration>,
-    conns: usize,
-    trips: Vec<usize>,
-}
-
-impl Tally {
-    pub fn add(&mut self, took: Duration, conns: usize, trips: usize) {
-        self.times.push(took);
-        self.conns = self.conns.max(conns);
-        self.trips.push(trips);
-    }
-
-    pub fn median(&self) -> Duration {
-        median(&mut self.times.clone())
-    }
-
-    /// Its time, its connections (the most in a round, against `conn_target`) and round trips (the
-    /// median).
-    pub fn rows(&self, name: &str, conn_target: Option<usize>) -> Vec<Row> {
-        let mut trips = self.trips.clone();
-        trips.sort();
-        vec![
-            Row::time(name, self.median(), None),
-            Row::count("  its connections", self.conns, conn_target),
-            Row::count("  its round trips (logins included)", trips.get(trips.len() / 2).copied().unwrap_or(0), None),
-        ]
-    }
 }
 
 pub fn median(samples: &mut [Duration]) -> Duration {

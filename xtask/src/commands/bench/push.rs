@@ -4,13 +4,12 @@
 //! push (the lock, the lock impact of every file, the advisors, a summary and its transcripts).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use xshell::{cmd, Shell};
 
-use super::{search_path, Remote, Row, Tally};
-use crate::process::{self, Env};
+use super::{alternate, search_path, Row};
 use crate::progress;
 use crate::tools::server::Server;
 use crate::tools::supabase_cli::SupabaseCli;
@@ -30,40 +29,17 @@ pub fn bench(
     );
     let sh = Shell::new()?;
     std::fs::write(tree.join("supabase/rehearsal.toml"), "[staging]\npooler_hosts = [\"127.0.0.1\"]\n")?;
-    let path = search_path(cli);
-    let supabase = &cli.exec;
-    let no_plan = scratch.join("no-plan.json");
-    let (mut push, mut apply) = (Tally::default(), Tally::default());
-    for round in 0..rounds {
-        for tool in [false, true] {
-            let remote = Remote::start(server, rtt)?;
-            let _ = std::fs::remove_dir_all(tree.join("artifacts"));
-            let _ = std::fs::remove_dir_all(tree.join("feedback"));
-            let dsn = remote.dsn();
-            let cmd = if tool {
-                cmd!(sh, "{exe} --workdir {tree} apply --target url --plan {no_plan}")
-            } else {
-                let args = cli.dsn_args(&dsn);
-                cmd!(sh, "{supabase} db push --yes {args...} --workdir {tree}")
-            };
-            let env = Env::client().with("DATABASE_URL", &dsn).with("PATH", &path);
-            let started = Instant::now();
-            let out = process::output(cmd, env).context("running a push benchmark round")?;
-            let took = started.elapsed();
-            let (conns, trips) = (remote.proxy.connections(), remote.proxy.round_trips());
-            let who = if tool { "xtask apply" } else { "supabase db push" };
-            anyhow::ensure!(out.success(), "{who} failed through the pooler:\n{}{}", out.stdout, out.stderr);
-            if tool {
-                progress!("  steps: {}", super::step_times(tree));
-            }
-            (if tool { &mut apply } else { &mut push }).add(took, conns, trips);
-            progress!(
-                "  round {}: {who:<16} {} ms, {conns} connections, {trips} round trips",
-                round + 1,
-                took.as_millis()
-            );
+    let (supabase, no_plan) = (&cli.exec, scratch.join("no-plan.json"));
+    let command = |tool: bool, dsn: &str| {
+        if tool {
+            cmd!(sh, "{exe} --workdir {tree} apply --target url --plan {no_plan}")
+        } else {
+            let args = cli.dsn_args(dsn);
+            cmd!(sh, "{supabase} db push --yes {args...} --workdir {tree}")
         }
-    }
+    };
+    let names = ["supabase db push", "xtask apply"];
+    let (push, apply) = alternate(server, (tree, &search_path(cli)), (rtt, rounds), (names, true), &command)?;
     let mut rows = push.rows(&format!("supabase db push, pooler at {ms} ms RTT"), None);
     // The bound: at most 0.35 (goal 0.25), on one connection of the tool's.
     rows.extend(apply.rows(&format!("xtask apply, pooler at {ms} ms RTT"), Some(1)));

@@ -4,13 +4,12 @@
 //! makes.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use xshell::{cmd, Shell};
 
-use super::{search_path, step_times, Remote, Row, Tally, RUNBOOK_BASH, RUNS};
-use crate::process::{self, Env};
+use super::{alternate, search_path, Row, RUNBOOK_BASH, RUNS};
 use crate::progress;
 use crate::tools::server::Server;
 use crate::tools::supabase_cli::SupabaseCli;
@@ -31,38 +30,17 @@ pub fn bench(
     let script = scratch.join("runbook_steps_2_7.sh");
     std::fs::write(&script, RUNBOOK_BASH)?;
     std::fs::write(tree.join("supabase/rehearsal.toml"), "[staging]\npooler_hosts = [\"127.0.0.1\"]\n")?;
-    let path = search_path(cli);
-    let (mut bash, mut rehearsal) = (Tally::default(), Tally::default());
-    for round in 0..rounds {
-        for tool in [false, true] {
-            let remote = Remote::start(server, rtt)?;
-            let _ = std::fs::remove_dir_all(tree.join("artifacts"));
-            let _ = std::fs::remove_dir_all(tree.join("feedback"));
-            let no_plan = scratch.join("no-plan.json");
-            let cmd = if tool {
-                cmd!(sh, "{exe} --workdir {tree} stage-rehearse --target url --plan {no_plan}")
-            } else {
-                cmd!(sh, "bash {script} {tree}")
-            };
-            let env = Env::client().with("DATABASE_URL", remote.dsn()).with("PATH", &path);
-            let started = Instant::now();
-            let out = process::output(cmd, env).context("running a pooler benchmark round")?;
-            let took = started.elapsed();
-            let (conns, trips) = (remote.proxy.connections(), remote.proxy.round_trips());
-            if tool {
-                anyhow::ensure!(out.success(), "stage-rehearse failed through the pooler:\n{}", out.stderr);
-                progress!("  steps: {}", step_times(tree));
-            }
-            let side = if tool { &mut rehearsal } else { &mut bash };
-            side.add(took, conns, trips);
-            progress!(
-                "  round {}: {} {} ms, {conns} connections, {trips} round trips",
-                round + 1,
-                if tool { "stage-rehearse" } else { "runbook bash  " },
-                took.as_millis()
-            );
+    let no_plan = scratch.join("no-plan.json");
+    let command = |tool: bool, _: &str| {
+        if tool {
+            cmd!(sh, "{exe} --workdir {tree} stage-rehearse --target url --plan {no_plan}")
+        } else {
+            cmd!(sh, "bash {script} {tree}")
         }
-    }
+    };
+    // The bash goes on past a failing step, as the runbook's own does: only the tool must pass.
+    let names = ["runbook bash", "stage-rehearse"];
+    let (bash, rehearsal) = alternate(server, (tree, &search_path(cli)), (rtt, rounds), (names, false), &command)?;
     let ratio = rehearsal.median().as_secs_f64() / bash.median().as_secs_f64();
     // The bounds: at 30 ms at most 0.18 of the bash, at 0 ms at most 0.45; the tool's own
     // one connection and the CLI's two `migration list` runs.

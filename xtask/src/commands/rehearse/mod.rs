@@ -34,11 +34,12 @@ pub fn run(ctx: &Ctx, flags: Flags) -> Result<Exit> {
     let early = inventory::spawn_list(p.cli.clone(), target.conn().clone());
     let mut record = flow::new_record(&p, &target);
     // Steps 2 and 1 and step 3's reads: the session's first round trip.
-    let (_, _, first) = flow::connectivity_with(&mut target, &mut record, &first_reads(&p))?;
+    let queries = first_reads(&p);
+    let (_, _, first) = flow::connectivity_with(&mut target, &mut record, &queries)?;
     flow::lock_and_identify(&mut target, &mut record, &first)?;
     record.summary_mut().provenance.server = target.server_version().map(str::to_string);
     super::alignment::header(&p, &target, &mut record)?;
-    let stop = match steps(&p, &advisors, early, first.reads, &mut target, &mut record) {
+    let stop = match steps(&p, &advisors, early, (&queries, first.reads), &mut target, &mut record) {
         Ok(()) => None,
         Err(e) if exit::is_interrupt(&e) => {
             progress!("interrupted: the child processes were stopped; writing a halted summary");
@@ -66,7 +67,7 @@ fn steps(
     p: &Prepared,
     advisors: &Advisors,
     early: inventory::Early,
-    reads: Vec<Option<Vec<String>>>,
+    reads: (&[String], Vec<Option<Vec<String>>>),
     target: &mut Target,
     record: &mut Record,
 ) -> Result<()> {
@@ -77,7 +78,7 @@ fn steps(
     let clock = record.step_start(3, "inventory");
     let mut pre_log = record.day_transcript("migration_status_pre", "txt", "inventory before")?;
     let place = target.kind.place();
-    let Read { records, before, history, rows_first } = read_first(p, reads, target);
+    let Read { records, before, history, rows_first } = read_first(reads, target);
     let (pre, early) = match &history {
         Some(history) => (history.inventory(&p.tree, &mut pre_log)?, Some(early)),
         // The tool's own read failed: the CLI's table (or the SQL fallback) is the inventory.
@@ -176,19 +177,18 @@ fn first_reads(p: &Prepared) -> Vec<String> {
     reads
 }
 
-/// What came back of [`first_reads`]; a snapshot that did not is read again alone (with the rest
-/// once more), a history or row count that did not goes without, as before.
-fn read_first(p: &Prepared, reads: Vec<Option<Vec<String>>>, target: &mut Target) -> Read {
-    let counted = rows::query_for_unapplied(&p.tree.migrations).is_some();
+/// What came back of [`first_reads`] (`queries`); a snapshot that did not is read again alone
+/// (with the rest once more), a history or row count that did not goes without, as before.
+fn read_first((queries, reads): (&[String], Vec<Option<Vec<String>>>), target: &mut Target) -> Read {
+    // The snapshot, the history, and the row counts when a file names a table.
+    let counted = queries.len() > 2;
     let mut reads = reads.into_iter();
     let (snapshot, history, rows) = (reads.next().flatten(), reads.next().flatten(), reads.next().flatten());
     let (records, history, rows) = match snapshot.map(|lines| snapshot::decode(&lines)) {
         Some(Ok(records)) => (Ok(records), history, rows),
         _ => {
             // Again, in a round trip of its own.
-            let mut extras = vec![history::HISTORY_QUERY.to_string()];
-            extras.extend(rows::query_for_unapplied(&p.tree.migrations));
-            match snapshot::records(target, &extras) {
+            match snapshot::records(target, &queries[1..]) {
                 Ok((records, Ok(mut parts))) => {
                     let mut parts = parts.drain(..).map(Some);
                     (Ok(records), parts.next().flatten(), parts.next().flatten())

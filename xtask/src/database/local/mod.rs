@@ -23,6 +23,7 @@ use crate::tools::server::Server;
 use postmaster::Postmaster;
 pub use rundir::{scratch_dir, Scratch};
 use rundir::{RunAs, RunDir};
+pub use template::cache_key;
 
 /// The bootstrap superuser: owns the Supabase surface and the extensions, as on Supabase.
 pub const ADMIN_ROLE: &str = "supabase_admin";
@@ -104,9 +105,4 @@ impl LocalCluster {
 /// the template `server` makes: what a cached result of a throwaway cluster depends on.
 pub fn cache(server: &Server) -> Result<(std::path::PathBuf, String)> {
     Ok((template::cache_root(), template::key(server, &RunAs::detect()?)))
-}
-
-/// [`template::cache_key`]: a stable key over `parts`.
-pub fn cache_key(parts: &[&str]) -> String {
-    template::cache_key(parts)
 }

@@ -146,7 +146,7 @@ pub fn run(
     in_flight: &mut Option<usize>,
     done: &mut dyn FnMut(usize, Outcome) -> Result<()>,
 ) -> Result<Ended> {
-    let Around { before, after, sets, mut trailer } = around;
+    let Around { before, after, sets, trailer } = around;
     let statements = trailer.as_ref().map(|t| t.reads.statements()).unwrap_or_default();
     let chain = Chain::new(links, sets, target.holds_lock(), &statements);
     let path = target.scratch().join(format!("chain-{}.sql", &chain.alias["rehearsal_mark_".len()..]));
@@ -154,7 +154,7 @@ pub fn run(
     let unit = Unit { before, body: format!("\\i {}", quote_arg(&path)), after };
     let holder = (target.what(), target.work_pid());
     let mut tee = ChainTee::new(&chain, links, log, &path, target.activity(), holder, done);
-    let ran = match trailer.as_deref_mut() {
+    let ran = match trailer {
         Some(trailer) => {
             let mut capture = trailer.reads.capture(Some(&mut tee));
             let ran = target.run(&unit, Some(&mut capture));
